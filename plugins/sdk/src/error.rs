@@ -1,0 +1,50 @@
+//! The one error type that crosses from a plugin to the engine.
+
+/// An error raised by a plugin. The engine maps [`PluginError::Config`] to exit code 2 and every
+/// other variant to exit code 1 (design.md §7). Messages must never contain a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The plugin's configuration is invalid. `path` is the key path inside the plugin's table
+    /// (for example `page_size`), empty for the table itself.
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+    /// The vendor refused our credentials (HTTP 401/403). Retrying cannot help.
+    #[error("{vendor} rejected the credentials: HTTP {status} on {what}; check the token and its permissions")]
+    Auth { vendor: String, status: u16, what: String },
+    /// A request failed after all retries, or returned something we cannot use.
+    #[error("{0}")]
+    Http(String),
+    /// The vendor returned data that does not have the documented shape.
+    #[error("unexpected response from {vendor}: {message}")]
+    Protocol { vendor: String, message: String },
+    /// Writing or reading local files failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, with its explanation.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PluginError {
+    /// Wraps an I/O error with what we were doing (usually including the path).
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        PluginError::Io { context: context.into(), source }
+    }
+    /// Shorthand for [`PluginError::Other`].
+    pub fn other(message: impl std::fmt::Display) -> Self {
+        PluginError::Other(message.to_string())
+    }
+}
+
+impl From<arrow_schema::ArrowError> for PluginError {
+    fn from(e: arrow_schema::ArrowError) -> Self {
+        PluginError::Other(format!("arrow: {e}"))
+    }
+}
+
+/// Result with [`PluginError`].
+pub type Result<T, E = PluginError> = std::result::Result<T, E>;

@@ -1,0 +1,255 @@
+//! The HTTP client every source shares.
+//!
+//! One `reqwest` client per source with timeouts; GET requests returning JSON are retried with
+//! exponential backoff and jitter on connection errors, timeouts, HTTP 429 and 5xx, and on
+//! truncated or unparsable bodies. `Retry-After` is honoured in both its forms (seconds and
+//! HTTP-date) with a floor, so `Retry-After: 0` does not mean hammering. HTTP 401/403 fail at
+//! once with [`PluginError::Auth`]. Secrets registered with [`HttpClient::redact`] are removed
+//! from every message this module produces.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::metrics::Metrics;
+use crate::{PluginError, Result};
+
+/// Settings of an [`HttpClient`]. The defaults suit the vendors we ship.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Name of the vendor, used in errors (`giosg rejected the credentials ...`).
+    pub vendor: String,
+    /// Timeout of one request, connect to last body byte.
+    pub timeout: Duration,
+    /// How many times one request is retried before the run fails.
+    pub max_retries: u32,
+    /// First backoff delay; doubled per attempt, with jitter, up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Largest backoff delay (and largest `Retry-After` we wait).
+    pub max_backoff: Duration,
+    /// Smallest wait after a 429, whatever `Retry-After` says.
+    pub min_retry_after: Duration,
+}
+
+impl HttpSettings {
+    /// Defaults for `vendor`: 60 s timeout, 8 retries, backoff 0.5 s → 60 s, 429 floor 1 s.
+    pub fn new(vendor: impl Into<String>) -> Self {
+        HttpSettings {
+            vendor: vendor.into(),
+            timeout: Duration::from_secs(60),
+            max_retries: 8,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            min_retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A JSON-over-HTTP client with retries. Cheap to clone (shares the connection pool).
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    settings: Arc<HttpSettings>,
+    default_headers: HeaderMap,
+    secrets: Arc<Vec<String>>,
+    metrics: Arc<Metrics>,
+}
+
+impl HttpClient {
+    /// A client with `settings`, sending `default_headers` (auth, accept) on every request.
+    ///
+    /// Errors: [`PluginError::Other`] if the TLS backend cannot be initialised.
+    pub fn new(settings: HttpSettings, default_headers: HeaderMap, metrics: Arc<Metrics>) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(15))
+            .user_agent(concat!("pipe/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PluginError::other(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpClient {
+            client,
+            settings: Arc::new(settings),
+            default_headers,
+            secrets: Arc::new(Vec::new()),
+            metrics,
+        })
+    }
+
+    /// Registers a secret that must never appear in an error message or log line (for vendors
+    /// that put a token in the URL).
+    pub fn redact(mut self, secret: impl Into<String>) -> Self {
+        let secret = secret.into();
+        if !secret.is_empty() {
+            Arc::make_mut(&mut self.secrets).push(secret);
+        }
+        self
+    }
+
+    /// `text` with every registered secret replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in self.secrets.iter() {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+
+    /// A header value that is marked sensitive (hidden from reqwest's own debug output).
+    pub fn sensitive_header(value: &str) -> Result<HeaderValue> {
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| PluginError::Config { path: "token".into(), message: "contains characters not allowed in an HTTP header".into() })?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+
+    /// GETs `url` and parses the body as JSON, retrying as the module docs describe.
+    ///
+    /// Errors: [`PluginError::Auth`] on 401/403; [`PluginError::Http`] on any other 4xx, or when
+    /// retries are exhausted (the message names the last failure and the URL, scrubbed).
+    pub async fn get_json(&self, url: &str) -> Result<Value> {
+        let s = &self.settings;
+        let mut attempt: u32 = 0;
+        loop {
+            Metrics::add(&self.metrics.requests, 1);
+            let failure = match self.client.get(url).headers(self.default_headers.clone()).send().await {
+                Err(e) => Failure::retry(format!("request failed: {}", error_chain(&e)), None),
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        return Err(PluginError::Auth {
+                            vendor: s.vendor.clone(),
+                            status: status.as_u16(),
+                            what: self.scrub(&path_of(url)),
+                        });
+                    }
+                    if status.is_success() {
+                        match resp.bytes().await {
+                            Ok(body) => match serde_json::from_slice::<Value>(&body) {
+                                Ok(v) => return Ok(v),
+                                Err(e) => Failure::retry(format!("unparsable JSON body ({} bytes): {e}", body.len()), None),
+                            },
+                            Err(e) => Failure::retry(format!("body read failed: {}", error_chain(&e)), None),
+                        }
+                    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                        let wait = retry_after(resp.headers()).map(|w| w.max(s.min_retry_after));
+                        let wait = if status == StatusCode::TOO_MANY_REQUESTS { Some(wait.unwrap_or(s.min_retry_after)) } else { wait };
+                        Failure::retry(format!("HTTP {status}"), wait)
+                    } else {
+                        let body = resp.text().await.unwrap_or_default();
+                        let snippet: String = body.chars().take(300).collect();
+                        return Err(PluginError::Http(self.scrub(&format!(
+                            "{} answered HTTP {status} for {}: {snippet}",
+                            s.vendor,
+                            path_of(url)
+                        ))));
+                    }
+                }
+            };
+            attempt += 1;
+            if attempt > s.max_retries {
+                return Err(PluginError::Http(self.scrub(&format!(
+                    "{}: giving up on {} after {} attempts; last failure: {}",
+                    s.vendor,
+                    path_of(url),
+                    attempt,
+                    failure.reason
+                ))));
+            }
+            let delay = failure.wait.unwrap_or_else(|| backoff(s, attempt)).min(s.max_backoff);
+            Metrics::add(&self.metrics.retries, 1);
+            tracing::debug!(vendor = %s.vendor, url = %self.scrub(&path_of(url)), attempt, delay_ms = delay.as_millis() as u64, reason = %self.scrub(&failure.reason), "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+struct Failure {
+    reason: String,
+    wait: Option<Duration>,
+}
+
+impl Failure {
+    fn retry(reason: String, wait: Option<Duration>) -> Self {
+        Failure { reason, wait }
+    }
+}
+
+/// Exponential backoff with "full jitter" between half and all of the exponential step.
+fn backoff(s: &HttpSettings, attempt: u32) -> Duration {
+    let exp = s.initial_backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let exp = exp.min(s.max_backoff);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let frac = 0.5 + (nanos % 1000) as f64 / 2000.0;
+    exp.mul_f64(frac)
+}
+
+/// `Retry-After` as seconds or HTTP-date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The path and query of a URL, for messages (no scheme, host or credentials).
+fn path_of(url: &str) -> String {
+    match url.find("://").and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j)) {
+        Some(start) => url[start..].to_string(),
+        None => url.to_string(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_both_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let future = chrono::Utc::now() + chrono::Duration::seconds(30);
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&future.to_rfc2822()).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let s = HttpSettings::new("x");
+        assert!(backoff(&s, 1) <= Duration::from_millis(500));
+        assert!(backoff(&s, 4) >= Duration::from_secs(2));
+        assert!(backoff(&s, 30) <= s.max_backoff);
+    }
+
+    #[test]
+    fn path_hides_host() {
+        assert_eq!(path_of("https://h.example/api/v5/x?cursor=1"), "/api/v5/x?cursor=1");
+    }
+
+    #[test]
+    fn scrub_removes_secrets() {
+        let c = HttpClient::new(HttpSettings::new("v"), HeaderMap::new(), Arc::default()).unwrap().redact("tok123");
+        assert_eq!(c.scrub("/chatapi/tok123/client"), "/chatapi/***/client");
+    }
+}

@@ -1,0 +1,39 @@
+//! # pipe-plugin-sdk
+//!
+//! Everything a `pipe` plugin is written against, whether it is linked into the `pipe` binary
+//! (the built-ins) or shipped as a dynamic library:
+//!
+//! * [`plugin`]: the [`Source`], [`Transform`] and [`Sink`] traits and the protocol between
+//!   them (streams declared at open; [`Event::Batch`] / [`Event::Checkpoint`] / [`Event::End`];
+//!   dead letters beside batches; sinks `write`, `commit`, `abort`).
+//! * [`schema`]: the canonical `messages` and `conversations` Arrow schemas (v1) and row
+//!   builders, so every source fills them the same way.
+//! * [`config`]: typed plugin configuration from the JSON the engine hands over, with errors
+//!   that carry the key path.
+//! * [`http`]: the HTTP client every source shares (timeouts, retries, `Retry-After`, clear
+//!   auth errors that never contain a secret).
+//! * [`time`]: vendor timestamp parsing to microseconds since the Unix epoch, UTC.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod plugin;
+pub mod schema;
+pub mod time;
+
+pub use error::{PluginError, Result};
+pub use metrics::Metrics;
+pub use plugin::{
+    Checkpoint, DeadLetter, Event, PluginDescriptor, PluginFactory, PluginKind, Sink, SinkContext,
+    Source, SourceContext, StreamDecl, Transform, TransformOutput,
+};
+
+/// Re-exports plugin authors need so their Arrow and async-trait versions match the SDK's.
+pub mod reexports {
+    pub use arrow_array;
+    pub use arrow_schema;
+    pub use async_trait::async_trait;
+    pub use schemars;
+    pub use serde_json;
+}

@@ -1,0 +1,211 @@
+//! The plugin protocol (design.md §5), one trait per plugin kind.
+//!
+//! * A [`Source`] declares its streams ([`StreamDecl`]: name + Arrow schema) when it is opened,
+//!   receives its last committed checkpoint in [`SourceContext::state`], and then yields
+//!   [`Event`]s in order: `Batch`, `DeadLetter`, `Checkpoint` (everything before it is covered by
+//!   that state), and finally `End`.
+//! * A [`Transform`] maps each batch of the streams it touches to zero or more batches of the
+//!   same stream (same or extended schema); it may buffer and release rows at a checkpoint or
+//!   at the end ([`Transform::flush`]).
+//! * A [`Sink`] is opened with the stream schemas, gets [`Sink::write`] per batch,
+//!   [`Sink::commit`] at every checkpoint (durable when it returns) and [`Sink::abort`] when the
+//!   run fails.
+//!
+//! Every call is async and made by one task at a time (`&mut self`); plugins need not be
+//! `Sync`. The same traits are carried by the C ABI for plugins loaded as dynamic libraries.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::metrics::Metrics;
+use crate::Result;
+
+/// A named stream and its Arrow schema, declared by a source at open (and passed to sinks).
+#[derive(Debug, Clone)]
+pub struct StreamDecl {
+    /// Stream name, e.g. `messages`.
+    pub name: String,
+    /// Exact Arrow schema of every batch on this stream.
+    pub schema: SchemaRef,
+}
+
+/// An opaque source state, as JSON. Handed back to the source on the next run, it resumes after
+/// everything emitted before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The source's own state; the engine stores it verbatim.
+    pub state: Value,
+}
+
+/// A record that could not be processed, recorded in the dead-letter output with its reason.
+/// The row it describes is never removed from the main output because of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Stream of the record.
+    pub stream: String,
+    /// Primary-key columns of the record, as a JSON object (`{"conversation_id": "..."}`).
+    pub key: Value,
+    /// Plugin that raised it (`giosg`, `decrypt`, ...); the engine fills it when empty.
+    pub stage: String,
+    /// Short machine-readable reason, snake case (`hmac_mismatch`, `unparsable_timestamp`).
+    pub reason: String,
+    /// Human explanation.
+    pub message: String,
+    /// The record or vendor payload, as received.
+    pub raw: Value,
+}
+
+/// What a source yields, in order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Rows of one stream; the schema is the one declared for it.
+    Batch { stream: String, batch: RecordBatch },
+    /// A record that could not be processed.
+    DeadLetter(DeadLetter),
+    /// Everything emitted before this event is covered by this state.
+    Checkpoint(Checkpoint),
+    /// The source is done; it is not polled again.
+    End,
+}
+
+/// What a transform returns for one input.
+#[derive(Debug, Clone)]
+pub enum TransformOutput {
+    /// A batch of the same stream as the input.
+    Batch(RecordBatch),
+    /// A record the transform could not process (its row still goes on in a batch).
+    DeadLetter(DeadLetter),
+}
+
+/// What the engine hands a source at open.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// Name of the pipeline (for logs).
+    pub pipeline: String,
+    /// The state of the last committed checkpoint, or `None` on a first run.
+    pub state: Option<Value>,
+    /// Stop after this many conversations (`pipe run --limit N`), emitting `End` normally.
+    pub limit: Option<u64>,
+    /// Counters for progress and the run summary.
+    pub metrics: Arc<Metrics>,
+}
+
+/// What the engine hands a sink at open.
+#[derive(Clone)]
+pub struct SinkContext {
+    /// Name of the pipeline.
+    pub pipeline: String,
+    /// Every stream the sink will receive, with the schema its batches have after the
+    /// transforms.
+    pub streams: Vec<StreamDecl>,
+    /// Identifier of this run (unique; used in file names so runs only add files).
+    pub run_id: String,
+}
+
+/// A source plugin: pulls one vendor account. See the [module docs](self).
+#[async_trait]
+pub trait Source: Send {
+    /// The streams this source emits, with their exact schemas. Called once, right after open.
+    fn streams(&self) -> Vec<StreamDecl>;
+
+    /// The next event. After [`Event::End`] (or an error) it is not called again.
+    ///
+    /// Errors: [`crate::PluginError::Auth`] when credentials are refused, `Http`/`Protocol`
+    /// when the vendor fails beyond retries; the engine then aborts the sinks and exits 1.
+    async fn next(&mut self) -> Result<Event>;
+}
+
+/// A transform plugin. See the [module docs](self).
+#[async_trait]
+pub trait Transform: Send {
+    /// The schema this transform outputs for `input`, or `None` when it does not touch that
+    /// stream (its batches then bypass it unchanged).
+    fn output_stream(&self, input: &StreamDecl) -> Option<StreamDecl>;
+
+    /// Maps one batch of a touched stream to zero or more outputs of the same stream.
+    async fn transform(&mut self, stream: &str, batch: RecordBatch) -> Result<Vec<TransformOutput>>;
+
+    /// Releases anything buffered, per stream; called before each checkpoint and at the end.
+    async fn flush(&mut self) -> Result<Vec<(String, TransformOutput)>> {
+        Ok(Vec::new())
+    }
+}
+
+/// A sink plugin. See the [module docs](self).
+#[async_trait]
+pub trait Sink: Send {
+    /// Buffers or writes one batch of `stream`. Nothing needs to be durable yet.
+    async fn write(&mut self, stream: &str, batch: &RecordBatch) -> Result<()>;
+
+    /// Makes everything written so far durable and visible under final names; returns when it
+    /// is. The engine persists `checkpoint` only after every sink's commit returned `Ok`.
+    async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()>;
+
+    /// Discards everything written since the last commit (temporary files are removed). Called
+    /// when the run fails; errors here are logged, not raised.
+    async fn abort(&mut self) -> Result<()>;
+}
+
+/// The kind of a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    Source,
+    Transform,
+    Sink,
+}
+
+impl PluginKind {
+    /// `source`, `transform` or `sink`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Source => "source",
+            PluginKind::Transform => "transform",
+            PluginKind::Sink => "sink",
+        }
+    }
+}
+
+/// Opens a source from its JSON config (already `${VAR}`-resolved by the engine).
+pub type SourceFactory = fn(config: Value, ctx: SourceContext) -> Result<Box<dyn Source>>;
+/// Opens a transform from its JSON config.
+pub type TransformFactory = fn(config: Value) -> Result<Box<dyn Transform>>;
+/// Opens a sink from its JSON config.
+pub type SinkFactory = fn(config: Value, ctx: SinkContext) -> Result<Box<dyn Sink>>;
+
+/// The constructor of a plugin, by kind.
+#[derive(Clone, Copy)]
+pub enum PluginFactory {
+    Source(SourceFactory),
+    Transform(TransformFactory),
+    Sink(SinkFactory),
+}
+
+/// Everything the engine needs to know about a plugin before it opens it.
+#[derive(Clone)]
+pub struct PluginDescriptor {
+    /// Name used in pipeline files (`plugin = "giosg"`).
+    pub name: &'static str,
+    /// Plugin version (the crate version for built-ins).
+    pub version: &'static str,
+    /// One-line description for `pipe plugins`.
+    pub description: &'static str,
+    /// JSON Schema of the plugin's config table (keys other than `plugin`).
+    pub config_schema: fn() -> Value,
+    /// Constructor.
+    pub factory: PluginFactory,
+}
+
+impl PluginDescriptor {
+    /// The kind of this plugin.
+    pub fn kind(&self) -> PluginKind {
+        match self.factory {
+            PluginFactory::Source(_) => PluginKind::Source,
+            PluginFactory::Transform(_) => PluginKind::Transform,
+            PluginFactory::Sink(_) => PluginKind::Sink,
+        }
+    }
+}
