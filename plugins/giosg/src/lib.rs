@@ -63,6 +63,7 @@ pub fn descriptor() -> PluginDescriptor {
         version: env!("CARGO_PKG_VERSION"),
         description: "giosg REST API v5: every chat and message of an organization",
         config_schema: config::schema_of::<GiosgConfig>,
+        check_config: config::check::<GiosgConfig>,
         factory: PluginFactory::Source(|cfg, ctx| {
             let cfg: GiosgConfig = config::parse(cfg)?;
             Ok(Box::new(GiosgSource::open(cfg, ctx)?))

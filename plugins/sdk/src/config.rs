@@ -23,6 +23,12 @@ pub fn parse<T: DeserializeOwned>(config: Value) -> Result<T> {
     })
 }
 
+/// [`parse`] for validation only, as published in
+/// [`crate::PluginDescriptor::check_config`]: `check_config: config::check::<MyConfig>`.
+pub fn check<T: DeserializeOwned>(config: &Value) -> Result<()> {
+    parse::<T>(config.clone()).map(|_: T| ())
+}
+
 /// The JSON Schema of a config type, as published in [`crate::PluginDescriptor::config_schema`].
 pub fn schema_of<T: JsonSchema>() -> Value {
     serde_json::to_value(schemars::schema_for!(T)).expect("a JSON schema serializes")

@@ -135,6 +135,17 @@ pub trait Transform: Send {
     }
 }
 
+/// What a sink has made durable so far in this run, for the run summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Files committed under their final names.
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// Rows committed.
+    pub rows: u64,
+}
+
 /// A sink plugin. See the [module docs](self).
 #[async_trait]
 pub trait Sink: Send {
@@ -148,6 +159,12 @@ pub trait Sink: Send {
     /// Discards everything written since the last commit (temporary files are removed). Called
     /// when the run fails; errors here are logged, not raised.
     async fn abort(&mut self) -> Result<()>;
+
+    /// Files, bytes and rows committed so far (for the summary). Sinks without files report
+    /// rows only; the default reports nothing.
+    fn stats(&self) -> SinkStats {
+        SinkStats::default()
+    }
 }
 
 /// The kind of a plugin.
@@ -195,6 +212,9 @@ pub struct PluginDescriptor {
     pub description: &'static str,
     /// JSON Schema of the plugin's config table (keys other than `plugin`).
     pub config_schema: fn() -> Value,
+    /// Checks a config without opening anything (no network, no files): the typed parse.
+    /// Errors: [`crate::PluginError::Config`] with the failing key path.
+    pub check_config: fn(&Value) -> Result<()>,
     /// Constructor.
     pub factory: PluginFactory,
 }
