@@ -1,1 +1,129 @@
-fn main() {}
+//! `pipe`: export chat conversations from customer-chat vendors into analytics storage.
+//!
+//! Exit codes (design.md §7): 0 success, 1 run failed, 2 usage or configuration error,
+//! 3 partial, 4 dead letters present with `fail_on_dead_letters = true`.
+
+mod commands;
+mod config;
+mod dead_letter;
+mod progress;
+mod registry;
+mod run;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Export every chat conversation and message from a customer-chat vendor's API, normalized to
+/// one schema, into Parquet or JSON Lines.
+///
+/// Start with `pipe demo`: it runs a simulated giosg account and writes Parquet to ./out/demo.
+/// Then copy pipelines/giosg.toml, set the variables it names, and `pipe run` it.
+#[derive(Parser)]
+#[command(name = "pipe", version, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr: `text` for people, `json` for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// More log detail (-v: debug, including every retry and its reason; -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr; no progress display.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline: pull from the source, apply the transforms, write every sink.
+    ///
+    /// Example: `GIOSG_ORG_ID=... GIOSG_API_TOKEN=... pipe run pipelines/giosg.toml`
+    Run {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+        /// Stop after N conversations: a quick look at a new account.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Check a pipeline file without running it: TOML, plugin names, every plugin's keys and
+    /// types, `${VAR}` references. No network.
+    Validate {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+    },
+    /// List the plugins this binary knows, with kind and version.
+    Plugins,
+    /// Print the exact Arrow schema of a canonical stream (`messages` or `conversations`).
+    Schema {
+        /// `messages` or `conversations`.
+        stream: String,
+        /// Print it as JSON (arrow-rs serde form) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or reset the saved state (the last committed checkpoint) of a pipeline.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+    /// Start a simulated giosg account on 127.0.0.1 and export it with the demo pipeline, so
+    /// you see real output without an account. Writes Parquet to ./out/demo.
+    Demo {
+        /// Where the demo writes its Parquet datasets.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// How many chats the simulated account has.
+        #[arg(long, default_value_t = 300)]
+        chats: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateAction {
+    /// Print the state file of a pipeline.
+    Show { file: PathBuf },
+    /// Delete the state of a pipeline: the next run starts from scratch.
+    Reset { file: PathBuf },
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("PIPE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.compact().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(commands::dispatch(cli));
+    // Don't wait for stray blocking tasks (a hung request) once we have an answer.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    ExitCode::from(code)
+}

@@ -1,0 +1,196 @@
+//! One function per subcommand; each returns the process exit code (design.md §7).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pipe_plugin_sdk::schema::canonical_schema;
+
+use crate::config::{self, Pipeline};
+use crate::progress::Progress;
+use crate::registry::Registry;
+use crate::run::{self, RunError, RunOptions, RunReport};
+use crate::{state, Cli, Command, StateAction};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+pub const EXIT_DEAD_LETTERS: u8 = 4;
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Runs the chosen subcommand.
+pub async fn dispatch(cli: Cli) -> u8 {
+    let registry = Registry::builtin();
+    match cli.command {
+        Command::Run { file, limit } => match config::load_file(&file, &registry, &env_var) {
+            Ok(p) => run_pipeline(&p, &RunOptions { limit }, cli.quiet, false).await,
+            Err(e) => config_error(e),
+        },
+        Command::Validate { file } => match config::load_file(&file, &registry, &env_var) {
+            Ok(p) => {
+                println!("{}: ok — pipeline `{}`: source `{}`, {} transform(s), sink(s): {}",
+                    file.display(), p.name, p.source.descriptor.name, p.transforms.len(),
+                    p.sinks.iter().map(|s| s.descriptor.name).collect::<Vec<_>>().join(", "));
+                EXIT_OK
+            }
+            Err(e) => config_error(e),
+        },
+        Command::Plugins => {
+            println!("{:<10} {:<10} {:<8} {:<9} {}", "NAME", "KIND", "VERSION", "ORIGIN", "DESCRIPTION");
+            for d in registry.all() {
+                println!("{:<10} {:<10} {:<8} {:<9} {}", d.name, d.kind().as_str(), d.version, "built-in", d.description);
+            }
+            EXIT_OK
+        }
+        Command::Schema { stream, json } => match canonical_schema(&stream) {
+            Some(schema) if json => {
+                println!("{}", serde_json::to_string_pretty(schema.as_ref()).expect("schema serializes"));
+                EXIT_OK
+            }
+            Some(schema) => {
+                println!("stream `{stream}` (canonical schema v1)");
+                for f in schema.fields() {
+                    println!("  {:<16} {:<40} {}", f.name(), f.data_type().to_string(), if f.is_nullable() { "nullable" } else { "not null" });
+                }
+                EXIT_OK
+            }
+            None => {
+                eprintln!("error: unknown stream `{stream}` (the canonical streams are: messages, conversations)");
+                EXIT_CONFIG
+            }
+        },
+        Command::State { action } => state_command(action, &registry),
+        Command::Demo { out, chats } => demo(&out, chats, cli.quiet).await,
+    }
+}
+
+fn config_error(e: config::ConfigError) -> u8 {
+    eprintln!("error: {e}");
+    EXIT_CONFIG
+}
+
+async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_stdout: bool) -> u8 {
+    let mut progress = Progress::start(quiet);
+    tracing::info!(pipeline = %p.name, source = p.source.descriptor.name, "run started");
+    let result = run::run(p, opts, &progress).await;
+    progress.finish();
+    match result {
+        Ok(report) => {
+            let text = summary(p, &report);
+            if summary_to_stdout { println!("{text}") } else if !quiet { eprintln!("{text}") }
+            if report.dead_letters > 0 && p.fail_on_dead_letters {
+                eprintln!("error: {} dead letter(s) in {} and fail_on_dead_letters = true", report.dead_letters, p.dead_letter_dir.display());
+                return EXIT_DEAD_LETTERS;
+            }
+            EXIT_OK
+        }
+        Err(RunError::Config(msg)) => {
+            eprintln!("error: {msg}");
+            EXIT_CONFIG
+        }
+        Err(RunError::Failed(e)) => {
+            eprintln!("error: run of `{}` failed: {e:#}", p.name);
+            eprintln!("       nothing after the last checkpoint was committed; the next run resumes from it");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The end-of-run summary: rows per stream, files, bytes, requests, retries, dead letters,
+/// elapsed.
+fn summary(p: &Pipeline, r: &RunReport) -> String {
+    let mut out = format!("pipeline `{}` finished in {:.1} s\n", p.name, r.elapsed.as_secs_f64());
+    for (stream, rows) in &r.rows {
+        out.push_str(&format!("  {stream:<14} {rows:>10} rows\n"));
+    }
+    for (sink, s) in &r.sinks {
+        if s.files > 0 {
+            out.push_str(&format!("  {sink:<24} {} files, {:.1} MiB\n", s.files, s.bytes as f64 / (1024.0 * 1024.0)));
+        }
+    }
+    out.push_str(&format!("  requests {} · retries {} · checkpoints {} · dead letters {}", r.requests, r.retries, r.checkpoints, r.dead_letters));
+    if r.dead_letters > 0 {
+        out.push_str(&format!(" (in {})", p.dead_letter_dir.display()));
+    }
+    out
+}
+
+fn state_command(action: StateAction, registry: &Registry) -> u8 {
+    let (file, reset) = match &action {
+        StateAction::Show { file } => (file, false),
+        StateAction::Reset { file } => (file, true),
+    };
+    let p = match config::load_file(file, registry, &|name| Some(env_var(name).unwrap_or_default())) {
+        Ok(p) => p,
+        Err(e) => return config_error(e),
+    };
+    let path = state::path(&p.state_dir, &p.name);
+    if reset {
+        match std::fs::remove_file(&path) {
+            Ok(()) => println!("removed {}", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("no state at {}", path.display()),
+            Err(e) => {
+                eprintln!("error: cannot remove {}: {e}", path.display());
+                return EXIT_FAILED;
+            }
+        }
+        return EXIT_OK;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            println!("{text}");
+            EXIT_OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("no state yet at {} (the next run starts from scratch)", path.display());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The demo pipeline, built in so `pipe demo` works from any directory.
+const DEMO_PIPELINE: &str = include_str!("../../pipelines/giosg-demo.toml");
+
+async fn demo(out: &Path, chats: usize, quiet: bool) -> u8 {
+    use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+
+    let mut sim_cfg = SimConfig::demo();
+    sim_cfg.chats = chats;
+    let dataset = Arc::new(generate(&sim_cfg));
+    let sim = match GiosgSim::start(dataset.clone(), SimOptions::default()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the giosg simulator on 127.0.0.1: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    println!("giosg simulator on {} with {} chats ({} messages)", sim.base_url(), dataset.chats.len(),
+        dataset.chats.iter().map(|c| c.messages.len()).sum::<usize>());
+    let base_url = sim.base_url();
+    let out_dir = out.display().to_string();
+    let vars = |name: &str| match name {
+        "PIPE_DEMO_GIOSG_URL" => Some(base_url.clone()),
+        "PIPE_DEMO_GIOSG_ORG" => Some(dataset.organization_id.clone()),
+        "PIPE_DEMO_GIOSG_TOKEN" => Some(dataset.token.clone()),
+        "PIPE_DEMO_OUT" => Some(out_dir.clone()),
+        other => env_var(other),
+    };
+    let registry = Registry::builtin();
+    let p = match config::load_str(DEMO_PIPELINE, "pipelines/giosg-demo.toml (built in)", "giosg-demo", &registry, &vars) {
+        Ok(p) => p,
+        Err(e) => return config_error(e),
+    };
+    let code = run_pipeline(&p, &RunOptions::default(), quiet, true).await;
+    if code == EXIT_OK {
+        println!("  simulator answered {} requests", sim.requests());
+        println!("\nRead it back, for example:\n  duckdb -c \"SELECT sender_role, count(*) FROM '{out_dir}/messages/**/*.parquet' GROUP BY 1\"");
+    }
+    sim.shutdown().await;
+    code
+}

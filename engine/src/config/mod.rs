@@ -1,0 +1,269 @@
+//! Pipeline files (design.md §6): parse, resolve `${VAR}`, check against each plugin's config
+//! schema, and report every problem as `file:line: key.path: what is wrong`.
+
+mod interpolate;
+mod toml_json;
+
+use std::path::{Path, PathBuf};
+
+use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginKind};
+use serde_json::{Map, Value};
+
+use crate::registry::Registry;
+pub use toml_json::line_of;
+
+/// A configuration problem, located in its file. Exit code 2.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The pipeline file as the user named it.
+    pub file: String,
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// Key path (`source.token`, `sinks[0].path`), empty for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: ", self.file, l)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// One `[source]`, `[[transforms]]` or `[[sinks]]` entry, resolved.
+#[derive(Clone)]
+pub struct PluginSpec {
+    /// Key path of the table (`source`, `sinks[1]`).
+    pub path: String,
+    pub descriptor: PluginDescriptor,
+    /// The table without `plugin`, `${VAR}`s resolved. Contains secrets: never print it.
+    pub config: Value,
+}
+
+/// A validated pipeline.
+#[derive(Clone)]
+pub struct Pipeline {
+    /// `name`, or the file stem.
+    pub name: String,
+    pub source: PluginSpec,
+    pub transforms: Vec<PluginSpec>,
+    pub sinks: Vec<PluginSpec>,
+    /// Directory of state files (`[state] path`, default `.pipe/state`).
+    pub state_dir: PathBuf,
+    /// Directory of dead-letter files (`[dead_letter] path`, default `.pipe/dead_letter/<name>`).
+    pub dead_letter_dir: PathBuf,
+    /// Exit 4 when the run produced dead letters.
+    pub fail_on_dead_letters: bool,
+}
+
+const TOP_KEYS: &[&str] = &["name", "source", "transforms", "sinks", "state", "dead_letter", "fail_on_dead_letters"];
+
+/// Maps key paths back to lines of one file.
+pub struct Locator<'a> {
+    pub file: &'a str,
+    text: &'a str,
+    spans: &'a std::collections::HashMap<String, toml_json::Span>,
+}
+
+impl Locator<'_> {
+    /// An error at `path`: the line of its key, else of the nearest enclosing key that exists.
+    pub fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        let mut probe = path.to_string();
+        let line = loop {
+            if let Some(span) = self.spans.get(&probe) {
+                break Some(line_of(self.text, span.key.start));
+            }
+            match probe.rfind(['.', '[']) {
+                Some(i) => probe.truncate(i),
+                None => break None,
+            }
+        };
+        ConfigError { file: self.file.to_string(), line, path: path.to_string(), message: message.into() }
+    }
+
+    /// A plugin's own error, placed at `table.path`.
+    pub fn plugin_error(&self, table: &str, err: &PluginError) -> ConfigError {
+        match err {
+            PluginError::Config { path, message } => {
+                let full = if path.is_empty() { table.to_string() } else { format!("{table}.{path}") };
+                self.error(&full, message.clone())
+            }
+            other => self.error(table, other.to_string()),
+        }
+    }
+}
+
+/// Reads and validates a pipeline file. `vars` resolves `${VAR}` (the environment, or the
+/// demo's own values).
+pub fn load_file(path: &Path, registry: &Registry, vars: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: None,
+        path: String::new(),
+        message: format!("cannot read the pipeline file: {e}"),
+    })?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
+    load_str(&text, &file, &stem, registry, vars)
+}
+
+/// [`load_file`] on text already in memory; `file` names it in errors, `default_name` is used
+/// when the file has no `name`.
+pub fn load_str(
+    text: &str,
+    file: &str,
+    default_name: &str,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, ConfigError> {
+    let doc = toml_json::parse(text).map_err(|(message, at)| ConfigError {
+        file: file.into(),
+        line: Some(line_of(text, at)),
+        path: String::new(),
+        message: format!("invalid TOML: {message}"),
+    })?;
+    let loc = Locator { file, text, spans: &doc.spans };
+    let Value::Object(top) = &doc.json else { unreachable!("a TOML document is a table") };
+
+    for key in top.keys() {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            return Err(loc.error(key, format!("unknown key (a pipeline file has: {})", TOP_KEYS.join(", "))));
+        }
+    }
+    let name = match top.get("name") {
+        None => default_name.to_string(),
+        Some(Value::String(s)) if valid_name(s) => s.clone(),
+        Some(_) => return Err(loc.error("name", "must be a string of letters, digits, `-`, `_` or `.`")),
+    };
+
+    let source = match top.get("source") {
+        Some(Value::Object(t)) => plugin_spec(&loc, "source", t, PluginKind::Source, registry, vars)?,
+        Some(_) => return Err(loc.error("source", "must be a table: [source]")),
+        None => return Err(loc.error("", "missing [source] table (which vendor to read, e.g. plugin = \"giosg\")")),
+    };
+    let transforms = plugin_list(&loc, top, "transforms", PluginKind::Transform, registry, vars)?;
+    let sinks = plugin_list(&loc, top, "sinks", PluginKind::Sink, registry, vars)?;
+    if sinks.is_empty() {
+        return Err(loc.error("sinks", "at least one [[sinks]] table is needed (e.g. plugin = \"parquet\")"));
+    }
+
+    let state_dir = path_setting(&loc, top, "state", vars)?.unwrap_or_else(|| PathBuf::from(".pipe/state"));
+    let dead_letter_dir = path_setting(&loc, top, "dead_letter", vars)?
+        .unwrap_or_else(|| PathBuf::from(".pipe/dead_letter").join(&name));
+    let fail_on_dead_letters = match top.get("fail_on_dead_letters") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(loc.error("fail_on_dead_letters", "must be true or false")),
+    };
+    Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !s.starts_with('.')
+}
+
+/// `[state]` / `[dead_letter]`: a table with exactly one key, `path`.
+fn path_setting(
+    loc: &Locator<'_>,
+    top: &Map<String, Value>,
+    key: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(v) = top.get(key) else { return Ok(None) };
+    let Value::Object(t) = v else { return Err(loc.error(key, format!("must be a table: [{key}] with path = \"...\""))) };
+    for k in t.keys() {
+        if k != "path" {
+            return Err(loc.error(&format!("{key}.{k}"), format!("unknown key ([{key}] has: path)")));
+        }
+    }
+    match t.get("path") {
+        Some(Value::String(p)) => {
+            let p = interpolate::resolve(p, vars).map_err(|m| loc.error(&format!("{key}.path"), m))?;
+            Ok(Some(PathBuf::from(p)))
+        }
+        Some(_) => Err(loc.error(&format!("{key}.path"), "must be a string")),
+        None => Err(loc.error(key, "missing key `path`")),
+    }
+}
+
+fn plugin_list(
+    loc: &Locator<'_>,
+    top: &Map<String, Value>,
+    key: &str,
+    kind: PluginKind,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<PluginSpec>, ConfigError> {
+    match top.get(key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Object(t) => plugin_spec(loc, &format!("{key}[{i}]"), t, kind, registry, vars),
+                _ => Err(loc.error(&format!("{key}[{i}]"), format!("must be a table: [[{key}]]"))),
+            })
+            .collect(),
+        Some(_) => Err(loc.error(key, format!("must be an array of tables: [[{key}]]"))),
+    }
+}
+
+fn plugin_spec(
+    loc: &Locator<'_>,
+    path: &str,
+    table: &Map<String, Value>,
+    kind: PluginKind,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<PluginSpec, ConfigError> {
+    let name = match table.get("plugin") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(loc.error(&format!("{path}.plugin"), "must be a string")),
+        None => {
+            return Err(loc.error(path, format!("missing key `plugin` (one of the {} plugins: {})", kind.as_str(), registry.names(kind).join(", "))))
+        }
+    };
+    let descriptor = match registry.get(name) {
+        Some(d) if d.kind() == kind => d.clone(),
+        Some(d) => {
+            return Err(loc.error(&format!("{path}.plugin"), format!("`{name}` is a {} plugin, not a {}", d.kind().as_str(), kind.as_str())))
+        }
+        None => {
+            return Err(loc.error(
+                &format!("{path}.plugin"),
+                format!("unknown {} plugin `{name}` (available: {})", kind.as_str(), registry.names(kind).join(", ")),
+            ))
+        }
+    };
+
+    let mut config = Map::new();
+    for (k, v) in table {
+        if k == "plugin" {
+            continue;
+        }
+        let key_path = format!("{path}.{k}");
+        config.insert(k.clone(), interpolate::resolve_value(v, &key_path, vars).map_err(|(p, m)| loc.error(&p, m))?);
+    }
+    let config = Value::Object(config);
+
+    // Unknown keys first: the schema lists every key the plugin accepts.
+    let schema = (descriptor.config_schema)();
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        for k in config.as_object().into_iter().flat_map(|m| m.keys()) {
+            if !props.contains_key(k) {
+                let mut known: Vec<&str> = props.keys().map(String::as_str).collect();
+                known.sort();
+                return Err(loc.error(&format!("{path}.{k}"), format!("unknown key for plugin `{name}` (it accepts: {})", known.join(", "))));
+            }
+        }
+    }
+    (descriptor.check_config)(&config).map_err(|e| loc.plugin_error(path, &e))?;
+    Ok(PluginSpec { path: path.to_string(), descriptor, config })
+}

@@ -1,0 +1,263 @@
+//! The streaming runtime: source → transforms → sinks over bounded channels, checkpoints as
+//! barriers, state persisted only after every sink committed (design.md §2, §5).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use pipe_plugin_sdk::{
+    Checkpoint, Event, Metrics, PluginError, PluginFactory, Sink, SinkContext, SinkStats, Source, SourceContext,
+    Transform, TransformOutput,
+};
+use tokio::sync::mpsc;
+
+use crate::config::Pipeline;
+use crate::dead_letter::DeadLetterWriter;
+use crate::progress::Progress;
+use crate::state;
+
+/// Batches in flight between two stages. Small: memory stays flat, a slow sink slows the source.
+const CHANNEL_CAPACITY: usize = 4;
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this many conversations.
+    pub limit: Option<u64>,
+}
+
+/// What a run did, for the summary.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub rows: BTreeMap<String, u64>,
+    /// Per sink (`sinks[0] parquet`): files, bytes and rows committed.
+    pub sinks: Vec<(String, SinkStats)>,
+    pub requests: u64,
+    pub retries: u64,
+    pub dead_letters: u64,
+    pub checkpoints: u64,
+    pub elapsed: Duration,
+}
+
+/// Why a run did not succeed.
+#[derive(Debug)]
+pub enum RunError {
+    /// A plugin refused its configuration when opened (exit 2).
+    Config(String),
+    /// The run stopped on an error; nothing after the last checkpoint is committed (exit 1).
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Failed(e)
+    }
+}
+
+type Item = Result<Event, PluginError>;
+
+/// Runs a pipeline to the end. On error every sink is aborted (temporary files removed) and the
+/// state keeps the last committed checkpoint.
+pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let metrics = progress.metrics.clone();
+    let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid_fragment());
+    let prior_state = state::load(&p.state_dir, &p.name)?;
+    if prior_state.is_some() {
+        tracing::info!(pipeline = %p.name, "resuming from the committed state in {}", state::path(&p.state_dir, &p.name).display());
+    }
+
+    // Open the source; its streams decide what flows.
+    let PluginFactory::Source(open_source) = p.source.descriptor.factory else { unreachable!("checked at load") };
+    let ctx = SourceContext { pipeline: p.name.clone(), state: prior_state, limit: opts.limit, metrics: metrics.clone() };
+    let source = open_source(p.source.config.clone(), ctx).map_err(|e| open_error("source", p.source.descriptor.name, e))?;
+    let mut streams = source.streams();
+
+    // Transforms in order, each declaring what it does to each stream.
+    let mut transforms = Vec::new();
+    for spec in &p.transforms {
+        let PluginFactory::Transform(open) = spec.descriptor.factory else { unreachable!("checked at load") };
+        let t = open(spec.config.clone()).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
+        let mut touched = HashSet::new();
+        streams = streams
+            .into_iter()
+            .map(|s| match t.output_stream(&s) {
+                Some(out) => {
+                    touched.insert(s.name.clone());
+                    out
+                }
+                None => s,
+            })
+            .collect();
+        transforms.push((spec.descriptor.name, t, touched));
+    }
+
+    let mut sinks: Vec<(String, Box<dyn Sink>)> = Vec::new();
+    for spec in &p.sinks {
+        let PluginFactory::Sink(open) = spec.descriptor.factory else { unreachable!("checked at load") };
+        let ctx = SinkContext { pipeline: p.name.clone(), streams: streams.clone(), run_id: run_id.clone() };
+        let sink = open(spec.config.clone(), ctx).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
+        sinks.push((format!("{} {}", spec.path, spec.descriptor.name), sink));
+    }
+
+    // Wire the stages.
+    let (tx, mut rx) = mpsc::channel::<Item>(CHANNEL_CAPACITY);
+    let source_task = tokio::spawn(pump_source(source, tx));
+    let mut stage_tasks = vec![source_task];
+    for (name, t, touched) in transforms {
+        let (tx, next_rx) = mpsc::channel::<Item>(CHANNEL_CAPACITY);
+        stage_tasks.push(tokio::spawn(pump_transform(name, t, touched, rx, tx)));
+        rx = next_rx;
+    }
+
+    let mut report = RunReport::default();
+    let mut dead_letters = DeadLetterWriter::new(p.dead_letter_dir.clone());
+    let result = drive_sinks(p, &mut rx, &mut sinks, &mut dead_letters, &mut report).await;
+    for t in &stage_tasks {
+        t.abort();
+    }
+    if let Err(e) = result {
+        for (name, sink) in sinks.iter_mut() {
+            if let Err(abort_err) = sink.abort().await {
+                tracing::warn!(sink = %name, "abort failed: {abort_err}");
+            }
+        }
+        return Err(RunError::Failed(e));
+    }
+    report.sinks = sinks.iter().map(|(n, s)| (n.clone(), s.stats())).collect();
+    report.requests = Metrics::get(&metrics.requests);
+    report.retries = Metrics::get(&metrics.retries);
+    report.dead_letters = dead_letters.count;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn open_error(path: &str, plugin: &str, e: PluginError) -> RunError {
+    match e {
+        PluginError::Config { path: key, message } => {
+            let full = if key.is_empty() { path.to_string() } else { format!("{path}.{key}") };
+            RunError::Config(format!("{full}: {message}"))
+        }
+        other => RunError::Failed(anyhow::anyhow!("cannot open {path} (`{plugin}`): {other}")),
+    }
+}
+
+fn uuid_fragment() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+async fn pump_source(mut source: Box<dyn Source>, tx: mpsc::Sender<Item>) {
+    loop {
+        let item = source.next().await;
+        let done = matches!(item, Ok(Event::End) | Err(_));
+        if tx.send(item).await.is_err() || done {
+            return;
+        }
+    }
+}
+
+async fn pump_transform(
+    name: &'static str,
+    mut t: Box<dyn Transform>,
+    touched: HashSet<String>,
+    mut rx: mpsc::Receiver<Item>,
+    tx: mpsc::Sender<Item>,
+) {
+    let stage = |e: PluginError| PluginError::Other(format!("transform `{name}`: {e}"));
+    let emit = |stream: String, out: TransformOutput| match out {
+        TransformOutput::Batch(batch) => Event::Batch { stream, batch },
+        TransformOutput::DeadLetter(mut dl) => {
+            if dl.stage.is_empty() {
+                dl.stage = name.to_string();
+            }
+            Event::DeadLetter(dl)
+        }
+    };
+    while let Some(item) = rx.recv().await {
+        let produced: Result<Vec<Event>, PluginError> = match item {
+            Ok(Event::Batch { stream, batch }) if touched.contains(&stream) => t
+                .transform(&stream, batch)
+                .await
+                .map(|outs| outs.into_iter().map(|o| emit(stream.clone(), o)).collect())
+                .map_err(stage),
+            Ok(barrier @ (Event::Checkpoint(_) | Event::End)) => t
+                .flush()
+                .await
+                .map(|outs| outs.into_iter().map(|(s, o)| emit(s, o)).chain(std::iter::once(barrier)).collect())
+                .map_err(stage),
+            Ok(other) => Ok(vec![other]),
+            Err(e) => Err(e),
+        };
+        match produced {
+            Ok(events) => {
+                for ev in events {
+                    let end = matches!(ev, Event::End);
+                    if tx.send(Ok(ev)).await.is_err() || end {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn drive_sinks(
+    p: &Pipeline,
+    rx: &mut mpsc::Receiver<Item>,
+    sinks: &mut [(String, Box<dyn Sink>)],
+    dead_letters: &mut DeadLetterWriter,
+    report: &mut RunReport,
+) -> anyhow::Result<()> {
+    let mut uncommitted = false;
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; nothing after the last checkpoint was committed"),
+        };
+        let event = match item {
+            Some(Ok(ev)) => ev,
+            Some(Err(e)) => return Err(anyhow::anyhow!("{e}")),
+            None => anyhow::bail!("the pipeline stopped without an end event (a stage panicked?)"),
+        };
+        match event {
+            Event::Batch { stream, batch } => {
+                *report.rows.entry(stream.clone()).or_default() += batch.num_rows() as u64;
+                for (name, sink) in sinks.iter_mut() {
+                    sink.write(&stream, &batch).await.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                }
+                uncommitted = true;
+            }
+            Event::DeadLetter(mut dl) => {
+                if dl.stage.is_empty() {
+                    dl.stage = p.source.descriptor.name.to_string();
+                }
+                tracing::warn!(stream = %dl.stream, stage = %dl.stage, reason = %dl.reason, "dead letter: {}", dl.message);
+                dead_letters.write(&dl)?;
+            }
+            Event::Checkpoint(cp) => {
+                commit(sinks, dead_letters, &cp).await?;
+                state::save(&p.state_dir, &p.name, p.source.descriptor.name, &cp.state)?;
+                report.checkpoints += 1;
+                uncommitted = false;
+            }
+            Event::End => {
+                if uncommitted {
+                    // The source ended without a final checkpoint: make the output durable, but
+                    // there is no state to advance.
+                    commit(sinks, dead_letters, &Checkpoint { state: serde_json::Value::Null }).await?;
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn commit(sinks: &mut [(String, Box<dyn Sink>)], dead_letters: &mut DeadLetterWriter, cp: &Checkpoint) -> anyhow::Result<()> {
+    for (name, sink) in sinks.iter_mut() {
+        sink.commit(cp).await.map_err(|e| anyhow::anyhow!("{name}: commit failed: {e}"))?;
+    }
+    dead_letters.sync()
+}
