@@ -7,11 +7,10 @@ use std::ops::Range;
 use serde_json::{Map, Number, Value};
 use toml::de::{DeTable, DeValue};
 
-/// Byte ranges of a key and its value in the source text.
+/// Byte range of a key in the source text (for array items: of the item).
 #[derive(Debug, Clone)]
 pub struct Span {
     pub key: Range<usize>,
-    pub value: Range<usize>,
 }
 
 /// A parsed document: its JSON and `path → span` (paths like `source.token`, `sinks[1].path`).
@@ -40,7 +39,7 @@ fn table(t: &DeTable<'_>, prefix: &str, spans: &mut HashMap<String, Span>) -> Re
     let mut map = Map::new();
     for (k, v) in t.iter() {
         let path = join(prefix, k.get_ref());
-        spans.insert(path.clone(), Span { key: k.span(), value: v.span() });
+        spans.insert(path.clone(), Span { key: k.span() });
         map.insert(k.get_ref().to_string(), value(v.get_ref(), v.span(), &path, spans)?);
     }
     Ok(Value::Object(map))
@@ -66,7 +65,7 @@ fn value(v: &DeValue<'_>, span: Range<usize>, path: &str, spans: &mut HashMap<St
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let p = format!("{path}[{i}]");
-                spans.insert(p.clone(), Span { key: item.span(), value: item.span() });
+                spans.insert(p.clone(), Span { key: item.span() });
                 out.push(value(item.get_ref(), item.span(), &p, spans)?);
             }
             Value::Array(out)

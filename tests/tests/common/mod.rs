@@ -48,11 +48,10 @@ pub async fn run_pipe(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
+    tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
         .await
         .expect("pipe did not finish within 300 s")
-        .expect("pipe could not be started");
-    out
+        .expect("pipe could not be started")
 }
 
 /// Runs a Python snippet with the reader, passing `args`, and parses its stdout as JSON.
