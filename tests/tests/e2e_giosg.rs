@@ -233,10 +233,12 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
 async fn run_that_fails_half_way_leaves_no_unreadable_parquet_and_exits_1() {
     let dataset = Arc::new(generate(&SimConfig::small(200)));
     let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await.unwrap();
-    sim.fail_auth_after(150);
+    // Roughly 4 requests per chat: the simulator turns to 401 after ~100 chats.
+    sim.fail_auth_after(400);
     let dir = tempfile::tempdir().unwrap();
     let sinks = "[[sinks]]\nplugin = \"parquet\"\npath = \"out/pq\"\nmax_file_rows = 100\n";
-    std::fs::write(dir.path().join("p.toml"), pipeline(&sim, &dataset.organization_id, sinks)).unwrap();
+    let toml = pipeline(&sim, &dataset.organization_id, sinks).replace("concurrency = 6", "concurrency = 2\ncheckpoint_every = 20");
+    std::fs::write(dir.path().join("p.toml"), toml).unwrap();
     let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_GIOSG_TOKEN", &dataset.token)]).await;
     sim.shutdown().await;
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
@@ -244,14 +246,27 @@ async fn run_that_fails_half_way_leaves_no_unreadable_parquet_and_exits_1() {
     assert!(err.contains("giosg") && err.contains("401"), "the error names the vendor and status: {err}");
     assert!(!err.contains(&dataset.token), "the token leaked: {err}");
 
-    // Whatever is under a final name opens in pyarrow; nothing temporary is left behind.
+    // Checkpoints before the failure were committed: their files are complete and readable,
+    // nothing temporary is left behind, and the state records the last checkpoint.
     let files = files_under(&dir.path().join("out"));
+    assert!(!files.is_empty(), "checkpoints before the failure committed files");
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with(".parquet"), "leftover temporary file {}", f.display());
         python_json("import sys, json, pyarrow.parquet as pq; pq.read_table(sys.argv[1]); print('{}')", &[f.to_str().unwrap()]);
     }
-    assert!(!dir.path().join(".pipe/state/e2e.json").exists(), "no checkpoint was reached, so no state");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/e2e.json")).unwrap()).unwrap();
+    let done = state["source_state"]["conversations_done"].as_u64().unwrap();
+    assert_eq!(state["source_state"]["complete"], false);
+    let conv = python_json(READ_PARQUET, &[dir.path().join("out/pq/conversations").to_str().unwrap()]);
+    assert_eq!(conv["rows"].as_array().unwrap().len() as u64, done, "exactly the checkpointed conversations are committed");
+    // Every committed conversation has all of its messages committed too.
+    let msgs = python_json(READ_PARQUET, &[dir.path().join("out/pq/messages").to_str().unwrap()]);
+    for c in conv["rows"].as_array().unwrap() {
+        let id = c["conversation_id"].as_str().unwrap();
+        let have = msgs["rows"].as_array().unwrap().iter().filter(|m| m["conversation_id"] == id).count();
+        assert_eq!(have, dataset.chat(id).unwrap().messages.len(), "chat {id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,10 @@ pub struct GiosgConfig {
     /// Chats fetched at the same time (each needs 3-4 requests). Default 4.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
+    /// Emit a checkpoint after this many conversations: the sinks commit (Parquet files get
+    /// their final names) and the state is saved. Default 2000.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u32,
 }
 
 fn default_base_url() -> String {
@@ -54,6 +58,9 @@ fn default_page_size() -> u32 {
 }
 fn default_concurrency() -> u32 {
     4
+}
+fn default_checkpoint_every() -> u32 {
+    2000
 }
 
 /// The plugin's descriptor for the engine's registry.

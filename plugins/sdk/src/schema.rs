@@ -8,7 +8,7 @@
 //!   `account_id`, `conversation_id`), latest `updated_at` wins. See [`conversations_schema`].
 //!
 //! Timestamps are `Timestamp(Microsecond, "UTC")`; lists are `List<Utf8>` and maps
-//! `Map<Utf8, Utf8>` with arrow-rs's default child names (`item`; `entries`/`keys`/`values`).
+//! `Map<Utf8, Utf8>` with arrow-rs's default child names (`item`; `entries`/`key`/`value`).
 //! List and map columns are never null (empty instead).
 
 use std::collections::BTreeMap;
@@ -533,8 +533,8 @@ mod tests {
         let DataType::Map(entries, false) = map_utf8_type() else { panic!("not a map") };
         assert_eq!(entries.name(), "entries");
         let DataType::Struct(kv) = entries.data_type() else { panic!("entries not a struct") };
-        assert_eq!(kv[0].name(), "keys");
+        assert_eq!(kv[0].name(), "key");
         assert!(!kv[0].is_nullable());
-        assert_eq!(kv[1].name(), "values");
+        assert_eq!(kv[1].name(), "value");
     }
 }
