@@ -14,6 +14,7 @@ use crate::{state, Cli, Command, StateAction};
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
+pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_DEAD_LETTERS: u8 = 4;
 
 fn env_var(name: &str) -> Option<String> {
@@ -24,8 +25,8 @@ fn env_var(name: &str) -> Option<String> {
 pub async fn dispatch(cli: Cli) -> u8 {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run { file, limit } => match config::load_file(&file, &registry, &env_var) {
-            Ok(p) => run_pipeline(&p, &RunOptions { limit }, cli.quiet, false).await,
+        Command::Run { file, limit, full_refresh, report } => match config::load_file(&file, &registry, &env_var) {
+            Ok(p) => run_pipeline(&p, &RunOptions { limit, full_refresh }, cli.quiet, false, report.as_deref()).await,
             Err(e) => config_error(e),
         },
         Command::Validate { file } => match config::load_file(&file, &registry, &env_var) {
@@ -71,7 +72,7 @@ fn config_error(e: config::ConfigError) -> u8 {
     EXIT_CONFIG
 }
 
-async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_stdout: bool) -> u8 {
+async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_stdout: bool, report_file: Option<&Path>) -> u8 {
     let mut progress = Progress::start(quiet);
     tracing::info!(pipeline = %p.name, source = p.source.descriptor.name, "run started");
     let result = run::run(p, opts, &progress).await;
@@ -80,11 +81,30 @@ async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_s
         Ok(report) => {
             let text = summary(p, &report);
             if summary_to_stdout { println!("{text}") } else if !quiet { eprintln!("{text}") }
-            if report.dead_letters > 0 && p.fail_on_dead_letters {
+            let code = if !report.incomplete.is_empty() {
+                let shown: Vec<&str> = report.incomplete.iter().take(20).map(String::as_str).collect();
+                eprintln!(
+                    "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}{}",
+                    report.incomplete.len(),
+                    shown.join(", "),
+                    if report.incomplete.len() > shown.len() { ", ..." } else { "" }
+                );
+                EXIT_PARTIAL
+            } else if report.dead_letters > 0 && p.fail_on_dead_letters {
                 eprintln!("error: {} dead letter(s) in {} and fail_on_dead_letters = true", report.dead_letters, p.dead_letter_dir.display());
-                return EXIT_DEAD_LETTERS;
+                EXIT_DEAD_LETTERS
+            } else {
+                EXIT_OK
+            };
+            if let Some(path) = report_file {
+                let outcome = match code { EXIT_OK => "success", EXIT_PARTIAL => "partial", _ => "dead_letters" };
+                let json = serde_json::to_string_pretty(&report.to_json(&p.name, outcome)).expect("report serializes");
+                if let Err(e) = std::fs::write(path, json) {
+                    eprintln!("error: cannot write the run report to {}: {e}", path.display());
+                    return EXIT_FAILED;
+                }
             }
-            EXIT_OK
+            code
         }
         Err(RunError::Config(msg)) => {
             eprintln!("error: {msg}");
@@ -186,7 +206,7 @@ async fn demo(out: &Path, chats: usize, quiet: bool) -> u8 {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
-    let code = run_pipeline(&p, &RunOptions::default(), quiet, true).await;
+    let code = run_pipeline(&p, &RunOptions { limit: None, full_refresh: true }, quiet, true, None).await;
     if code == EXIT_OK {
         println!("  simulator answered {} requests", sim.requests());
         println!("\nRead it back, for example:\n  duckdb -c \"SELECT sender_role, count(*) FROM '{out_dir}/messages/**/*.parquet' GROUP BY 1\"");

@@ -54,6 +54,13 @@ enum Command {
         /// Stop after N conversations: a quick look at a new account.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// Ignore the saved state and export everything again (the state is replaced).
+        #[arg(long)]
+        full_refresh: bool,
+        /// Also write the run report as JSON to FILE (rows, files, requests, retries, dead
+        /// letters, completeness, state before and after).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Check a pipeline file without running it: TOML, plugin names, every plugin's keys and
     /// types, `${VAR}` references. No network.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pipe_plugin_sdk::{
     Checkpoint, Event, Metrics, PluginError, PluginFactory, Sink, SinkContext, SinkStats, Source, SourceContext,
-    Transform, TransformOutput,
+    Transform, TransformOutput, REASON_INCOMPLETE,
 };
 use tokio::sync::mpsc;
 
@@ -23,9 +23,12 @@ const CHANNEL_CAPACITY: usize = 4;
 pub struct RunOptions {
     /// Stop after this many conversations.
     pub limit: Option<u64>,
+    /// Ignore the saved state: start as on a first run (the state is replaced at the first
+    /// commit).
+    pub full_refresh: bool,
 }
 
-/// What a run did, for the summary.
+/// What a run did: the end-of-run summary and `--report FILE`.
 #[derive(Debug, Default)]
 pub struct RunReport {
     pub rows: BTreeMap<String, u64>,
@@ -36,6 +39,31 @@ pub struct RunReport {
     pub dead_letters: u64,
     pub checkpoints: u64,
     pub elapsed: Duration,
+    /// Conversations the source found incomplete (completeness check failed): the run is partial.
+    pub incomplete: Vec<String>,
+    /// Source state at the start (`None`: first run or `--full-refresh`) and after the last commit.
+    pub state_before: Option<serde_json::Value>,
+    pub state_after: Option<serde_json::Value>,
+}
+
+impl RunReport {
+    /// The report as JSON (`pipe run --report FILE`).
+    pub fn to_json(&self, pipeline: &str, outcome: &str) -> serde_json::Value {
+        serde_json::json!({
+            "pipeline": pipeline,
+            "outcome": outcome,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "rows": self.rows,
+            "sinks": self.sinks.iter().map(|(name, s)| serde_json::json!({"sink": name, "files": s.files, "bytes": s.bytes, "rows": s.rows})).collect::<Vec<_>>(),
+            "requests": self.requests,
+            "retries": self.retries,
+            "checkpoints": self.checkpoints,
+            "dead_letters": self.dead_letters,
+            "completeness": {"ok": self.incomplete.is_empty(), "incomplete_conversations": self.incomplete},
+            "state_before": self.state_before,
+            "state_after": self.state_after,
+        })
+    }
 }
 
 /// Why a run did not succeed.
@@ -61,13 +89,14 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     let started = Instant::now();
     let metrics = progress.metrics.clone();
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid_fragment());
-    let prior_state = state::load(&p.state_dir, &p.name)?;
+    let prior_state = if opts.full_refresh { None } else { state::load(&p.state_dir, &p.name)? };
     if prior_state.is_some() {
         tracing::info!(pipeline = %p.name, "resuming from the committed state in {}", state::path(&p.state_dir, &p.name).display());
     }
 
     // Open the source; its streams decide what flows.
     let PluginFactory::Source(open_source) = p.source.descriptor.factory else { unreachable!("checked at load") };
+    let mut report = RunReport { state_before: prior_state.clone(), ..Default::default() };
     let ctx = SourceContext { pipeline: p.name.clone(), state: prior_state, limit: opts.limit, metrics: metrics.clone() };
     let source = open_source(p.source.config.clone(), ctx).map_err(|e| open_error("source", p.source.descriptor.name, e))?;
     let mut streams = source.streams();
@@ -109,7 +138,6 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
         rx = next_rx;
     }
 
-    let mut report = RunReport::default();
     let mut dead_letters = DeadLetterWriter::new(p.dead_letter_dir.clone());
     let result = drive_sinks(p, &mut rx, &mut sinks, &mut dead_letters, &mut report).await;
     for t in &stage_tasks {
@@ -235,11 +263,16 @@ async fn drive_sinks(
                     dl.stage = p.source.descriptor.name.to_string();
                 }
                 tracing::warn!(stream = %dl.stream, stage = %dl.stage, reason = %dl.reason, "dead letter: {}", dl.message);
+                if dl.reason == REASON_INCOMPLETE {
+                    let id = dl.key.get("conversation_id").and_then(|v| v.as_str()).unwrap_or("?");
+                    report.incomplete.push(id.to_string());
+                }
                 dead_letters.write(&dl)?;
             }
             Event::Checkpoint(cp) => {
                 commit(sinks, dead_letters, &cp).await?;
                 state::save(&p.state_dir, &p.name, p.source.descriptor.name, &cp.state)?;
+                report.state_after = Some(cp.state);
                 report.checkpoints += 1;
                 uncommitted = false;
             }

@@ -45,9 +45,21 @@ impl GiosgClient {
         })
     }
 
-    /// First page URL of the organization's chats, oldest first so a run reads history in order.
+    /// First page URL of the organization's chats, newest first (the incremental scan stops
+    /// below the watermark).
     pub fn owned_chats_url(&self) -> String {
-        format!("{}/owned_chats?ordering=created_at&page_size={}", self.org_root, self.page_size)
+        format!("{}/owned_chats?ordering=-created_at&page_size={}", self.org_root, self.page_size)
+    }
+
+    /// First page URL of the organization's open chats.
+    pub fn open_chats_url(&self) -> String {
+        format!("{}/owned_chats?ordering=-created_at&is_ended=false&page_size={}", self.org_root, self.page_size)
+    }
+
+    /// One chat object (`GET owned_chats/{id}`; vendors/giosg.md §2.3 marks the path as
+    /// assumed by REST analogy). Used only for chats that ended since the last run.
+    pub async fn chat(&self, chat_id: &str) -> Result<Value> {
+        self.http.get_json(&self.chat_url(chat_id, "")).await
     }
 
     fn chat_url(&self, chat_id: &str, tail: &str) -> String {

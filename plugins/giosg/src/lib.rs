@@ -13,6 +13,7 @@
 //! `attributes["giosg.encrypted_symmetric_key"]`, for the `decrypt` transform.
 
 mod client;
+pub mod cursor;
 pub mod mapping;
 mod source;
 
@@ -48,6 +49,14 @@ pub struct GiosgConfig {
     /// their final names) and the state is saved. Default 2000.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,
+    /// First run only: skip chats created before this time (RFC 3339, e.g.
+    /// `2026-01-01T00:00:00Z`). Later runs resume from the saved state.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// How far below the newest chat of the last run a scan looks again for chats that
+    /// changed (hours). Default 48.
+    #[serde(default = "default_lookback_hours")]
+    pub lookback_hours: u32,
 }
 
 fn default_base_url() -> String {
@@ -61,6 +70,9 @@ fn default_concurrency() -> u32 {
 }
 fn default_checkpoint_every() -> u32 {
     2000
+}
+fn default_lookback_hours() -> u32 {
+    48
 }
 
 /// The plugin's descriptor for the engine's registry.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use pipe_plugin_sdk::schema::{ConversationRow, MessageRow, SenderRole, MESSAGES, CONVERSATIONS};
 use pipe_plugin_sdk::time::parse_timestamp_micros;
-use pipe_plugin_sdk::DeadLetter;
+use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
 use serde_json::{json, Value};
 
 use crate::VENDOR;
@@ -179,6 +179,19 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
             raw: m.to_string(),
             extracted_at,
         });
+    }
+
+    // Completeness: giosg's `message_count` counts `msg` messages (vendors/giosg.md §3.1).
+    let reported = b.chat.get("message_count").and_then(Value::as_u64);
+    let fetched = b.messages.iter().filter(|m| s(m, "type") == Some("msg")).count() as u64;
+    if let Some(reported) = reported.filter(|r| *r > fetched) {
+        out.dead_letters.push(dead_letter(
+            CONVERSATIONS,
+            key(None),
+            REASON_INCOMPLETE,
+            format!("giosg reports {reported} `msg` messages but {fetched} arrived"),
+            &b.chat,
+        ));
     }
 
     let visitor = visitor_id(&b.memberships);

@@ -6,12 +6,13 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use pipe_plugin_sdk::schema::{
     conversations_schema, messages_schema, ConversationsBuilder, MessagesBuilder, CONVERSATIONS, MESSAGES,
 };
-use pipe_plugin_sdk::time::{format_micros, now_micros};
+use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
 use pipe_plugin_sdk::{Checkpoint, Event, Metrics, PluginError, Result, Source, SourceContext, StreamDecl};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::client::GiosgClient;
+use crate::cursor::{chat_times, Cursor};
 use crate::mapping::{map_chat, visitor_id, ChatBundle};
 use crate::GiosgConfig;
 
@@ -36,6 +37,14 @@ impl GiosgSource {
             return Err(PluginError::Config { path: "organization_id".into(), message: "must not be empty".into() });
         }
         let client = GiosgClient::new(&cfg, ctx.metrics.clone())?;
+        let cursor = Cursor::from_state(ctx.state.as_ref())?;
+        let start_us = match &cfg.start {
+            None => None,
+            Some(s) => Some(parse_timestamp_micros(s).ok_or_else(|| PluginError::Config {
+                path: "start".into(),
+                message: format!("`{s}` is not an RFC 3339 timestamp (e.g. 2026-01-01T00:00:00Z)"),
+            })?),
+        };
         let (tx, rx) = mpsc::channel(4);
         let crawl = Crawl {
             client,
@@ -44,6 +53,9 @@ impl GiosgSource {
             checkpoint_every: cfg.checkpoint_every.max(1) as u64,
             limit: ctx.limit,
             metrics: ctx.metrics.clone(),
+            cursor,
+            lookback_us: i64::from(cfg.lookback_hours) * 3_600_000_000,
+            start_us,
         };
         let crawl = tokio::spawn(async move {
             let err_tx = tx.clone();
@@ -85,6 +97,9 @@ struct Crawl {
     checkpoint_every: u64,
     limit: Option<u64>,
     metrics: Arc<Metrics>,
+    cursor: Cursor,
+    lookback_us: i64,
+    start_us: Option<i64>,
 }
 
 type Tx = mpsc::Sender<Result<Event>>;
@@ -95,82 +110,140 @@ async fn send(tx: &Tx, ev: Event) -> Result<()> {
 
 impl Crawl {
     async fn run(self, tx: Tx) -> Result<()> {
-        let started = now_micros();
-        // A stream of chat objects across all pages of owned_chats.
+        let mut out = Output { tx, messages: MessagesBuilder::new(), conversations: ConversationsBuilder::new(), emitted: 0 };
+        let mut cursor = self.cursor.clone();
+        let floor = cursor.floor(self.lookback_us, self.start_us);
+        let mut newest: Option<i64> = None;
+
+        // 1. Newest first, down to the floor: new chats and chats that changed.
         let client = self.client.clone();
-        let chats = stream::try_unfold(Some(client.owned_chats_url()), move |url| {
+        let listing = stream::try_unfold(Some(client.owned_chats_url()), move |url| {
             let client = client.clone();
             async move {
                 let Some(url) = url else { return Ok::<_, PluginError>(None) };
                 let page = client.page(&url).await?;
-                Ok(Some((stream::iter(page.results.into_iter().map(Ok)), page.next)))
+                Ok(Some((stream::iter(page.results.into_iter().map(Ok::<Value, PluginError>)), page.next)))
             }
         })
         .try_flatten();
-        let chats: std::pin::Pin<Box<dyn futures::Stream<Item = Result<Value>> + Send>> = match self.limit {
-            Some(n) => Box::pin(chats.take(n as usize)),
-            None => Box::pin(chats),
-        };
-        // Fetch each chat's details with bounded concurrency, keeping list order.
-        let mut bundles = chats
-            .map_ok(|chat| {
+        let mut listing = std::pin::pin!(listing);
+        let mut pending = Vec::new();
+        let mut reached_floor = true;
+        while let Some(chat) = listing.try_next().await? {
+            let created = chat_times(&chat).map(|t| t.0);
+            if let (Some(f), Some(c)) = (floor, created) {
+                if c < f {
+                    break;
+                }
+            }
+            if newest.is_none() {
+                newest = created;
+            }
+            if cursor.needs_emit(&chat) {
+                pending.push(chat);
+            }
+            if pending.len() >= self.concurrency * 8 {
+                if !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out).await? {
+                    reached_floor = false;
+                    break;
+                }
+            }
+        }
+        if reached_floor && !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out).await? {
+            reached_floor = false;
+        }
+
+        // 2. Chats that were open when we emitted them and are now below the floor.
+        if reached_floor {
+            if let Some(f) = floor {
+                let open_now = self.client.all(self.client.open_chats_url()).await?;
+                let still_open: std::collections::HashSet<&str> =
+                    open_now.iter().filter_map(|c| c.get("id").and_then(Value::as_str)).collect();
+                let mut recheck: Vec<Value> = open_now
+                    .iter()
+                    .filter(|c| chat_times(c).is_some_and(|t| t.0 < f) && cursor.needs_emit(c))
+                    .cloned()
+                    .collect();
+                for id in cursor.open_below(f) {
+                    if !still_open.contains(id.as_str()) {
+                        let chat = self.client.chat(&id).await?;
+                        if cursor.needs_emit(&chat) {
+                            recheck.push(chat);
+                        }
+                    }
+                }
+                if !self.emit(recheck, &mut cursor, &mut out).await? {
+                    reached_floor = false;
+                }
+            }
+        }
+
+        // 3. Only a scan that reached its floor (no --limit cut) advances the watermark.
+        if reached_floor {
+            cursor.complete_scan(newest, self.lookback_us);
+        }
+        out.flush().await?;
+        send(&out.tx, Event::Checkpoint(Checkpoint { state: cursor.to_state() })).await?;
+        send(&out.tx, Event::End).await
+    }
+
+    /// Fetches and emits `chats` (bounded concurrency, list order kept), checkpointing every
+    /// `checkpoint_every` conversations. Returns false when `--limit` stopped it.
+    async fn emit(&self, chats: Vec<Value>, cursor: &mut Cursor, out: &mut Output) -> Result<bool> {
+        let mut bundles = stream::iter(chats)
+            .map(|chat| {
                 let client = self.client.clone();
                 async move { fetch_bundle(&client, chat).await }
             })
-            .try_buffered(self.concurrency);
-
-        let mut messages = MessagesBuilder::new();
-        let mut conversations = ConversationsBuilder::new();
-        let mut total_conversations = 0u64;
+            .buffered(self.concurrency);
         while let Some(bundle) = bundles.try_next().await? {
+            if self.limit.is_some_and(|l| out.emitted >= l) {
+                return Ok(false);
+            }
             let mapped = map_chat(&self.organization_id, &bundle, now_micros());
             for dl in mapped.dead_letters {
-                send(&tx, Event::DeadLetter(dl)).await?;
+                send(&out.tx, Event::DeadLetter(dl)).await?;
             }
             Metrics::add(&self.metrics.messages, mapped.messages.len() as u64);
             for m in &mapped.messages {
-                messages.append(m);
+                out.messages.append(m);
             }
             if let Some(c) = &mapped.conversation {
-                conversations.append(c);
-                total_conversations += 1;
+                out.conversations.append(c);
+                out.emitted += 1;
                 Metrics::add(&self.metrics.conversations, 1);
             }
-            if total_conversations % self.checkpoint_every == 0 {
-                flush(&tx, &mut messages, &mut conversations).await?;
-                send(&tx, checkpoint(started, total_conversations, false)).await?;
-            } else if messages.len() >= BATCH_MESSAGES || conversations.len() >= BATCH_CONVERSATIONS {
-                flush(&tx, &mut messages, &mut conversations).await?;
+            cursor.record(&bundle.chat);
+            if out.emitted % self.checkpoint_every == 0 {
+                out.flush().await?;
+                send(&out.tx, Event::Checkpoint(Checkpoint { state: cursor.to_state() })).await?;
+            } else if out.messages.len() >= BATCH_MESSAGES || out.conversations.len() >= BATCH_CONVERSATIONS {
+                out.flush().await?;
             }
         }
-        flush(&tx, &mut messages, &mut conversations).await?;
-        send(&tx, checkpoint(started, total_conversations, true)).await?;
-        send(&tx, Event::End).await
+        Ok(!self.limit.is_some_and(|l| out.emitted >= l))
     }
 }
 
-/// The state after `done` conversations of a full scan. A later run re-scans everything (the
-/// incremental cursor is future work), so a crash re-delivers but never skips.
-fn checkpoint(started: i64, done: u64, complete: bool) -> Event {
-    Event::Checkpoint(Checkpoint {
-        state: json!({
-            "version": 1,
-            "full_scan_started_at": format_micros(started),
-            "conversations_done": done,
-            "complete": complete,
-        }),
-    })
+/// Rows being built, and where they go.
+struct Output {
+    tx: Tx,
+    messages: MessagesBuilder,
+    conversations: ConversationsBuilder,
+    emitted: u64,
 }
 
-/// Messages first, then the conversations they belong to (design.md §3.1).
-async fn flush(tx: &Tx, messages: &mut MessagesBuilder, conversations: &mut ConversationsBuilder) -> Result<()> {
-    if !messages.is_empty() {
-        send(tx, Event::Batch { stream: MESSAGES.into(), batch: messages.finish() }).await?;
+impl Output {
+    /// Messages first, then the conversations they belong to (design.md §3.1).
+    async fn flush(&mut self) -> Result<()> {
+        if !self.messages.is_empty() {
+            send(&self.tx, Event::Batch { stream: MESSAGES.into(), batch: self.messages.finish() }).await?;
+        }
+        if !self.conversations.is_empty() {
+            send(&self.tx, Event::Batch { stream: CONVERSATIONS.into(), batch: self.conversations.finish() }).await?;
+        }
+        Ok(())
     }
-    if !conversations.is_empty() {
-        send(tx, Event::Batch { stream: CONVERSATIONS.into(), batch: conversations.finish() }).await?;
-    }
-    Ok(())
 }
 
 async fn fetch_bundle(client: &GiosgClient, chat: Value) -> Result<ChatBundle> {

@@ -25,7 +25,7 @@ pub mod time;
 pub use error::{PluginError, Result};
 pub use metrics::Metrics;
 pub use plugin::{
-    Checkpoint, DeadLetter, Event, PluginDescriptor, PluginFactory, PluginKind, Sink, SinkContext, SinkStats,
+    Checkpoint, DeadLetter, REASON_INCOMPLETE, Event, PluginDescriptor, PluginFactory, PluginKind, Sink, SinkContext, SinkStats,
     Source, SourceContext, StreamDecl, Transform, TransformOutput,
 };
 

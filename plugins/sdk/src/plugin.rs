@@ -59,6 +59,11 @@ pub struct DeadLetter {
     pub raw: Value,
 }
 
+/// The dead-letter `reason` a source uses for a conversation whose records did not all
+/// arrive (fewer messages than the vendor reports). The engine records it like any dead
+/// letter and ends the run `partial` (exit code 3), naming the conversations.
+pub const REASON_INCOMPLETE: &str = "incomplete";
+
 /// What a source yields, in order.
 #[derive(Debug, Clone)]
 pub enum Event {
