@@ -240,6 +240,9 @@ async fn drive_sinks(
     report: &mut RunReport,
 ) -> anyhow::Result<()> {
     let mut uncommitted = false;
+    // The newest checkpoint not yet committed; commits are batched by `commit_interval`.
+    let mut pending: Option<Checkpoint> = None;
+    let mut last_commit = Instant::now();
     loop {
         let item = tokio::select! {
             item = rx.recv() => item,
@@ -270,14 +273,17 @@ async fn drive_sinks(
                 dead_letters.write(&dl)?;
             }
             Event::Checkpoint(cp) => {
-                commit(sinks, dead_letters, &cp).await?;
-                state::save(&p.state_dir, &p.name, p.source.descriptor.name, &cp.state)?;
-                report.state_after = Some(cp.state);
-                report.checkpoints += 1;
-                uncommitted = false;
+                pending = Some(cp);
+                if last_commit.elapsed() >= p.commit_interval {
+                    commit_checkpoint(p, sinks, dead_letters, report, pending.take()).await?;
+                    last_commit = Instant::now();
+                    uncommitted = false;
+                }
             }
             Event::End => {
-                if uncommitted {
+                if pending.is_some() {
+                    commit_checkpoint(p, sinks, dead_letters, report, pending.take()).await?;
+                } else if uncommitted {
                     // The source ended without a final checkpoint: make the output durable, but
                     // there is no state to advance.
                     commit(sinks, dead_letters, &Checkpoint { state: serde_json::Value::Null }).await?;
@@ -286,6 +292,22 @@ async fn drive_sinks(
             }
         }
     }
+}
+
+/// Commits every sink, then (only then) saves the checkpoint's state.
+async fn commit_checkpoint(
+    p: &Pipeline,
+    sinks: &mut [(String, Box<dyn Sink>)],
+    dead_letters: &mut DeadLetterWriter,
+    report: &mut RunReport,
+    cp: Option<Checkpoint>,
+) -> anyhow::Result<()> {
+    let Some(cp) = cp else { return Ok(()) };
+    commit(sinks, dead_letters, &cp).await?;
+    state::save(&p.state_dir, &p.name, p.source.descriptor.name, &cp.state)?;
+    report.state_after = Some(cp.state);
+    report.checkpoints += 1;
+    Ok(())
 }
 
 async fn commit(sinks: &mut [(String, Box<dyn Sink>)], dead_letters: &mut DeadLetterWriter, cp: &Checkpoint) -> anyhow::Result<()> {

@@ -237,7 +237,9 @@ async fn run_that_fails_half_way_leaves_no_unreadable_parquet_and_exits_1() {
     sim.fail_auth_after(400);
     let dir = tempfile::tempdir().unwrap();
     let sinks = "[[sinks]]\nplugin = \"parquet\"\npath = \"out/pq\"\nmax_file_rows = 100\n";
-    let toml = pipeline(&sim, &dataset.organization_id, sinks).replace("concurrency = 6", "concurrency = 2\ncheckpoint_every = 20");
+    let toml = pipeline(&sim, &dataset.organization_id, sinks)
+        .replace("name = \"e2e\"", "name = \"e2e\"\ncommit_interval_seconds = 0")
+        .replace("concurrency = 6", "concurrency = 2\ncheckpoint_every = 20");
     std::fs::write(dir.path().join("p.toml"), toml).unwrap();
     let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_GIOSG_TOKEN", &dataset.token)]).await;
     sim.shutdown().await;
@@ -256,11 +258,20 @@ async fn run_that_fails_half_way_leaves_no_unreadable_parquet_and_exits_1() {
         python_json("import sys, json, pyarrow.parquet as pq; pq.read_table(sys.argv[1]); print('{}')", &[f.to_str().unwrap()]);
     }
     let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/e2e.json")).unwrap()).unwrap();
-    // The cursor lists every chat it emitted; no complete scan yet, so no watermark.
-    let done = state["source_state"]["seen"].as_object().unwrap().len() as u64;
+    // No complete scan yet, so no watermark; the scan in progress covers exactly the committed
+    // chats: the newest ones, down to its done floor.
     assert!(state["source_state"]["watermark"].is_null());
+    let done_floor = state["source_state"]["scan"]["done_floor"].as_i64().unwrap();
     let conv = python_json(READ_PARQUET, &[dir.path().join("out/pq/conversations").to_str().unwrap()]);
-    assert_eq!(conv["rows"].as_array().unwrap().len() as u64, done, "exactly the checkpointed conversations are committed");
+    let committed: std::collections::BTreeSet<&str> = conv["rows"].as_array().unwrap().iter().map(|r| r["conversation_id"].as_str().unwrap()).collect();
+    let expected: std::collections::BTreeSet<&str> = dataset
+        .chats
+        .iter()
+        .filter(|c| micros(c.chat["created_at"].as_str().unwrap()) >= done_floor)
+        .map(|c| c.chat["id"].as_str().unwrap())
+        .collect();
+    assert!(!committed.is_empty());
+    assert_eq!(committed, expected, "exactly the checkpointed conversations are committed");
     // Every committed conversation has all of its messages committed too.
     let msgs = python_json(READ_PARQUET, &[dir.path().join("out/pq/messages").to_str().unwrap()]);
     for c in conv["rows"].as_array().unwrap() {

@@ -202,7 +202,8 @@ async fn killed_twenty_times_loses_nothing_and_shows_no_partial_file() {
     let upstream: std::net::SocketAddr = sim.base_url().trim_start_matches("http://").parse().unwrap();
     let base = slow_proxy(upstream, Duration::from_millis(3)).await;
     let dir = tempfile::tempdir().unwrap();
-    let toml = pipeline(&base, &d.organization_id, "concurrency = 2\ncheckpoint_every = 15");
+    let toml = pipeline(&base, &d.organization_id, "concurrency = 2\ncheckpoint_every = 15")
+        .replace("name = \"inc\"", "name = \"inc\"\ncommit_interval_seconds = 0");
     std::fs::write(dir.path().join("p.toml"), &toml).unwrap();
     let state_file = dir.path().join(".pipe/state/inc.json");
 

@@ -61,9 +61,15 @@ pub struct Pipeline {
     pub dead_letter_dir: PathBuf,
     /// Exit 4 when the run produced dead letters.
     pub fail_on_dead_letters: bool,
+    /// Sinks commit (files get final names, state is saved) at a source checkpoint only once
+    /// this much time passed since the last commit, and always at the end; 0 commits at every
+    /// checkpoint. Default 60 s: a long run makes a few large files, and a crash re-fetches at
+    /// most about a minute of work.
+    pub commit_interval: std::time::Duration,
 }
 
-const TOP_KEYS: &[&str] = &["name", "source", "transforms", "sinks", "state", "dead_letter", "fail_on_dead_letters"];
+const TOP_KEYS: &[&str] =
+    &["name", "source", "transforms", "sinks", "state", "dead_letter", "fail_on_dead_letters", "commit_interval_seconds"];
 
 /// Maps key paths back to lines of one file.
 pub struct Locator<'a> {
@@ -162,7 +168,12 @@ pub fn load_str(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(loc.error("fail_on_dead_letters", "must be true or false")),
     };
-    Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters })
+    let commit_interval = match top.get("commit_interval_seconds") {
+        None => std::time::Duration::from_secs(60),
+        Some(Value::Number(n)) if n.as_u64().is_some() => std::time::Duration::from_secs(n.as_u64().unwrap_or(60)),
+        Some(_) => return Err(loc.error("commit_interval_seconds", "must be a whole number of seconds (0 commits at every checkpoint)")),
+    };
+    Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval })
 }
 
 fn valid_name(s: &str) -> bool {

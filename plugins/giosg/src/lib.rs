@@ -45,8 +45,9 @@ pub struct GiosgConfig {
     /// Chats fetched at the same time (each needs 3-4 requests). Default 4.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
-    /// Emit a checkpoint after this many conversations: the sinks commit (Parquet files get
-    /// their final names) and the state is saved. Default 2000.
+    /// Emit a checkpoint after this many conversations. The engine commits at checkpoints
+    /// (Parquet files get their final names, the state is saved), at most once per
+    /// `commit_interval_seconds` of the pipeline. Default 200.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,
     /// First run only: skip chats created before this time (RFC 3339, e.g.
@@ -69,7 +70,7 @@ fn default_concurrency() -> u32 {
     4
 }
 fn default_checkpoint_every() -> u32 {
-    2000
+    200
 }
 fn default_lookback_hours() -> u32 {
     48

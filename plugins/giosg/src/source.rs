@@ -114,6 +114,8 @@ impl Crawl {
         let mut cursor = self.cursor.clone();
         let floor = cursor.floor(self.lookback_us, self.start_us);
         let mut newest: Option<i64> = None;
+        // Chats created from here on are remembered in the cursor (newest − lookback).
+        let mut window_floor = i64::MAX;
 
         // 1. Newest first, down to the floor: new chats and chats that changed.
         let client = self.client.clone();
@@ -138,18 +140,23 @@ impl Crawl {
             }
             if newest.is_none() {
                 newest = created;
+                if let Some(top) = created {
+                    cursor.begin_scan(now_micros(), top);
+                    let w = cursor.watermark_micros().map_or(top, |w| w.max(top));
+                    window_floor = w - self.lookback_us;
+                }
             }
             if cursor.needs_emit(&chat) {
                 pending.push(chat);
             }
             if pending.len() >= self.concurrency * 8 {
-                if !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out).await? {
+                if !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out, window_floor, true).await? {
                     reached_floor = false;
                     break;
                 }
             }
         }
-        if reached_floor && !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out).await? {
+        if reached_floor && !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out, window_floor, true).await? {
             reached_floor = false;
         }
 
@@ -172,7 +179,7 @@ impl Crawl {
                         }
                     }
                 }
-                if !self.emit(recheck, &mut cursor, &mut out).await? {
+                if !self.emit(recheck, &mut cursor, &mut out, window_floor, false).await? {
                     reached_floor = false;
                 }
             }
@@ -189,7 +196,7 @@ impl Crawl {
 
     /// Fetches and emits `chats` (bounded concurrency, list order kept), checkpointing every
     /// `checkpoint_every` conversations. Returns false when `--limit` stopped it.
-    async fn emit(&self, chats: Vec<Value>, cursor: &mut Cursor, out: &mut Output) -> Result<bool> {
+    async fn emit(&self, chats: Vec<Value>, cursor: &mut Cursor, out: &mut Output, window_floor: i64, in_scan: bool) -> Result<bool> {
         let mut bundles = stream::iter(chats)
             .map(|chat| {
                 let client = self.client.clone();
@@ -213,7 +220,7 @@ impl Crawl {
                 out.emitted += 1;
                 Metrics::add(&self.metrics.conversations, 1);
             }
-            cursor.record(&bundle.chat);
+            cursor.record(&bundle.chat, window_floor, in_scan);
             if out.emitted % self.checkpoint_every == 0 {
                 out.flush().await?;
                 send(&out.tx, Event::Checkpoint(Checkpoint { state: cursor.to_state() })).await?;
