@@ -39,11 +39,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
             Err(e) => config_error(e),
         },
         Command::Plugins => {
-            println!("{:<10} {:<10} {:<8} {:<9} {}", "NAME", "KIND", "VERSION", "ORIGIN", "DESCRIPTION");
-            for d in registry.all() {
-                println!("{:<10} {:<10} {:<8} {:<9} {}", d.name, d.kind().as_str(), d.version, "built-in", d.description);
-            }
-            EXIT_OK
+            // Libraries listed come from $PIPE_PLUGIN_PATH (a `--plugin-dir DIR` flag needs the
+            // `Plugins` variant in main.rs to carry it; it would be prepended here).
+            let dirs = crate::registry::plugin_host::env_plugin_path(env_var("PIPE_PLUGIN_PATH").as_deref());
+            crate::registry::print_plugins(&registry, &dirs)
         }
         Command::Schema { stream, json } => match canonical_schema(&stream) {
             Some(schema) if json => {
@@ -81,7 +80,16 @@ async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_s
         Ok(report) => {
             let text = summary(p, &report);
             if summary_to_stdout { println!("{text}") } else if !quiet { eprintln!("{text}") }
-            let code = if !report.incomplete.is_empty() {
+            if report.dead_letters > 0 && !p.fail_on_dead_letters && !quiet {
+                eprintln!("{}", dead_letter_warning(p, report.dead_letters));
+            }
+            let code = if !report.stopped_early.is_empty() {
+                for why in &report.stopped_early {
+                    eprintln!("error: partial: {why}");
+                }
+                eprintln!("       what arrived is committed; the next run continues from the checkpoint");
+                EXIT_PARTIAL
+            } else if !report.incomplete.is_empty() {
                 let shown: Vec<&str> = report.incomplete.iter().take(20).map(String::as_str).collect();
                 eprintln!(
                     "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}{}",
@@ -116,6 +124,21 @@ async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_s
             EXIT_FAILED
         }
     }
+}
+
+/// The warning for a run that produced dead letters but does not fail on them. Names the
+/// count and the directory; without a `[dead_letter]` table the records went to the default
+/// directory, which the user never chose, so say how to choose one.
+fn dead_letter_warning(p: &Pipeline, count: u64) -> String {
+    let dir = p.dead_letter_dir.display();
+    let mut text = format!(
+        "warning: {count} dead letter(s): rows that could not be processed (they are still in the output, unprocessed); records in {dir}"
+    );
+    // The config fills this exact default when the pipeline has no [dead_letter] table.
+    if p.dead_letter_dir == Path::new(".pipe/dead_letter").join(&p.name) {
+        text.push_str("\n         (no [dead_letter] table in the pipeline: add `[dead_letter] path = \"...\"` to choose where they go)");
+    }
+    text
 }
 
 /// The end-of-run summary: rows per stream, files, bytes, requests, retries, dead letters,
@@ -194,7 +217,23 @@ async fn demo(out: &Path, chats: usize, quiet: bool) -> u8 {
         dataset.chats.iter().map(|c| c.messages.len()).sum::<usize>());
     let base_url = sim.base_url();
     let out_dir = out.display().to_string();
+    // The demo decrypts its encrypted chats with the simulator's key, handed over in a
+    // private temporary file as a real key would be. Without encrypted chats (tiny --chats)
+    // any key will do: it is never used.
+    let pem = match dataset.private_key_pkcs8_pem.as_str() {
+        "" => pipe_tests::giosg::crypto::unrelated_private_key_pem(),
+        pem => pem.to_string(),
+    };
+    let key_file = match DemoKeyFile::write(&pem) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot write the demo's private key to {}: {e}", std::env::temp_dir().display());
+            return EXIT_FAILED;
+        }
+    };
+    let key_path = key_file.0.display().to_string();
     let vars = |name: &str| match name {
+        "PIPE_DEMO_GIOSG_PRIVATE_KEY_FILE" => Some(key_path.clone()),
         "PIPE_DEMO_GIOSG_URL" => Some(base_url.clone()),
         "PIPE_DEMO_GIOSG_ORG" => Some(dataset.organization_id.clone()),
         "PIPE_DEMO_GIOSG_TOKEN" => Some(dataset.token.clone()),
@@ -212,5 +251,31 @@ async fn demo(out: &Path, chats: usize, quiet: bool) -> u8 {
         println!("\nRead it back, for example:\n  duckdb -c \"SELECT sender_role, count(*) FROM '{out_dir}/messages/**/*.parquet' GROUP BY 1\"");
     }
     sim.shutdown().await;
+    drop(key_file);
     code
+}
+
+/// The demo's private key file in the temp directory, readable by the owner only, removed
+/// when dropped.
+struct DemoKeyFile(std::path::PathBuf);
+
+impl DemoKeyFile {
+    fn write(pem: &str) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("pipe-demo-key-{}-{nanos}.pem", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&path)?;
+        f.write_all(pem.as_bytes())?;
+        Ok(DemoKeyFile(path))
+    }
+}
+
+impl Drop for DemoKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -40,6 +40,9 @@ impl Progress {
                 every.tick().await;
                 loop {
                     every.tick().await;
+                    if let Some(wait) = throttled_for(&m) {
+                        tracing::info!(resume_in_s = wait.as_secs(), "rate limited by the vendor");
+                    }
                     tracing::info!(
                         conversations = Metrics::get(&m.conversations),
                         messages = Metrics::get(&m.messages),
@@ -74,12 +77,23 @@ impl Drop for Progress {
 fn line(m: &Metrics, started: Instant) -> String {
     let secs = started.elapsed().as_secs_f64().max(0.001);
     let requests = Metrics::get(&m.requests);
-    format!(
+    let mut line = format!(
         "{} conversations · {} messages · {} requests ({:.1}/s) · {} retries",
         Metrics::get(&m.conversations),
         Metrics::get(&m.messages),
         requests,
         requests as f64 / secs,
         Metrics::get(&m.retries)
-    )
+    );
+    if let Some(wait) = throttled_for(m) {
+        line.push_str(&format!(" · rate limited, resuming in {}s", wait.as_secs().max(1)));
+    }
+    line
+}
+
+/// How long the vendor still throttles us, if it does.
+fn throttled_for(m: &Metrics) -> Option<Duration> {
+    let until = Metrics::get(&m.throttled_until_ms);
+    let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    (until > now).then(|| Duration::from_millis(until - now))
 }

@@ -1,39 +1,159 @@
-//! The plugins `pipe` knows by name. Built-ins are linked in; dynamic libraries come with the
-//! plugin-ABI work and register here too.
+//! The plugins `pipe` knows by name: the built-ins linked into this binary, plus plugins of the
+//! dynamic libraries found in a pipeline's `plugin_dirs` and in `$PIPE_PLUGIN_PATH`
+//! (design.md §5). Both kinds are a `PluginDescriptor` to the rest of the engine; an entry
+//! also records where the plugin came from, for `pipe plugins` and error messages.
+
+#[path = "plugin_host/mod.rs"]
+pub mod plugin_host;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use pipe_plugin_sdk::{PluginDescriptor, PluginKind};
+
+use plugin_host::{ExternalPlugin, LoadedLibrary};
+
+/// Where a plugin comes from.
+#[derive(Clone)]
+pub enum Origin {
+    /// Linked into this binary.
+    BuiltIn,
+    /// A plugin of a loaded dynamic library.
+    Library(Arc<ExternalPlugin>),
+}
+
+/// One plugin the registry knows.
+#[derive(Clone)]
+pub struct Entry {
+    /// What the engine opens and validates it with.
+    pub descriptor: PluginDescriptor,
+    /// Built-in or which library.
+    pub origin: Origin,
+}
 
 /// Plugins by name.
 #[derive(Clone)]
 pub struct Registry {
-    plugins: Vec<PluginDescriptor>,
+    plugins: Vec<Entry>,
 }
 
 impl Registry {
     /// The plugins linked into this binary.
     pub fn builtin() -> Self {
-        Registry {
-            plugins: vec![
-                pipe_plugin_giosg::descriptor(),
-                pipe_plugin_parquet::descriptor(),
-                pipe_plugin_json::descriptor(),
-                pipe_plugin_stdout::descriptor(),
-            ],
+        let plugins = vec![
+            pipe_plugin_giosg::descriptor(),
+            pipe_plugin_decrypt::descriptor(),
+            pipe_plugin_tags::descriptor(),
+            pipe_plugin_parquet::descriptor(),
+            pipe_plugin_json::descriptor(),
+            pipe_plugin_stdout::descriptor(),
+        ];
+        Registry { plugins: plugins.into_iter().map(|descriptor| Entry { descriptor, origin: Origin::BuiltIn }).collect() }
+    }
+
+    /// This registry plus the plugins of `libraries`, in order. A name already provided by an
+    /// earlier library is skipped with a warning (like `$PATH`, the first directory wins). A
+    /// name of a built-in is refused, unless `allow_override`: then the library's replaces it.
+    ///
+    /// Errors: the one-line reason a library's plugin is refused.
+    pub fn with_libraries(&self, libraries: &[Arc<LoadedLibrary>], allow_override: bool) -> Result<Registry, String> {
+        let mut out = self.clone();
+        for lib in libraries {
+            for plugin in &lib.plugins {
+                let entry = Entry { descriptor: plugin.descriptor(), origin: Origin::Library(plugin.clone()) };
+                match out.plugins.iter().position(|e| e.descriptor.name == plugin.name) {
+                    None => out.plugins.push(entry),
+                    Some(i) => match &out.plugins[i].origin {
+                        Origin::BuiltIn if allow_override => {
+                            tracing::info!("plugin `{}` from {} overrides the built-in", plugin.name, lib.path.display());
+                            out.plugins[i] = entry;
+                        }
+                        Origin::BuiltIn => {
+                            return Err(format!(
+                                "{} provides plugin `{}`, which is built in; add `allow_override = true` to the pipeline to use the library's instead",
+                                lib.path.display(),
+                                plugin.name
+                            ))
+                        }
+                        Origin::Library(first) => tracing::warn!(
+                            "plugin `{}` of {} ignored: {} provides it first",
+                            plugin.name,
+                            lib.path.display(),
+                            first.library_path.display()
+                        ),
+                    },
+                }
+            }
         }
+        Ok(out)
     }
 
     /// The plugin called `name`.
     pub fn get(&self, name: &str) -> Option<&PluginDescriptor> {
-        self.plugins.iter().find(|p| p.name == name)
+        self.plugins.iter().find(|p| p.descriptor.name == name).map(|e| &e.descriptor)
     }
 
     /// Names of the plugins of one kind, for error messages.
     pub fn names(&self, kind: PluginKind) -> Vec<&'static str> {
-        self.plugins.iter().filter(|p| p.kind() == kind).map(|p| p.name).collect()
+        self.plugins.iter().filter(|p| p.descriptor.kind() == kind).map(|p| p.descriptor.name).collect()
     }
 
     /// Every plugin.
-    pub fn all(&self) -> &[PluginDescriptor] {
+    pub fn all(&self) -> &[Entry] {
         &self.plugins
     }
+}
+
+/// `pipe plugins`: every built-in, then every plugin of the libraries in `dirs` (from
+/// `--plugin-dir` and `$PIPE_PLUGIN_PATH`), with kind, version, ABI, origin and build info.
+/// Returns the exit code: 2 when a library was refused (it is named on stderr).
+pub fn print_plugins(registry: &Registry, dirs: &[PathBuf]) -> u8 {
+    let mut rows: Vec<[String; 6]> = registry
+        .all()
+        .iter()
+        .map(|e| {
+            let d = &e.descriptor;
+            [d.name.into(), d.kind().as_str().into(), d.version.into(), "-".into(), "built-in".into(), d.description.into()]
+        })
+        .collect();
+    let mut code = 0;
+    let mut libraries = Vec::new();
+    for dir in dirs {
+        // One directory at a time, so a refused library does not hide the others.
+        match plugin_host::discover(std::slice::from_ref(dir), false) {
+            Ok(libs) => libraries.extend(libs.into_iter().filter(|l| !libraries.iter().any(|k: &Arc<LoadedLibrary>| Arc::ptr_eq(k, l)))),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = 2;
+            }
+        }
+    }
+    for lib in &libraries {
+        for p in &lib.plugins {
+            let mut origin = lib.path.display().to_string();
+            if registry.all().iter().any(|e| e.descriptor.name == p.name) {
+                origin.push_str(" (same name as a built-in: used only with allow_override = true)");
+            }
+            rows.push([p.name.into(), p.kind.as_str().into(), p.version.into(), lib.abi_version.to_string(), origin, p.description.into()]);
+        }
+    }
+    let header = ["NAME", "KIND", "VERSION", "ABI", "ORIGIN", "DESCRIPTION"];
+    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+    let line = |r: [&str; 6]| {
+        let mut s = String::new();
+        for i in 0..5 {
+            s.push_str(&format!("{:<w$}  ", r[i], w = widths[i]));
+        }
+        s.push_str(r[5]);
+        s
+    };
+    println!("{}", line(header));
+    for r in &rows {
+        println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+    }
+    println!("\nbuilt-in: pipe {}", env!("CARGO_PKG_VERSION"));
+    for lib in &libraries {
+        println!("{}: {} {} ({})", lib.path.display(), lib.name, lib.version, lib.build_info);
+    }
+    code
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pipe_plugin_sdk::{
     Checkpoint, Event, Metrics, PluginError, PluginFactory, Sink, SinkContext, SinkStats, Source, SourceContext,
-    Transform, TransformOutput, REASON_INCOMPLETE,
+    Transform, TransformOutput, REASON_INCOMPLETE, REASON_RETRY_BUDGET,
 };
 use tokio::sync::mpsc;
 
@@ -41,6 +41,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Conversations the source found incomplete (completeness check failed): the run is partial.
     pub incomplete: Vec<String>,
+    /// Why the source stopped early (retry budget spent): the run is partial.
+    pub stopped_early: Vec<String>,
     /// Source state at the start (`None`: first run or `--full-refresh`) and after the last commit.
     pub state_before: Option<serde_json::Value>,
     pub state_after: Option<serde_json::Value>,
@@ -59,7 +61,7 @@ impl RunReport {
             "retries": self.retries,
             "checkpoints": self.checkpoints,
             "dead_letters": self.dead_letters,
-            "completeness": {"ok": self.incomplete.is_empty(), "incomplete_conversations": self.incomplete},
+            "completeness": {"ok": self.incomplete.is_empty() && self.stopped_early.is_empty(), "incomplete_conversations": self.incomplete, "stopped_early": self.stopped_early},
             "state_before": self.state_before,
             "state_after": self.state_after,
         })
@@ -269,6 +271,8 @@ async fn drive_sinks(
                 if dl.reason == REASON_INCOMPLETE {
                     let id = dl.key.get("conversation_id").and_then(|v| v.as_str()).unwrap_or("?");
                     report.incomplete.push(id.to_string());
+                } else if dl.reason == REASON_RETRY_BUDGET {
+                    report.stopped_early.push(dl.message.clone());
                 }
                 dead_letters.write(&dl)?;
             }

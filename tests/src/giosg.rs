@@ -11,7 +11,9 @@
 //! pagination with absolute `next` URLs and pages shorter than `page_size`; timestamps with and
 //! without the `Z`; purged, empty, open and encrypted chats; `encrypted_message` keys that are
 //! absent (not null) on join/leave events; unicode and 2000-character texts. Failure knobs
-//! ([`GiosgSim::fail_auth_after`], [`GiosgSim::inject_429_every`]) drive the error-path tests.
+//! ([`GiosgSim::fail_auth_after`], [`GiosgSim::inject_429_every`]) drive the error-path tests;
+//! decryption failures come from a wrong key ([`crypto::unrelated_private_key_pem`]) or a
+//! damaged message ([`Dataset::corrupt_one_encrypted_message`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -25,6 +27,7 @@
 
 mod corpus;
 pub mod crypto;
+mod faults;
 mod generate;
 mod paging;
 mod server;

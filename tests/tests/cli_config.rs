@@ -76,6 +76,6 @@ async fn bad_flags_exit_2_and_schema_prints_the_contract() {
 #[tokio::test]
 async fn validate_accepts_the_shipped_pipelines() {
     let root = workspace();
-    let out = run_pipe(&root, &["validate", "pipelines/giosg.toml"], &[("GIOSG_ORG_ID", "o"), ("GIOSG_API_TOKEN", "t")]).await;
+    let out = run_pipe(&root, &["validate", "pipelines/giosg.toml"], &[("GIOSG_ORG_ID", "o"), ("GIOSG_API_TOKEN", "t"), ("GIOSG_PRIVATE_KEY_FILE", "key.pem")]).await;
     assert!(out.status.success(), "{}", stderr(&out));
 }

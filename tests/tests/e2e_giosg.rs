@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
@@ -293,4 +294,55 @@ async fn limit_stops_after_n_conversations() {
     assert!(out.status.success(), "{}", stderr(&out));
     let conv = python_json(READ_PARQUET, &[dir.path().join("out/pq/conversations").to_str().unwrap()]);
     assert_eq!(conv["rows"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rides_out_429s_without_losing_a_message() {
+    let dataset = Arc::new(generate(&SimConfig::small(30)));
+    let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await.unwrap();
+    sim.inject_429_every(10);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), pipeline(&sim, &dataset.organization_id, "[[sinks]]\nplugin = \"parquet\"\npath = \"out/pq\"\n")).unwrap();
+    let out = run_pipe(dir.path(), &["run", "p.toml", "--report", "r.json"], &[("E2E_GIOSG_TOKEN", &dataset.token)]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(sim.throttled() > 0);
+    sim.shutdown().await;
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert!(report["retries"].as_u64().unwrap() >= 1, "{report}");
+    let msgs = python_json(READ_PARQUET, &[dir.path().join("out/pq/messages").to_str().unwrap()]);
+    assert_eq!(msgs["rows"].as_array().unwrap().len(), dataset.message_count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spent_retry_budget_commits_what_it_has_and_exits_3() {
+    let dataset = Arc::new(generate(&SimConfig::small(60)));
+    let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = pipeline(&sim, &dataset.organization_id, "[[sinks]]\nplugin = \"parquet\"\npath = \"out/pq\"\n")
+        .replace("concurrency = 6", "concurrency = 1\nretry_budget = 2\ncheckpoint_every = 5");
+    std::fs::write(dir.path().join("p.toml"), toml).unwrap();
+    // Let the first chats through, then throttle every other request.
+    let env = [("E2E_GIOSG_TOKEN", dataset.token.as_str())];
+    let run = run_pipe(dir.path(), &["run", "p.toml"], &env);
+    let throttle = async {
+        while sim.requests() < 60 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sim.inject_429_every(2);
+    };
+    let (out, ()) = tokio::join!(run, throttle);
+    sim.shutdown().await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("retry budget"), "{}", stderr(&out));
+    // What was committed is whole: every conversation row comes with all its messages.
+    let conv = python_json(READ_PARQUET, &[dir.path().join("out/pq/conversations").to_str().unwrap()]);
+    let msgs = python_json(READ_PARQUET, &[dir.path().join("out/pq/messages").to_str().unwrap()]);
+    let convs = conv["rows"].as_array().unwrap();
+    assert!(!convs.is_empty() && convs.len() < 60, "{} conversations committed", convs.len());
+    for c in convs {
+        let id = c["conversation_id"].as_str().unwrap();
+        let have = msgs["rows"].as_array().unwrap().iter().filter(|m| m["conversation_id"] == id).count();
+        assert_eq!(have, dataset.chat(id).unwrap().messages.len());
+    }
+    assert!(dir.path().join(".pipe/state/e2e.json").exists());
 }

@@ -1,5 +1,6 @@
-//! Pipeline files (design.md §6): parse, resolve `${VAR}`, check against each plugin's config
-//! schema, and report every problem as `file:line: key.path: what is wrong`.
+//! Pipeline files (design.md §6): parse, resolve `${VAR}`, load the plugin libraries the file
+//! and `$PIPE_PLUGIN_PATH` point to (design.md §5), check against each plugin's config schema,
+//! and report every problem as `file:line: key.path: what is wrong`.
 
 mod interpolate;
 mod toml_json;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginKind};
 use serde_json::{Map, Value};
 
-use crate::registry::Registry;
+use crate::registry::{plugin_host, Registry};
 pub use toml_json::line_of;
 
 /// A configuration problem, located in its file. Exit code 2.
@@ -68,8 +69,18 @@ pub struct Pipeline {
     pub commit_interval: std::time::Duration,
 }
 
-const TOP_KEYS: &[&str] =
-    &["name", "source", "transforms", "sinks", "state", "dead_letter", "fail_on_dead_letters", "commit_interval_seconds"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "source",
+    "transforms",
+    "sinks",
+    "state",
+    "dead_letter",
+    "fail_on_dead_letters",
+    "commit_interval_seconds",
+    "plugin_dirs",
+    "allow_override",
+];
 
 /// Maps key paths back to lines of one file.
 pub struct Locator<'a> {
@@ -148,6 +159,7 @@ pub fn load_str(
         Some(Value::String(s)) if valid_name(s) => s.clone(),
         Some(_) => return Err(loc.error("name", "must be a string of letters, digits, `-`, `_` or `.`")),
     };
+    let registry = &with_plugin_libraries(&loc, top, registry, vars)?;
 
     let source = match top.get("source") {
         Some(Value::Object(t)) => plugin_spec(&loc, "source", t, PluginKind::Source, registry, vars)?,
@@ -174,6 +186,47 @@ pub fn load_str(
         Some(_) => return Err(loc.error("commit_interval_seconds", "must be a whole number of seconds (0 commits at every checkpoint)")),
     };
     Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval })
+}
+
+/// The registry plus the plugins of the libraries in `plugin_dirs` (a list of directories,
+/// relative to the working directory) and then in `$PIPE_PLUGIN_PATH`.
+fn with_plugin_libraries(
+    loc: &Locator<'_>,
+    top: &Map<String, Value>,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Registry, ConfigError> {
+    let allow_override = match top.get("allow_override") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(loc.error("allow_override", "must be true or false")),
+    };
+    let mut dirs = Vec::new();
+    match top.get("plugin_dirs") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let key = format!("plugin_dirs[{i}]");
+                let Value::String(s) = item else { return Err(loc.error(&key, "must be a string (a directory)")) };
+                dirs.push(PathBuf::from(interpolate::resolve(s, vars).map_err(|m| loc.error(&key, m))?));
+            }
+        }
+        Some(_) => return Err(loc.error("plugin_dirs", "must be a list of directories: plugin_dirs = [\"plugins\"]")),
+    }
+    let from_file = plugin_host::discover(&dirs, true).map_err(|e| loc.error("plugin_dirs", e.to_string()))?;
+    let env_dirs = plugin_host::env_plugin_path(vars("PIPE_PLUGIN_PATH").as_deref());
+    let from_env = plugin_host::discover(&env_dirs, false).map_err(|e| loc.error("", format!("$PIPE_PLUGIN_PATH: {e}")))?;
+    let mut libraries = from_file;
+    for lib in from_env {
+        if !libraries.iter().any(|l| std::sync::Arc::ptr_eq(l, &lib)) {
+            libraries.push(lib);
+        }
+    }
+    if libraries.is_empty() {
+        return Ok(registry.clone());
+    }
+    let key = if top.contains_key("plugin_dirs") { "plugin_dirs" } else { "" };
+    registry.with_libraries(&libraries, allow_override).map_err(|m| loc.error(key, m))
 }
 
 fn valid_name(s: &str) -> bool {

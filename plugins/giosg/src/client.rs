@@ -3,18 +3,15 @@
 use std::sync::Arc;
 
 use pipe_plugin_sdk::http::{HttpClient, HttpSettings};
+use pipe_plugin_sdk::paging::Paging;
 use pipe_plugin_sdk::{Metrics, PluginError, Result};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use serde_json::Value;
 
 use crate::{GiosgConfig, VENDOR};
 
-/// One page of a giosg collection.
-pub struct Page {
-    pub results: Vec<Value>,
-    /// Absolute URL of the next page, `None` on the last one.
-    pub next: Option<String>,
-}
+/// giosg's envelope: `{"next": <absolute URL> | null, "previous": ..., "results": [...]}`.
+const GIOSG_PAGING: Paging = Paging::NextUrl { items: "/results", next: "/next" };
 
 /// A client for one organization.
 #[derive(Clone)]
@@ -29,7 +26,14 @@ impl GiosgClient {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HttpClient::sensitive_header(&format!("Token {}", cfg.token.expose()))?);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let http = HttpClient::new(HttpSettings::new(VENDOR), headers, metrics)?;
+        let settings = HttpSettings {
+            requests_per_second: cfg.requests_per_second,
+            concurrency: cfg.concurrency.max(1) as usize,
+            retry_budget: cfg.retry_budget,
+            ca_file: cfg.ca_file.as_ref().map(std::path::PathBuf::from),
+            ..HttpSettings::new(VENDOR)
+        };
+        let http = HttpClient::new(settings, headers, metrics)?;
         let base = cfg.base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(PluginError::Config {
@@ -67,45 +71,15 @@ impl GiosgClient {
         format!("{}/owned_chats/{id}/{tail}", self.org_root)
     }
 
-    /// Fetches one page. Accepts the envelope and, for collections documented loosely
-    /// (tags), a bare JSON array.
-    pub async fn page(&self, url: &str) -> Result<Page> {
-        let body = self.http.get_json(url).await?;
-        match body {
-            Value::Array(results) => Ok(Page { results, next: None }),
-            Value::Object(mut map) => {
-                let results = match map.remove("results") {
-                    Some(Value::Array(r)) => r,
-                    _ => {
-                        return Err(PluginError::Protocol {
-                            vendor: VENDOR.into(),
-                            message: format!("no `results` array in the page at {}", path_only(url)),
-                        })
-                    }
-                };
-                let next = match map.remove("next") {
-                    Some(Value::String(s)) if !s.is_empty() => Some(s),
-                    _ => None,
-                };
-                Ok(Page { results, next })
-            }
-            _ => Err(PluginError::Protocol {
-                vendor: VENDOR.into(),
-                message: format!("expected a JSON object at {}", path_only(url)),
-            }),
-        }
+    /// The pages of a collection, following the absolute `next` URL until it is null. A bare
+    /// JSON array (tags are documented loosely) is taken as one last page.
+    pub fn pages(&self, first_url: String) -> impl futures::Stream<Item = Result<Vec<Value>>> + Send + 'static {
+        self.http.pages(first_url, GIOSG_PAGING)
     }
 
-    /// Every item of a collection, following `next` until it is null.
+    /// Every item of a collection.
     pub async fn all(&self, first_url: String) -> Result<Vec<Value>> {
-        let mut items = Vec::new();
-        let mut url = Some(first_url);
-        while let Some(u) = url {
-            let page = self.page(&u).await?;
-            items.extend(page.results);
-            url = page.next;
-        }
-        Ok(items)
+        self.http.all_items(first_url, GIOSG_PAGING).await
     }
 
     pub async fn messages(&self, chat_id: &str) -> Result<Vec<Value>> {
@@ -124,8 +98,4 @@ impl GiosgClient {
         let visitor = url::form_urlencoded::byte_serialize(visitor_id.as_bytes()).collect::<String>();
         self.all(self.chat_url(chat_id, &format!("visitors/{visitor}/variables"))).await
     }
-}
-
-fn path_only(url: &str) -> &str {
-    url.find("/api/").map(|i| &url[i..]).unwrap_or(url)
 }

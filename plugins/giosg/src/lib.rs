@@ -42,9 +42,20 @@ pub struct GiosgConfig {
     /// Items asked per page (giosg may return fewer; max 100). Default 100.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
-    /// Chats fetched at the same time (each needs 3-4 requests). Default 4.
+    /// Requests in flight at once (also: chats fetched at the same time). Default 4.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
+    /// Cap on the steady request rate (requests per second, fractions allowed), shared by all
+    /// requests of this source. Default: no cap (429s are still honoured).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Retries allowed for the whole run (429, 5xx, timeouts). When spent, the run commits what
+    /// it has and ends `partial` (exit 3). Default 200.
+    #[serde(default = "default_retry_budget")]
+    pub retry_budget: u64,
+    /// Extra CA certificates to trust, as a PEM bundle (corporate TLS inspection).
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// Emit a checkpoint after this many conversations. The engine commits at checkpoints
     /// (Parquet files get their final names, the state is saved), at most once per
     /// `commit_interval_seconds` of the pipeline. Default 200.
@@ -70,6 +81,9 @@ fn default_concurrency() -> u32 {
     4
 }
 fn default_checkpoint_every() -> u32 {
+    200
+}
+fn default_retry_budget() -> u64 {
     200
 }
 fn default_lookback_hours() -> u32 {

@@ -7,8 +7,8 @@ use pipe_plugin_sdk::schema::{
     conversations_schema, messages_schema, ConversationsBuilder, MessagesBuilder, CONVERSATIONS, MESSAGES,
 };
 use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
-use pipe_plugin_sdk::{Checkpoint, Event, Metrics, PluginError, Result, Source, SourceContext, StreamDecl};
-use serde_json::Value;
+use pipe_plugin_sdk::{Checkpoint, DeadLetter, Event, REASON_RETRY_BUDGET, Metrics, PluginError, Result, Source, SourceContext, StreamDecl};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::client::GiosgClient;
@@ -112,22 +112,40 @@ impl Crawl {
     async fn run(self, tx: Tx) -> Result<()> {
         let mut out = Output { tx, messages: MessagesBuilder::new(), conversations: ConversationsBuilder::new(), emitted: 0 };
         let mut cursor = self.cursor.clone();
+        match self.scan(&mut out, &mut cursor).await {
+            Ok(()) => {}
+            // giosg keeps failing: keep what is complete, checkpoint it, and end partial.
+            Err(PluginError::RetryBudgetExhausted { vendor, message }) => {
+                out.flush().await?;
+                send(&out.tx, Event::Checkpoint(Checkpoint { state: cursor.to_state() })).await?;
+                let dl = DeadLetter {
+                    stream: CONVERSATIONS.into(),
+                    key: json!({"vendor": crate::VENDOR, "account_id": self.organization_id}),
+                    stage: crate::VENDOR.into(),
+                    reason: REASON_RETRY_BUDGET.into(),
+                    message: format!("{vendor} kept failing and the retry budget is spent; stopped after {} conversations ({message})", out.emitted),
+                    raw: Value::Null,
+                };
+                send(&out.tx, Event::DeadLetter(dl)).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        send(&out.tx, Event::End).await
+    }
+
+    /// The newest-first scan and the open-chat re-check; ends with a checkpoint.
+    async fn scan(&self, out: &mut Output, cursor: &mut Cursor) -> Result<()> {
         let floor = cursor.floor(self.lookback_us, self.start_us);
         let mut newest: Option<i64> = None;
         // Chats created from here on are remembered in the cursor (newest − lookback).
         let mut window_floor = i64::MAX;
 
         // 1. Newest first, down to the floor: new chats and chats that changed.
-        let client = self.client.clone();
-        let listing = stream::try_unfold(Some(client.owned_chats_url()), move |url| {
-            let client = client.clone();
-            async move {
-                let Some(url) = url else { return Ok::<_, PluginError>(None) };
-                let page = client.page(&url).await?;
-                Ok(Some((stream::iter(page.results.into_iter().map(Ok::<Value, PluginError>)), page.next)))
-            }
-        })
-        .try_flatten();
+        let listing = self
+            .client
+            .pages(self.client.owned_chats_url())
+            .map_ok(|page| stream::iter(page.into_iter().map(Ok::<Value, PluginError>)))
+            .try_flatten();
         let mut listing = std::pin::pin!(listing);
         let mut pending = Vec::new();
         let mut reached_floor = true;
@@ -150,13 +168,13 @@ impl Crawl {
                 pending.push(chat);
             }
             if pending.len() >= self.concurrency * 8 {
-                if !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out, window_floor, true).await? {
+                if !self.emit(std::mem::take(&mut pending), cursor, out, window_floor, true).await? {
                     reached_floor = false;
                     break;
                 }
             }
         }
-        if reached_floor && !self.emit(std::mem::take(&mut pending), &mut cursor, &mut out, window_floor, true).await? {
+        if reached_floor && !self.emit(std::mem::take(&mut pending), cursor, out, window_floor, true).await? {
             reached_floor = false;
         }
 
@@ -179,7 +197,7 @@ impl Crawl {
                         }
                     }
                 }
-                if !self.emit(recheck, &mut cursor, &mut out, window_floor, false).await? {
+                if !self.emit(recheck, cursor, out, window_floor, false).await? {
                     reached_floor = false;
                 }
             }
@@ -190,8 +208,7 @@ impl Crawl {
             cursor.complete_scan(newest, self.lookback_us);
         }
         out.flush().await?;
-        send(&out.tx, Event::Checkpoint(Checkpoint { state: cursor.to_state() })).await?;
-        send(&out.tx, Event::End).await
+        send(&out.tx, Event::Checkpoint(Checkpoint { state: cursor.to_state() })).await
     }
 
     /// Fetches and emits `chats` (bounded concurrency, list order kept), checkpointing every

@@ -14,6 +14,10 @@ pub enum PluginError {
     /// A request failed after all retries, or returned something we cannot use.
     #[error("{0}")]
     Http(String),
+    /// The source's retry budget (all retries of the run together) is spent: the vendor keeps
+    /// failing. A source that can, checkpoints what it has and ends the run `partial`.
+    #[error("{vendor}: retry budget exhausted ({message})")]
+    RetryBudgetExhausted { vendor: String, message: String },
     /// The vendor returned data that does not have the documented shape.
     #[error("unexpected response from {vendor}: {message}")]
     Protocol { vendor: String, message: String },

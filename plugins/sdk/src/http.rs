@@ -6,6 +6,13 @@
 //! HTTP-date) with a floor, so `Retry-After: 0` does not mean hammering. HTTP 401/403 fail at
 //! once with [`PluginError::Auth`]. Secrets registered with [`HttpClient::redact`] are removed
 //! from every message this module produces.
+//!
+//! Politeness is shared by every clone of one client (so by all requests of a source): a token
+//! bucket (`requests_per_second`, the governor crate), a cap on requests in flight
+//! (`concurrency`), and a retry budget for the whole run, after which requests fail with
+//! [`PluginError::RetryBudgetExhausted`] so the source can checkpoint and end `partial`.
+//! Standard proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) are honoured; an extra CA
+//! bundle can be trusted with [`HttpSettings::ca_file`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +39,14 @@ pub struct HttpSettings {
     pub max_backoff: Duration,
     /// Smallest wait after a 429, whatever `Retry-After` says.
     pub min_retry_after: Duration,
+    /// Steady request rate allowed (token bucket, bursts of one second's worth); `None`: no cap.
+    pub requests_per_second: Option<f64>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Retries allowed for the whole run, all requests together.
+    pub retry_budget: u64,
+    /// A PEM bundle of extra CA certificates to trust (corporate TLS inspection).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl HttpSettings {
@@ -44,9 +59,15 @@ impl HttpSettings {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             min_retry_after: Duration::from_secs(1),
+            requests_per_second: None,
+            concurrency: 8,
+            retry_budget: 200,
+            ca_file: None,
         }
     }
 }
+
+type RateLimiter = governor::DefaultDirectRateLimiter;
 
 /// A JSON-over-HTTP client with retries. Cheap to clone (shares the connection pool).
 #[derive(Clone)]
@@ -56,26 +77,61 @@ pub struct HttpClient {
     default_headers: HeaderMap,
     secrets: Arc<Vec<String>>,
     metrics: Arc<Metrics>,
+    limiter: Option<Arc<RateLimiter>>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    retries_left: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HttpClient {
     /// A client with `settings`, sending `default_headers` (auth, accept) on every request.
     ///
-    /// Errors: [`PluginError::Other`] if the TLS backend cannot be initialised.
+    /// Errors: [`PluginError::Config`] (path `ca_file` / `requests_per_second`) for an
+    /// unreadable CA bundle or a non-positive rate; [`PluginError::Other`] if the TLS backend
+    /// cannot be initialised.
     pub fn new(settings: HttpSettings, default_headers: HeaderMap, metrics: Arc<Metrics>) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(15))
-            .user_agent(concat!("pipe/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PluginError::other(format!("cannot build the HTTP client: {e}")))?;
+            .user_agent(concat!("pipe/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_file {
+            let config_err = |message: String| PluginError::Config { path: "ca_file".into(), message };
+            let pem = std::fs::read(path).map_err(|e| config_err(format!("cannot read {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| config_err(format!("{} is not a PEM certificate bundle: {e}", path.display())))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| PluginError::other(format!("cannot build the HTTP client: {e}")))?;
+        let limiter = match settings.requests_per_second {
+            None => None,
+            Some(rps) if rps > 0.0 && rps.is_finite() => {
+                let period = Duration::from_secs_f64(1.0 / rps);
+                let burst = std::num::NonZeroU32::new(rps.ceil().max(1.0) as u32).expect("at least one");
+                let quota = governor::Quota::with_period(period).expect("positive period").allow_burst(burst);
+                Some(Arc::new(governor::RateLimiter::direct(quota)))
+            }
+            Some(_) => {
+                return Err(PluginError::Config { path: "requests_per_second".into(), message: "must be a positive number".into() })
+            }
+        };
         Ok(HttpClient {
             client,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1))),
+            retries_left: Arc::new(std::sync::atomic::AtomicU64::new(settings.retry_budget)),
             settings: Arc::new(settings),
             default_headers,
             secrets: Arc::new(Vec::new()),
             metrics,
+            limiter,
         })
+    }
+
+    /// Takes one retry from the run's budget; false when it is spent.
+    fn take_retry(&self) -> bool {
+        self.retries_left
+            .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Registers a secret that must never appear in an error message or log line (for vendors
@@ -105,16 +161,39 @@ impl HttpClient {
         Ok(v)
     }
 
+    /// The vendor name this client reports in errors.
+    pub fn vendor(&self) -> &str {
+        &self.settings.vendor
+    }
+
     /// GETs `url` and parses the body as JSON, retrying as the module docs describe.
     ///
     /// Errors: [`PluginError::Auth`] on 401/403; [`PluginError::Http`] on any other 4xx, or when
-    /// retries are exhausted (the message names the last failure and the URL, scrubbed).
+    /// this request's retries are exhausted (the message names the last failure and the URL,
+    /// scrubbed); [`PluginError::RetryBudgetExhausted`] when the run's retry budget is spent.
     pub async fn get_json(&self, url: &str) -> Result<Value> {
+        self.request_json(reqwest::Method::GET, url, None).await
+    }
+
+    /// POSTs `body` as JSON (GraphQL) and parses the answer, with the retries of [`Self::get_json`].
+    pub async fn post_json(&self, url: &str, body: &Value) -> Result<Value> {
+        self.request_json(reqwest::Method::POST, url, Some(body)).await
+    }
+
+    async fn request_json(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Value> {
         let s = &self.settings;
         let mut attempt: u32 = 0;
         loop {
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            let permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
             Metrics::add(&self.metrics.requests, 1);
-            let failure = match self.client.get(url).headers(self.default_headers.clone()).send().await {
+            let mut request = self.client.request(method.clone(), url).headers(self.default_headers.clone());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let failure = match request.send().await {
                 Err(e) => Failure::retry(format!("request failed: {}", error_chain(&e)), None),
                 Ok(resp) => {
                     let status = resp.status();
@@ -148,7 +227,14 @@ impl HttpClient {
                     }
                 }
             };
+            drop(permit);
             attempt += 1;
+            if !self.take_retry() {
+                return Err(PluginError::RetryBudgetExhausted {
+                    vendor: s.vendor.clone(),
+                    message: self.scrub(&format!("last failure: {} on {}", failure.reason, path_of(url))),
+                });
+            }
             if attempt > s.max_retries {
                 return Err(PluginError::Http(self.scrub(&format!(
                     "{}: giving up on {} after {} attempts; last failure: {}",
@@ -160,6 +246,10 @@ impl HttpClient {
             }
             let delay = failure.wait.unwrap_or_else(|| backoff(s, attempt)).min(s.max_backoff);
             Metrics::add(&self.metrics.retries, 1);
+            if failure.wait.is_some() {
+                let until = chrono::Utc::now().timestamp_millis().max(0) as u64 + delay.as_millis() as u64;
+                self.metrics.throttled_until_ms.fetch_max(until, std::sync::atomic::Ordering::Relaxed);
+            }
             tracing::debug!(vendor = %s.vendor, url = %self.scrub(&path_of(url)), attempt, delay_ms = delay.as_millis() as u64, reason = %self.scrub(&failure.reason), "retrying");
             tokio::time::sleep(delay).await;
         }

@@ -13,11 +13,15 @@
 //! * [`http`]: the HTTP client every source shares (timeouts, retries, `Retry-After`, clear
 //!   auth errors that never contain a secret).
 //! * [`time`]: vendor timestamp parsing to microseconds since the Unix epoch, UTC.
+//! * [`ffi`]: the same traits behind the C ABI, for plugins shipped as dynamic libraries
+//!   ([`declare_plugin!`]).
 
 pub mod config;
 pub mod error;
+pub mod ffi;
 pub mod http;
 pub mod metrics;
+pub mod paging;
 pub mod plugin;
 pub mod schema;
 pub mod time;
@@ -25,7 +29,7 @@ pub mod time;
 pub use error::{PluginError, Result};
 pub use metrics::Metrics;
 pub use plugin::{
-    Checkpoint, DeadLetter, REASON_INCOMPLETE, Event, PluginDescriptor, PluginFactory, PluginKind, Sink, SinkContext, SinkStats,
+    Checkpoint, DeadLetter, REASON_INCOMPLETE, REASON_RETRY_BUDGET, Event, PluginDescriptor, PluginFactory, PluginKind, Sink, SinkContext, SinkStats,
     Source, SourceContext, StreamDecl, Transform, TransformOutput,
 };
 

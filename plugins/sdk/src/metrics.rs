@@ -14,6 +14,9 @@ pub struct Metrics {
     pub conversations: AtomicU64,
     /// Messages the source has emitted.
     pub messages: AtomicU64,
+    /// While the vendor throttles us (HTTP 429): when requests resume, in milliseconds since
+    /// the Unix epoch; 0 when not throttled. Shown by the progress display.
+    pub throttled_until_ms: AtomicU64,
 }
 
 impl Metrics {

@@ -64,6 +64,11 @@ pub struct DeadLetter {
 /// letter and ends the run `partial` (exit code 3), naming the conversations.
 pub const REASON_INCOMPLETE: &str = "incomplete";
 
+/// The dead-letter `reason` a source uses when it stopped early because its retry budget was
+/// spent ([`crate::PluginError::RetryBudgetExhausted`]): it emitted a final checkpoint for what it
+/// has, and the engine ends the run `partial` (exit code 3).
+pub const REASON_RETRY_BUDGET: &str = "retry_budget_exhausted";
+
 /// What a source yields, in order.
 #[derive(Debug, Clone)]
 pub enum Event {

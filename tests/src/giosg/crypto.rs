@@ -62,6 +62,26 @@ impl CustomerKey {
     }
 }
 
+/// A fresh RSA-2048 private key in PKCS#8 PEM that belongs to no dataset: hand it to the
+/// `decrypt` transform to play a customer with the wrong key (every chat key then fails to
+/// unwrap). Crypto randomness; each call gives another key.
+pub fn unrelated_private_key_pem() -> String {
+    CustomerKey::generate().private_key_pkcs8_pem()
+}
+
+/// Flips one bit inside the AES ciphertext of an `encrypted_message` (MIME base64 in, MIME
+/// base64 out): the HMAC-SHA1 tag no longer matches, while the length, header, IV and base64
+/// form stay valid — the shape of a message damaged in transit or storage.
+pub fn corrupt_ciphertext(encrypted_message: &str) -> Option<String> {
+    let mut raw = decode_lenient(encrypted_message).ok()?;
+    let first_ct_byte = HEADER_LEN + IV_LEN;
+    if raw.len() < first_ct_byte + 16 + TAG_LEN {
+        return None;
+    }
+    raw[first_ct_byte] ^= 0x01;
+    Some(base64_mime(&raw))
+}
+
 /// One chat's symmetric key: AES-256 key + HMAC-SHA1 key, in giosg's Keyczar JSON form (§5.2).
 pub(crate) struct ChatKey {
     aes: [u8; 32],
@@ -280,6 +300,25 @@ mod tests {
             assert!(decode_lenient(&ct).unwrap().starts_with(HEADER), "header is \"00000\"");
             assert_eq!(decrypt_message(&json, &ct).unwrap(), text);
         }
+    }
+
+    /// The corruption keeps the form valid and is caught by the HMAC, not by base64 or length.
+    #[test]
+    fn corrupted_ciphertext_fails_the_hmac() {
+        let key = ChatKey::random();
+        let ct = key.encrypt("hello there");
+        let bad = corrupt_ciphertext(&ct).unwrap();
+        assert_ne!(bad, ct);
+        assert_eq!(bad.len(), ct.len());
+        assert_eq!(decrypt_message(&key.key_json(), &bad), Err(DecryptError::HmacMismatch));
+        assert!(corrupt_ciphertext("AAAA").is_none());
+    }
+
+    #[test]
+    fn unrelated_key_cannot_unwrap() {
+        let customer = CustomerKey::generate();
+        let wrapped = customer.wrap(ChatKey::random().key_json().as_bytes());
+        assert_eq!(unwrap_chat_key(&unrelated_private_key_pem(), &wrapped), Err(DecryptError::Rsa));
     }
 
     #[test]

@@ -1,0 +1,7 @@
+//! The `giosg` source built as a dynamic library: `libpipe_giosg.so`, loaded by `pipe` from a
+//! plugin directory and run through the C ABI instead of being linked in. It is the same code
+//! as the built-in (`pipe_plugin_giosg::descriptor`), which is what the engine's FFI tests rely on.
+
+pipe_plugin_sdk::declare_plugin! {
+    plugins: [pipe_plugin_giosg::descriptor],
+}
