@@ -114,6 +114,16 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
     let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_GIOSG_TOKEN", &dataset.token)]).await;
     assert!(out.status.success(), "pipe failed: {}", stderr(&out));
     assert!(!stderr(&out).contains(&dataset.token), "the token leaked into the output");
+    // No wasted request: no page is fetched twice, and each chat costs its pages plus three.
+    let log = sim.request_log();
+    let unique: HashSet<&String> = log.iter().collect();
+    assert_eq!(unique.len(), log.len(), "a request was repeated");
+    let first_pages = |kind: &str| log.iter().filter(|l| l.contains(kind) && !l.contains("cursor=")).count();
+    let with_visitor = dataset.chats.iter().filter(|c| c.memberships.iter().any(|m| m["member_type"] == "visitor")).count();
+    assert_eq!(first_pages("/messages"), dataset.chats.len(), "each chat's messages listed once");
+    assert_eq!(first_pages("/memberships"), dataset.chats.len());
+    assert_eq!(first_pages("/tags"), dataset.chats.len());
+    assert_eq!(first_pages("/variables"), with_visitor);
     sim.shutdown().await;
 
     // Messages: every message of the truth exactly once, with the truth's values.
