@@ -121,7 +121,13 @@ pub fn print_plugins(registry: &Registry, dirs: &[PathBuf]) -> u8 {
     for dir in dirs {
         // One directory at a time, so a refused library does not hide the others.
         match plugin_host::discover(std::slice::from_ref(dir), false) {
-            Ok(libs) => libraries.extend(libs.into_iter().filter(|l| !libraries.iter().any(|k: &Arc<LoadedLibrary>| Arc::ptr_eq(k, l)))),
+            Ok(libs) => {
+                for lib in libs {
+                    if !libraries.iter().any(|k: &Arc<LoadedLibrary>| Arc::ptr_eq(k, &lib)) {
+                        libraries.push(lib);
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 code = 2;

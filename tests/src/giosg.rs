@@ -29,6 +29,7 @@ mod corpus;
 pub mod crypto;
 mod faults;
 mod generate;
+mod http_faults;
 mod paging;
 mod server;
 
@@ -36,6 +37,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 
 pub use generate::generate;
+pub use http_faults::{HttpFaults, RequestRecord};
 pub use server::{GiosgSim, SimOptions};
 
 /// Creation time of the first generated chat: every dataset starts here and moves forward by

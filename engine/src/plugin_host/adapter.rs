@@ -6,13 +6,13 @@
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use async_trait::async_trait;
 use pipe_plugin_abi::{
     struct_size, PipeEventV1, PipeSinkOpenArgsV1, PipeSinkStatsV1, PipeSourceCountersV1, PipeSourceOpenArgsV1, PipeStr,
     PipeStreamV1, PipeTransformOpenArgsV1, PIPE_EVENT_BATCH, PIPE_EVENT_CHECKPOINT, PIPE_EVENT_DEAD_LETTER,
     PIPE_EVENT_END, PIPE_EVENT_NONE, PIPE_OK,
 };
 use pipe_plugin_sdk::ffi::{arrow, wire};
+use pipe_plugin_sdk::reexports::async_trait;
 use pipe_plugin_sdk::{
     Checkpoint, Event, Metrics, PluginError, Result, Sink, SinkContext, SinkStats, Source, SourceContext, StreamDecl,
     Transform, TransformOutput,

@@ -19,7 +19,7 @@ use super::loader::ExternalPlugin;
 /// # Safety
 /// `err` must have been filled by the library whose `free_string` is given.
 pub(super) unsafe fn take_error(free_string: FreeStringFn, code: i32, err: &mut PipeError) -> PluginError {
-    let mut take = |p: &mut *mut std::ffi::c_char| -> Option<String> {
+    let take = |p: &mut *mut std::ffi::c_char| -> Option<String> {
         if p.is_null() {
             return None;
         }

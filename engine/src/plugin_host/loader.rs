@@ -79,8 +79,6 @@ pub struct ExternalPlugin {
     pub config_schema: serde_json::Value,
     /// The library it lives in.
     pub library_path: PathBuf,
-    /// The library's build info.
-    pub build_info: String,
     /// Passed back to `open` and `check_config`.
     pub(super) desc: &'static PipePluginDescV1,
     /// The library's `free_string`.
@@ -219,7 +217,7 @@ fn load_uncached(path: &Path) -> Result<Option<Arc<LoadedLibrary>>, LoadError> {
         if desc.n_plugins == 0 { &[] } else { unsafe { std::slice::from_raw_parts(desc.plugins, desc.n_plugins) } };
     let mut plugins = Vec::new();
     for (i, p) in plugin_descs.iter().enumerate() {
-        let plugin = Arc::new(external_plugin(p, path, &build_info, free_string).map_err(|r| broken(format!("plugin #{i}: {r}")))?);
+        let plugin = Arc::new(external_plugin(p, path, free_string).map_err(|r| broken(format!("plugin #{i}: {r}")))?);
         slots::register(plugin.clone()).map_err(broken)?;
         plugins.push(plugin);
     }
@@ -257,7 +255,6 @@ fn validate_library(d: &PipeLibraryV1) -> Result<(), String> {
 fn external_plugin(
     p: &'static PipePluginDescV1,
     path: &Path,
-    build_info: &str,
     free_string: pipe_plugin_abi::FreeStringFn,
 ) -> Result<ExternalPlugin, String> {
     if (p.struct_size as usize) < std::mem::size_of::<PipePluginDescV1>() {
@@ -296,7 +293,6 @@ fn external_plugin(
         kind,
         config_schema,
         library_path: path.to_path_buf(),
-        build_info: build_info.to_string(),
         desc: p,
         free_string,
         vtable,

@@ -18,5 +18,4 @@ pub mod loader;
 mod slots;
 mod vtables;
 
-pub use loader::{discover, env_plugin_path, load, ExternalPlugin, LoadError, LoadedLibrary};
-pub use slots::MAX_EXTERNAL_PLUGINS;
+pub use loader::{discover, env_plugin_path, ExternalPlugin, LoadedLibrary};

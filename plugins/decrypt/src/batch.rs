@@ -109,6 +109,9 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// What became of one encrypted row: its plaintext, or why not.
+type Outcome = std::result::Result<String, Failure>;
+
 /// One encrypted row's inputs.
 struct Job<'a> {
     key: Option<Unwrapped>,
@@ -132,23 +135,26 @@ impl Decryptor {
         if rows.is_empty() {
             return Ok(vec![TransformOutput::Batch(batch.clone())]);
         }
-        let wrapped: Vec<Option<String>> = rows.iter().map(|&r| cols.attribute(r, ATTR_ENCRYPTED_KEY).map(normalize)).collect();
-        let keys = self.unwrap_keys(wrapped.iter().flatten());
+        // The wrapped key as the row carries it. A chat's rows share one string, so
+        // normalizing it and consulting the cache happen once per chat, not once per row.
+        let wrapped: Vec<Option<&str>> = rows.iter().map(|&r| cols.attribute(r, ATTR_ENCRYPTED_KEY)).collect();
+        let keys = self.unwrap_keys(wrapped.iter().flatten().copied());
         let jobs: Vec<Job<'_>> = rows
             .iter()
             .zip(&wrapped)
-            .map(|(&r, w)| Job { key: w.as_ref().map(|w| keys[w].clone()), ciphertext: cols.ciphertext(r) })
+            .map(|(&r, w)| Job { key: w.map(|w| keys[w].clone()), ciphertext: cols.ciphertext(r) })
             .collect();
         let results = parallel::map(&jobs, self.threads, MIN_ROWS_PER_THREAD, |job| decrypt_row(job));
 
-        let mut outcome: HashMap<usize, std::result::Result<String, Failure>> = HashMap::with_capacity(rows.len());
+        // Per row of the batch: `None` for rows that were not encrypted.
+        let mut outcome: Vec<Option<Outcome>> = (0..batch.num_rows()).map(|_| None).collect();
         for (&r, res) in rows.iter().zip(results) {
-            outcome.insert(r, res);
+            outcome[r] = Some(res);
         }
         let new_batch = rebuild(batch, &cols, &outcome)?;
         let mut out = vec![TransformOutput::Batch(new_batch)];
         for &r in &rows {
-            if let Some(Err(f)) = outcome.get(&r) {
+            if let Some(Err(f)) = &outcome[r] {
                 out.push(TransformOutput::DeadLetter(dead_letter(batch, r, cols.conversation_id.value(r), f)?));
             }
         }
@@ -159,38 +165,45 @@ impl Decryptor {
         Ok(out)
     }
 
-    /// The unwrap outcome of every distinct wrapped key in `wrapped`: cached ones from the
-    /// cache, the rest unwrapped now, in parallel, and cached.
-    fn unwrap_keys<'w>(&mut self, wrapped: impl Iterator<Item = &'w String>) -> HashMap<String, Unwrapped> {
-        let mut found: HashMap<String, Unwrapped> = HashMap::new();
+    /// The unwrap outcome of every distinct wrapped key in `wrapped` (as the rows carry
+    /// them): cached ones from the cache, the rest unwrapped now, in parallel, and cached.
+    fn unwrap_keys<'w>(&mut self, wrapped: impl Iterator<Item = &'w str>) -> HashMap<&'w str, Unwrapped> {
+        let mut found: HashMap<&'w str, Unwrapped> = HashMap::new();
+        let mut seen: HashSet<&'w str> = HashSet::new();
+        // Normalized keys to unwrap, each once even if rows spell it differently (with and
+        // without line breaks), and which row spelling waits for which of them.
         let mut todo: Vec<String> = Vec::new();
-        let mut queued: HashSet<&str> = HashSet::new();
+        let mut todo_index: HashMap<String, usize> = HashMap::new();
+        let mut waiting: Vec<(&'w str, usize)> = Vec::new();
         for w in wrapped {
-            if found.contains_key(w) || queued.contains(w.as_str()) {
+            if !seen.insert(w) {
                 continue;
             }
-            match self.cache.get(w) {
-                Some(hit) => {
-                    found.insert(w.clone(), hit);
-                }
-                None => {
-                    queued.insert(w);
-                    todo.push(w.clone());
-                }
+            let normalized = normalize(w);
+            if let Some(hit) = self.cache.get(&normalized) {
+                found.insert(w, hit);
+                continue;
             }
+            let i = *todo_index.entry(normalized).or_insert_with_key(|n| {
+                todo.push(n.clone());
+                todo.len() - 1
+            });
+            waiting.push((w, i));
         }
         let rsa = &self.rsa;
-        let unwrapped = parallel::map(&todo, self.threads, 1, |w| Arc::new(unwrap_chat_key(rsa, w)));
+        let unwrapped = parallel::map(&todo, self.threads, 1, |n| Arc::new(unwrap_chat_key(rsa, n)));
         self.stats.unwraps += todo.len() as u64;
-        for (w, u) in todo.into_iter().zip(unwrapped) {
-            self.cache.insert(w.clone(), u.clone());
-            found.insert(w, u);
+        for (w, i) in waiting {
+            found.insert(w, unwrapped[i].clone());
+        }
+        for (normalized, u) in todo.into_iter().zip(unwrapped) {
+            self.cache.insert(normalized, u);
         }
         found
     }
 }
 
-fn decrypt_row(job: &Job<'_>) -> std::result::Result<String, Failure> {
+fn decrypt_row(job: &Job<'_>) -> Outcome {
     let Some(key) = &job.key else {
         return Err(Failure {
             reason: Reason::MissingChatKey,
@@ -208,7 +221,7 @@ fn decrypt_row(job: &Job<'_>) -> std::result::Result<String, Failure> {
 
 /// The batch with `text`, `is_encrypted`, `ciphertext` and `attributes` rewritten for the rows
 /// decrypted successfully; other rows keep their values.
-fn rebuild(batch: &RecordBatch, cols: &Columns<'_>, outcome: &HashMap<usize, std::result::Result<String, Failure>>) -> Result<RecordBatch> {
+fn rebuild(batch: &RecordBatch, cols: &Columns<'_>, outcome: &[Option<Outcome>]) -> Result<RecordBatch> {
     let n = batch.num_rows();
     let mut text = StringBuilder::with_capacity(n, cols.text.value_data().len());
     let mut is_encrypted = BooleanBuilder::with_capacity(n);
@@ -218,7 +231,7 @@ fn rebuild(batch: &RecordBatch, cols: &Columns<'_>, outcome: &HashMap<usize, std
     let (keys, values) = (cols.attributes.keys().as_string::<i32>(), cols.attributes.values().as_string::<i32>());
     let offsets = cols.attributes.value_offsets();
     for r in 0..n {
-        let plain = match outcome.get(&r) {
+        let plain = match &outcome[r] {
             Some(Ok(p)) => Some(p.as_str()),
             _ => None,
         };

@@ -64,7 +64,7 @@ impl KeyCache {
 /// The cache key of a wrapped key as it appears in a row: all whitespace removed, so the MIME
 /// and the single-line forms of one key are one entry.
 pub fn normalize(wrapped: &str) -> String {
-    wrapped.chars().filter(|c| !c.is_ascii_whitespace()).collect()
+    wrapped.split_ascii_whitespace().collect()
 }
 
 #[cfg(test)]

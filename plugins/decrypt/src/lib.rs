@@ -16,6 +16,8 @@
 //!   constant time). The RustCrypto `pkcs8` crate only opens passphrase-protected PKCS#8
 //!   containers ([`private_key`]).
 
+#![warn(missing_docs)]
+
 pub mod batch;
 pub mod cache;
 pub mod config;

@@ -79,6 +79,8 @@ pub struct HttpClient {
     metrics: Arc<Metrics>,
     limiter: Option<Arc<RateLimiter>>,
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// After a 429, every request of this source waits until then (ms since the epoch).
+    paused_until_ms: Arc<std::sync::atomic::AtomicU64>,
     retries_left: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -118,6 +120,7 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             in_flight: Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1))),
+            paused_until_ms: Arc::default(),
             retries_left: Arc::new(std::sync::atomic::AtomicU64::new(settings.retry_budget)),
             settings: Arc::new(settings),
             default_headers,
@@ -125,6 +128,28 @@ impl HttpClient {
             metrics,
             limiter,
         })
+    }
+
+    /// Waits for everything that must pass before a request goes out: a pause after a 429
+    /// (checked again after the other waits, as it may start while we wait), the token
+    /// bucket, and a free in-flight slot.
+    async fn ready_to_send(&self) -> tokio::sync::SemaphorePermit<'_> {
+        loop {
+            let paused = self.paused_until_ms.load(std::sync::atomic::Ordering::Relaxed);
+            let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+            if paused > now_ms {
+                tokio::time::sleep(Duration::from_millis(paused - now_ms)).await;
+                continue;
+            }
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            let permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+            let paused = self.paused_until_ms.load(std::sync::atomic::Ordering::Relaxed);
+            if paused <= chrono::Utc::now().timestamp_millis().max(0) as u64 {
+                return permit;
+            }
+        }
     }
 
     /// Takes one retry from the run's budget; false when it is spent.
@@ -184,10 +209,7 @@ impl HttpClient {
         let s = &self.settings;
         let mut attempt: u32 = 0;
         loop {
-            if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
-            }
-            let permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+            let permit = self.ready_to_send().await;
             Metrics::add(&self.metrics.requests, 1);
             let mut request = self.client.request(method.clone(), url).headers(self.default_headers.clone());
             if let Some(body) = body {
@@ -248,6 +270,7 @@ impl HttpClient {
             Metrics::add(&self.metrics.retries, 1);
             if failure.wait.is_some() {
                 let until = chrono::Utc::now().timestamp_millis().max(0) as u64 + delay.as_millis() as u64;
+                self.paused_until_ms.fetch_max(until, std::sync::atomic::Ordering::Relaxed);
                 self.metrics.throttled_until_ms.fetch_max(until, std::sync::atomic::Ordering::Relaxed);
             }
             tracing::debug!(vendor = %s.vendor, url = %self.scrub(&path_of(url)), attempt, delay_ms = delay.as_millis() as u64, reason = %self.scrub(&failure.reason), "retrying");

@@ -42,7 +42,7 @@ pub fn required_string<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Str
 }
 
 /// The value of a nullable string column at `row`.
-pub fn value<'a>(col: &'a StringArray, row: usize) -> Option<&'a str> {
+pub fn value(col: &StringArray, row: usize) -> Option<&str> {
     col.is_valid(row).then(|| col.value(row))
 }
 

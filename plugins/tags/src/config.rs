@@ -47,9 +47,13 @@ pub struct RuleConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The customer.
     Visitor,
+    /// A human operator.
     Agent,
+    /// A bot.
     Bot,
+    /// Events and automation (join, leave, tag_created, rules).
     System,
 }
 

@@ -14,6 +14,8 @@
 //! to add to or rename keeps the vendor's list exactly as it came (so with no rules and no
 //! renames, conversation tags are exactly the vendor's). Both streams keep their schema.
 
+#![warn(missing_docs)]
+
 pub mod columns;
 pub mod config;
 pub mod rules;

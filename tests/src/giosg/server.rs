@@ -4,6 +4,7 @@
 //! tolerates a trailing slash on every path and answers every miss with a JSON `{"detail"}` body
 //! (Django REST framework style), both of which are simpler to get exactly right by hand.
 
+use super::http_faults::{Fault, FaultState, HttpFaults, RequestRecord};
 use super::paging::{Cursors, page_len};
 use super::{Dataset, parse_timestamp};
 use axum::Json;
@@ -101,6 +102,17 @@ impl GiosgSim {
         self.shared.throttle_every.store(n, SeqCst);
     }
 
+    /// Switches transport faults on (latency, 5xx, truncated bodies, cut connections, a
+    /// server-side rate limit); `HttpFaults::default()` switches them off.
+    pub fn set_faults(&self, faults: HttpFaults) {
+        self.shared.faults.set(faults);
+    }
+
+    /// Every request (up to 100 000) with its arrival time and the status answered.
+    pub fn request_records(&self) -> Vec<RequestRecord> {
+        self.shared.records.lock().expect("records").iter().cloned().collect()
+    }
+
     /// Stops accepting requests, lets in-flight ones finish (at most 5 s) and waits for the
     /// server task to end.
     pub async fn shutdown(self) {
@@ -133,6 +145,8 @@ struct Shared {
     throttled: AtomicU64,
     /// Bounded, so a long benchmark run doesn't grow memory without limit.
     log: Mutex<VecDeque<String>>,
+    faults: FaultState,
+    records: Mutex<VecDeque<RequestRecord>>,
 }
 
 /// How many requests [`GiosgSim::request_log`] keeps.
@@ -163,6 +177,8 @@ impl Shared {
             throttle_base: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             log: Mutex::new(VecDeque::new()),
+            faults: FaultState::new(),
+            records: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -176,13 +192,50 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
         }
         log.push_back(format!("{method} {uri}"));
     }
-    match s.serve(n, &method, &uri, &headers) {
-        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
-        Err(e) => {
-            tracing::debug!(%uri, status = %e.status, "giosg simulator error response");
-            e.into_response()
-        }
+    let arrived = s.faults.started.elapsed();
+    let latency = s.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
+    let response = match s.faults.pick(n) {
+        Fault::RateLimited => {
+            s.throttled.fetch_add(1, SeqCst);
+            ApiError::detail(StatusCode::TOO_MANY_REQUESTS, "Request was throttled. Expected available in 1 second.").into_response()
+        }
+        Fault::ServerError(code) => {
+            (StatusCode::from_u16(code).expect("valid"), "<html><body>upstream error</body></html>").into_response()
+        }
+        fault => match s.serve(n, &method, &uri, &headers) {
+            Ok(body) if fault == Fault::Truncate => {
+                let text = body.to_string();
+                let cut = text.len() / 2;
+                let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                ([(header::CONTENT_TYPE, "application/json")], text[..cut].to_owned()).into_response()
+            }
+            Ok(body) if fault == Fault::Reset => {
+                // Promise a longer body than we send, then fail the stream: the client sees the
+                // connection end mid-body.
+                let text = body.to_string();
+                let half = text.as_bytes()[..text.len() / 2].to_vec();
+                let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                    vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut"))];
+                let mut resp = axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response();
+                resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+                resp
+            }
+            Ok(body) => (StatusCode::OK, Json(body)).into_response(),
+            Err(e) => {
+                tracing::debug!(%uri, status = %e.status, "giosg simulator error response");
+                e.into_response()
+            }
+        },
+    };
+    let mut records = s.records.lock().expect("records");
+    if records.len() == LOG_CAPACITY {
+        records.pop_front();
+    }
+    records.push_back(RequestRecord { at: arrived, line: format!("{method} {uri}"), status: response.status().as_u16() });
+    response
 }
 
 /// An error answer: status + JSON body (+ the headers DRF sends with it).

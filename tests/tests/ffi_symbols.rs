@@ -1,0 +1,49 @@
+//! Both builds of a shipped plugin (design.md §5, symbol collisions): linked into `pipe` next
+//! to the other built-ins it exports nothing of the plugin ABI (so several built-ins cannot
+//! collide), and built as a dynamic library it exports exactly the two ABI symbols (so copies
+//! of std, tokio and arrow in different libraries cannot interpose each other).
+
+mod common;
+mod ffi_support;
+
+use std::path::Path;
+use std::process::Command;
+
+const ABI_SYMBOLS: [&str; 2] = ["pipe_plugin_abi_version", "pipe_plugin_init_v1"];
+
+/// Symbol names `nm` lists for `path` with `args`.
+fn nm(args: &[&str], path: &Path) -> Vec<String> {
+    let out = Command::new("nm")
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `nm` ({e}); install binutils to check exported symbols"));
+    assert!(out.status.success(), "nm {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().last().map(str::to_string)).collect()
+}
+
+#[test]
+fn each_plugin_library_exports_exactly_the_two_abi_symbols() {
+    for stem in ["pipe_giosg", "pipe_parquet", "pipe_json", "pipe_stdout", "pipe_test_panicky"] {
+        let mut exported = nm(&["-D", "--defined-only"], &ffi_support::library(stem));
+        exported.sort();
+        assert_eq!(exported, ABI_SYMBOLS, "lib{stem}.so exports other symbols than the plugin ABI");
+    }
+}
+
+#[test]
+fn the_pipe_binary_links_every_builtin_without_abi_symbols() {
+    let symbols = nm(&[], &common::pipe_bin());
+    for s in ABI_SYMBOLS {
+        assert!(!symbols.iter().any(|x| x == s), "`pipe` contains `{s}`: a built-in plugin crate expands declare_plugin!");
+    }
+    // And it does link the built-ins.
+    let out = Command::new(common::pipe_bin()).arg("plugins").env_remove("PIPE_PLUGIN_PATH").output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    for name in ["giosg", "parquet", "json", "stdout"] {
+        assert!(
+            listing.lines().any(|l| l.split_whitespace().next() == Some(name) && l.contains("built-in")),
+            "`{name}` is not built into pipe:\n{listing}"
+        );
+    }
+}
