@@ -131,10 +131,10 @@ pub fn discover(dirs: &[PathBuf], required: bool) -> Result<Vec<Arc<LoadedLibrar
             .collect();
         files.sort();
         for file in files {
-            if let Some(lib) = load(&file)? {
-                if !out.iter().any(|l| Arc::ptr_eq(l, &lib)) {
-                    out.push(lib);
-                }
+            if let Some(lib) = load(&file)?
+                && !out.iter().any(|l| Arc::ptr_eq(l, &lib))
+            {
+                out.push(lib);
             }
         }
     }

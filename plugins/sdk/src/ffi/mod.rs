@@ -33,6 +33,8 @@ mod instance;
 mod runtime;
 mod sink;
 mod source;
+#[cfg(test)]
+mod tests;
 mod transform;
 pub mod wire;
 

@@ -48,9 +48,15 @@ pub(crate) unsafe fn install(host: *const PipeHostApiV1) {
         // Only the first init installs them; a library may be initialised more than once.
         let _ = tracing::subscriber::set_global_default(HostLogger);
         std::panic::set_hook(Box::new(|info| {
+            let payload = info.payload();
+            let text = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(non-string payload)");
             let message = match info.location() {
-                Some(l) => format!("{} at {}:{}", info.payload_as_str().unwrap_or("(non-string payload)"), l.file(), l.line()),
-                None => info.payload_as_str().unwrap_or("(non-string payload)").to_string(),
+                Some(l) => format!("{text} at {}:{}", l.file(), l.line()),
+                None => text.to_string(),
             };
             if in_guard() {
                 // The entry guard reports it as the call's error; keep a debug trace only.
