@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 # The binary, the plugin libraries (libpipe_*.so) and the bench harness, all release.
 cargo build --release --workspace --all-targets
 cargo test --release -p pipe-tests --test ffi_bench -- --ignored --nocapture --test-threads=1 2>&1 \
-  | grep -A10 "ffi overhead"
+  | grep -A5 "^ffi "

@@ -8,9 +8,17 @@
 //! hits all variants alike; the medians are compared.
 //!
 //! Knobs: `PIPE_BENCH_CHATS` (default 3000), `PIPE_BENCH_ROUNDS` (default 5).
+//!
+//! A second, in-process figure isolates the fixed cost of one crossing: the engine's adapter
+//! pulling 100 000 small batches out of a library source (`spawn_blocking`, the call, the
+//! Arrow import), per event.
 
 mod common;
 mod ffi_support;
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../engine/src/plugin_host/mod.rs"]
+mod plugin_host;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,4 +91,31 @@ async fn dynamic_vs_builtin_on_the_same_pipeline() {
             all.join(" ")
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run benches/ffi_overhead.sh"]
+async fn cost_of_one_event_crossing() {
+    use pipe_plugin_sdk::{Event, Metrics, PluginFactory, SourceContext};
+    let events = 100_000u32;
+    let lib = plugin_host::loader::load(&ffi_support::library("pipe_test_panicky")).unwrap().expect("a plugin");
+    let source = lib.plugins.iter().find(|p| p.name == "panicky_source").unwrap().descriptor();
+    let PluginFactory::Source(open) = source.factory else { unreachable!() };
+    let ctx = SourceContext { pipeline: "bench".into(), state: None, limit: None, metrics: Arc::new(Metrics::default()) };
+    let mut source = open(serde_json::json!({"batches": events}), ctx).unwrap();
+    let t0 = Instant::now();
+    let mut rows = 0;
+    loop {
+        match source.next().await.unwrap() {
+            Event::Batch { batch, .. } => rows += batch.num_rows(),
+            Event::End => break,
+            _ => {}
+        }
+    }
+    let took = t0.elapsed();
+    assert_eq!(rows, events as usize * 10);
+    println!(
+        "\nffi crossing: {events} batch events from a library source through the engine's adapter: {:.1} µs per event",
+        took.as_secs_f64() * 1e6 / f64::from(events)
+    );
 }

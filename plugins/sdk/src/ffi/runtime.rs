@@ -47,7 +47,8 @@ pub(crate) unsafe fn install(host: *const PipeHostApiV1) {
     if installed {
         // Only the first init installs them; a library may be initialised more than once.
         let _ = tracing::subscriber::set_global_default(HostLogger);
-        std::panic::set_hook(Box::new(|info| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
             let payload = info.payload();
             let text = payload
                 .downcast_ref::<&str>()
@@ -61,11 +62,14 @@ pub(crate) unsafe fn install(host: *const PipeHostApiV1) {
             if in_guard() {
                 // The entry guard reports it as the call's error; keep a debug trace only.
                 log(PIPE_LOG_DEBUG, "pipe_plugin_sdk::panic", &format!("panicked: {message}"));
-            } else {
+                record_panic(message);
+            } else if HOST.get().is_some_and(|h| h.log.is_some()) {
                 // A task on the library's runtime: nobody else will say it.
                 log(PIPE_LOG_WARN, "pipe_plugin_sdk::panic", &format!("a plugin task panicked: {message}"));
+            } else {
+                // No host logger to route it to: stderr, as Rust would.
+                previous(info);
             }
-            record_panic(message);
         }));
     }
 }
