@@ -38,10 +38,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
             }
             Err(e) => config_error(e),
         },
-        Command::Plugins => {
-            // Libraries listed come from $PIPE_PLUGIN_PATH (a `--plugin-dir DIR` flag needs the
-            // `Plugins` variant in main.rs to carry it; it would be prepended here).
-            let dirs = crate::registry::plugin_host::env_plugin_path(env_var("PIPE_PLUGIN_PATH").as_deref());
+        Command::Plugins { plugin_dir } => {
+            let mut dirs = plugin_dir;
+            dirs.extend(crate::plugin_host::env_plugin_path(env_var("PIPE_PLUGIN_PATH").as_deref()));
             crate::registry::print_plugins(&registry, &dirs)
         }
         Command::Schema { stream, json } => match canonical_schema(&stream) {

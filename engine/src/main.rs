@@ -6,6 +6,7 @@
 mod commands;
 mod config;
 mod dead_letter;
+mod plugin_host;
 mod progress;
 mod registry;
 mod run;
@@ -68,8 +69,13 @@ enum Command {
         /// The pipeline file (TOML).
         file: PathBuf,
     },
-    /// List the plugins this binary knows, with kind and version.
-    Plugins,
+    /// List the plugins: built-ins and the libraries found in `--plugin-dir` and
+    /// `$PIPE_PLUGIN_PATH`, with kind, version, ABI, origin and build info.
+    Plugins {
+        /// Also look for plugin libraries (`lib*.so`) in DIR (repeatable).
+        #[arg(long = "plugin-dir", value_name = "DIR")]
+        plugin_dir: Vec<PathBuf>,
+    },
     /// Print the exact Arrow schema of a canonical stream (`messages` or `conversations`).
     Schema {
         /// `messages` or `conversations`.

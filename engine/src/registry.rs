@@ -3,15 +3,12 @@
 //! (design.md §5). Both kinds are a `PluginDescriptor` to the rest of the engine; an entry
 //! also records where the plugin came from, for `pipe plugins` and error messages.
 
-#[path = "plugin_host/mod.rs"]
-pub mod plugin_host;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use pipe_plugin_sdk::{PluginDescriptor, PluginKind};
 
-use plugin_host::{ExternalPlugin, LoadedLibrary};
+use crate::plugin_host::{self, ExternalPlugin, LoadedLibrary};
 
 /// Where a plugin comes from.
 #[derive(Clone)]

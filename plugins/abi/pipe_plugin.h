@@ -12,8 +12,9 @@
  *  - All calls block; calls on one instance are serialised by the host, except `cancel`.
  *  - Strings in are borrowed PipeStr; error strings out are owned by the library and freed
  *    with PipeLibraryV1.free_string.
- *  - ArrowArray out-params and ArrowArray passed in by pointer are moved; ArrowSchema passed
- *    as `const*` is borrowed.
+ *  - ArrowArray/ArrowSchema out-params are moved to the caller. An ArrowArray passed in by
+ *    pointer is moved to the callee, which leaves it released; if the call fails before taking
+ *    it, the caller still owns it. An ArrowSchema passed as `const*` is borrowed.
  *  - No unwinding or C++ exception may cross the boundary.
  */
 #ifndef PIPE_PLUGIN_H

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginKind};
 use serde_json::{Map, Value};
 
-use crate::registry::{plugin_host, Registry};
+use crate::plugin_host;
+use crate::registry::Registry;
 pub use toml_json::line_of;
 
 /// A configuration problem, located in its file. Exit code 2.

@@ -1,7 +1,9 @@
 //! The adapters: a loaded library's plugin as the SDK's [`Source`], [`Transform`] and [`Sink`]
 //! traits, so the engine runs it exactly like a built-in. Every blocking entry point runs on
 //! tokio's blocking pool (`spawn_blocking`), never on a runtime worker; synchronous trait
-//! methods use `block_in_place`.
+//! methods (the factories, `output_stream`, `stats`) use `block_in_place`. An instance is
+//! closed by whichever thread lets go of it last, so a call still running on the blocking pool
+//! when the engine drops the adapter finishes (interrupted by `cancel`) before `close`.
 
 use std::sync::{Arc, Mutex};
 
@@ -191,8 +193,10 @@ fn next_event(inst: &Instance, fns: &SourceFns, streams: &[StreamDecl]) -> Resul
         let mut ev = empty_event();
         // SAFETY: open handle; the event is ours to fill.
         let status = inst.plugin.status("next_event", |err| unsafe { (fns.next_event)(h, &mut ev, err) });
-        let (kind, stream, batch, json) = read_event(ev, streams)?;
+        // Read (and so release) whatever the event holds first; the call's own error wins.
+        let read = read_event(ev, streams);
         status?;
+        let (kind, stream, batch, json) = read?;
         Ok(match kind {
             PIPE_EVENT_BATCH => Event::Batch { stream, batch: batch.expect("read for batch events") },
             PIPE_EVENT_DEAD_LETTER => Event::DeadLetter(wire::dead_letter_from_json(&json)?),
@@ -267,8 +271,9 @@ impl ExternalTransform {
                     let mut ev = empty_event();
                     // SAFETY: open handle; the event is ours to fill.
                     let status = inst.plugin.status("next_output", |err| unsafe { (fns.next_output)(h, &mut ev, err) });
-                    let (kind, stream, batch, json) = read_event(ev, &outputs)?;
+                    let read = read_event(ev, &outputs);
                     status?;
+                    let (kind, stream, batch, json) = read?;
                     match kind {
                         PIPE_EVENT_NONE => return Ok(out),
                         PIPE_EVENT_BATCH => out.push((stream, TransformOutput::Batch(batch.expect("read for batch events")))),

@@ -22,7 +22,8 @@
 //!   [`PipeLibraryV1::free_string`], never by the host's allocator.
 //! * Arrow data crosses as [`ArrowArray`] + [`ArrowSchema`]: an out-parameter is *moved* to
 //!   the receiver (who calls its `release`); an `ArrowArray` passed in by pointer is moved to
-//!   the callee, who must leave it released (`release == NULL`); an `ArrowSchema` passed by
+//!   the callee, who takes it by leaving it released (`release == NULL`) — if the call fails
+//!   before taking it, the caller still owns it and releases it; an `ArrowSchema` passed by
 //!   `*const` is borrowed.
 //! * No unwinding crosses the boundary: every entry point catches panics and reports
 //!   [`PIPE_ERROR_PANIC`].
