@@ -76,6 +76,15 @@ async fn bad_flags_exit_2_and_schema_prints_the_contract() {
 #[tokio::test]
 async fn validate_accepts_the_shipped_pipelines() {
     let root = workspace();
-    let out = run_pipe(&root, &["validate", "pipelines/giosg.toml"], &[("GIOSG_ORG_ID", "o"), ("GIOSG_API_TOKEN", "t"), ("GIOSG_PRIVATE_KEY_FILE", "key.pem")]).await;
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), pipe_tests::giosg::generate(&pipe_tests::giosg::SimConfig::small(3)).private_key_pkcs8_pem).unwrap();
+    let key_path = key.path().to_str().unwrap();
+    let env = [("GIOSG_ORG_ID", "o"), ("GIOSG_API_TOKEN", "t"), ("GIOSG_PRIVATE_KEY_FILE", key_path)];
+    let out = run_pipe(&root, &["validate", "pipelines/giosg.toml"], &env).await;
     assert!(out.status.success(), "{}", stderr(&out));
+    // A missing key file is caught by validate, with the line of the key.
+    let env = [("GIOSG_ORG_ID", "o"), ("GIOSG_API_TOKEN", "t"), ("GIOSG_PRIVATE_KEY_FILE", "/nonexistent/key.pem")];
+    let out = run_pipe(&root, &["validate", "pipelines/giosg.toml"], &env).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("transforms[0].private_key_file"), "{}", stderr(&out));
 }

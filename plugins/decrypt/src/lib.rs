@@ -41,7 +41,12 @@ pub fn descriptor() -> PluginDescriptor {
         version: env!("CARGO_PKG_VERSION"),
         description: "Decrypts giosg-encrypted messages (RSA-OAEP + AES-256-CBC/HMAC-SHA1) with your private key",
         config_schema: sdk_config::schema_of::<DecryptConfig>,
-        check_config: sdk_config::check::<DecryptConfig>,
+        // Validation also loads the key (a local file, no network), so `pipe validate` catches a
+        // missing or unreadable key before a long run does.
+        check_config: |config| {
+            let cfg: DecryptConfig = sdk_config::parse(config.clone())?;
+            DecryptTransform::open(cfg).map(|_| ())
+        },
         factory: PluginFactory::Transform(|config| {
             let cfg: DecryptConfig = sdk_config::parse(config)?;
             Ok(Box::new(DecryptTransform::open(cfg)?))

@@ -220,7 +220,10 @@ async fn through_the_descriptor() {
     assert_eq!(d.name, "decrypt");
     let schema = (d.config_schema)();
     assert!(schema["properties"]["private_key_file"].is_object() && schema["properties"]["passphrase"].is_object());
-    (d.check_config)(&json!({"private_key_file": "/does/not/matter/yet"})).unwrap();
+    // Validation loads the key, so a missing file is caught before a run.
+    (d.check_config)(&json!({"private_key_file": fixture("test_key_pkcs8.pem")})).unwrap();
+    let err = (d.check_config)(&json!({"private_key_file": "/nonexistent.pem"})).unwrap_err();
+    assert!(matches!(err, pipe_plugin_sdk::PluginError::Config { ref path, .. } if path == "private_key_file"), "{err}");
     assert!((d.check_config)(&json!({"private_key_file": "k", "nope": 1})).is_err());
 
     let PluginFactory::Transform(open) = d.factory else { panic!("a transform") };
