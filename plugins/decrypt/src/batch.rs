@@ -275,7 +275,7 @@ fn rebuild(batch: &RecordBatch, cols: &Columns<'_>, outcome: &[Option<Outcome>])
 /// (still encrypted), in the JSON form of design.md §3.
 fn dead_letter(batch: &RecordBatch, r: usize, conversation_id: &str, f: &Failure) -> Result<DeadLetter> {
     let mut line = Vec::new();
-    pipe_plugin_json::encode_rows(&batch.slice(r, 1), &mut line)?;
+    pipe_plugin_sdk::json_rows::encode_rows(&batch.slice(r, 1), &mut line)?;
     let raw: Value = serde_json::from_slice(&line).map_err(|e| PluginError::other(format!("decrypt: row to JSON: {e}")))?;
     let key: Map<String, Value> =
         primary_key(MESSAGES).iter().filter_map(|k| raw.get(*k).map(|v| (k.to_string(), v.clone()))).collect();

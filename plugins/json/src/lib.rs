@@ -13,16 +13,13 @@
 //! by the stdout sink) and [`staging`] (temporary names, publish at commit, used by the
 //! parquet sink).
 
-pub mod encode;
 mod sink;
-pub mod staging;
 
 use pipe_plugin_sdk::config;
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use encode::{encode_rows, encode_rows_with_stream};
 pub use sink::JsonSink;
 
 /// Configuration of the json sink (a `[[sinks]]` table with `plugin = "json"`).

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use pipe_plugin_sdk::{Checkpoint, PluginError, Result, Sink, SinkContext, SinkStats};
 
 use crate::JsonConfig;
-use crate::encode::encode_rows;
-use crate::staging::{StagedFile, Staging, check_stream_name, run_blocking};
+use pipe_plugin_sdk::json_rows::encode_rows;
+use pipe_plugin_sdk::staging::{StagedFile, Staging, check_stream_name, run_blocking};
 
 /// The JSON Lines sink. See the [crate docs](crate).
 pub struct JsonSink {

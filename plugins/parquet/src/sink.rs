@@ -12,7 +12,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use pipe_plugin_json::staging::{StagedFile, Staging, check_stream_name, run_blocking};
+use pipe_plugin_sdk::staging::{StagedFile, Staging, check_stream_name, run_blocking};
 use pipe_plugin_sdk::{Checkpoint, PluginError, Result, Sink, SinkContext, SinkStats};
 
 use crate::partition::Partitioner;

@@ -13,6 +13,9 @@
 //! * [`http`]: the HTTP client every source shares (timeouts, retries, `Retry-After`, clear
 //!   auth errors that never contain a secret).
 //! * [`time`]: vendor timestamp parsing to microseconds since the Unix epoch, UTC.
+//! * [`staging`]: staged output files for file sinks (temporary names, publish at commit).
+//! * [`json_rows`]: rows as JSON objects (RFC 3339 timestamps, maps as objects), as the JSON
+//!   sinks write them and dead letters carry them.
 //! * [`ffi`]: the same traits behind the C ABI, for plugins shipped as dynamic libraries
 //!   ([`declare_plugin!`]).
 
@@ -20,10 +23,12 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod http;
+pub mod json_rows;
 pub mod metrics;
 pub mod paging;
 pub mod plugin;
 pub mod schema;
+pub mod staging;
 pub mod time;
 
 pub use error::{PluginError, Result};

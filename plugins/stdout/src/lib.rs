@@ -12,8 +12,8 @@ use std::io::Write;
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
-use pipe_plugin_json::encode::encode_rows_with_stream;
-use pipe_plugin_json::staging::run_blocking;
+use pipe_plugin_sdk::json_rows::encode_rows_with_stream;
+use pipe_plugin_sdk::staging::run_blocking;
 use pipe_plugin_sdk::{
     Checkpoint, PluginDescriptor, PluginError, PluginFactory, Result, Sink, SinkContext, SinkStats,
     config,

@@ -20,7 +20,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use pipe_plugin_sdk::{PluginError, Result, SinkStats};
+use crate::{PluginError, Result, SinkStats};
 
 /// A file being staged: where it is written and where it will be published.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use arrow_json::WriterBuilder;
 use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, LineDelimited, NullableEncoder};
 use arrow_schema::{ArrowError, DataType, FieldRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
-use pipe_plugin_sdk::Result;
+use crate::Result;
 
 /// Appends the rows of `batch` to `out` as JSON Lines: one object per row, each ending in `\n`.
 ///
