@@ -77,3 +77,33 @@ async fn requests_per_second_keeps_under_the_vendor_limit_and_retry_after_is_res
     let achieved = records.len() as f64 / span.as_secs_f64().max(0.001);
     assert!(achieved <= limit * 1.6, "achieved {achieved:.1}/s against {limit}/s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_variables_are_honoured() {
+    let d = Arc::new(generate(&SimConfig { encrypted_every: 0, ..SimConfig::small(3) }));
+    let sim = GiosgSim::start(d.clone(), SimOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), pipeline(&sim, &d.organization_id, "retry_budget = 1")).unwrap();
+    // A proxy that does not exist: the run can only fail if the variable is used.
+    let dead_proxy = "http://127.0.0.1:9";
+    let env = [("E2E_GIOSG_TOKEN", d.token.as_str()), ("HTTP_PROXY", dead_proxy), ("http_proxy", dead_proxy), ("NO_PROXY", ""), ("no_proxy", "")];
+    let out = run_pipe(dir.path(), &["run", "p.toml"], &env).await;
+    assert_ne!(out.status.code(), Some(0), "requests went around HTTP_PROXY");
+    assert_eq!(sim.requests(), 0);
+    // NO_PROXY exempts the simulator's host.
+    let env = [("E2E_GIOSG_TOKEN", d.token.as_str()), ("HTTP_PROXY", dead_proxy), ("http_proxy", dead_proxy), ("NO_PROXY", "127.0.0.1"), ("no_proxy", "127.0.0.1")];
+    let out = run_pipe(dir.path(), &["run", "p.toml"], &env).await;
+    sim.shutdown().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_ca_file_that_is_not_pem_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+    let toml = "[source]\nplugin = \"giosg\"\nbase_url = \"https://127.0.0.1:9\"\norganization_id = \"o\"\ntoken = \"t\"\nca_file = \"ca.pem\"\nretry_budget = 1\n\n[[sinks]]\nplugin = \"json\"\npath = \"out\"\n";
+    std::fs::write(dir.path().join("p.toml"), toml).unwrap();
+    let out = run_pipe(dir.path(), &["run", "p.toml"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ca_file"), "{}", stderr(&out));
+}

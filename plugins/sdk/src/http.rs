@@ -100,6 +100,9 @@ impl HttpClient {
             let pem = std::fs::read(path).map_err(|e| config_err(format!("cannot read {}: {e}", path.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| config_err(format!("{} is not a PEM certificate bundle: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(config_err(format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())));
+            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
