@@ -178,7 +178,7 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
             } else {
                 assert_eq!(row["is_encrypted"], false);
                 assert_eq!(row["text"].as_str(), m.json["message"].as_str());
-                assert_eq!(row["text"].as_str(), m.plaintext.as_deref().or(row["text"].as_str()));
+                assert_eq!(row["text"].as_str(), m.plaintext.as_deref(), "text is the simulator's plaintext");
             }
             seqs.push((row["sent_at"].as_i64().unwrap(), row["seq"].as_u64().unwrap()));
         }
