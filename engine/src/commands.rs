@@ -1,7 +1,6 @@
 //! One function per subcommand; each returns the process exit code (design.md §7).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use pipe_plugin_sdk::schema::canonical_schema;
 
@@ -17,7 +16,7 @@ pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_DEAD_LETTERS: u8 = 4;
 
-fn env_var(name: &str) -> Option<String> {
+pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
@@ -61,16 +60,16 @@ pub async fn dispatch(cli: Cli) -> u8 {
             }
         },
         Command::State { action } => state_command(action, &registry),
-        Command::Demo { out, chats } => demo(&out, chats, cli.quiet).await,
+        Command::Demo { out, chats, vendor } => crate::demo::run(&out, chats, vendor.as_deref(), cli.quiet).await,
     }
 }
 
-fn config_error(e: config::ConfigError) -> u8 {
+pub(crate) fn config_error(e: config::ConfigError) -> u8 {
     eprintln!("error: {e}");
     EXIT_CONFIG
 }
 
-async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_stdout: bool, report_file: Option<&Path>) -> u8 {
+pub(crate) async fn run_pipeline(p: &Pipeline, opts: &RunOptions, quiet: bool, summary_to_stdout: bool, report_file: Option<&Path>) -> u8 {
     let mut progress = Progress::start(quiet);
     tracing::info!(pipeline = %p.name, source = p.source.descriptor.name, "run started");
     let result = run::run(p, opts, &progress).await;
@@ -193,88 +192,5 @@ fn state_command(action: StateAction, registry: &Registry) -> u8 {
             eprintln!("error: cannot read {}: {e}", path.display());
             EXIT_FAILED
         }
-    }
-}
-
-/// The demo pipeline, built in so `pipe demo` works from any directory.
-const DEMO_PIPELINE: &str = include_str!("../../pipelines/giosg-demo.toml");
-
-async fn demo(out: &Path, chats: usize, quiet: bool) -> u8 {
-    use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
-
-    let mut sim_cfg = SimConfig::demo();
-    sim_cfg.chats = chats;
-    let dataset = Arc::new(generate(&sim_cfg));
-    let sim = match GiosgSim::start(dataset.clone(), SimOptions::default()).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot start the giosg simulator on 127.0.0.1: {e}");
-            return EXIT_FAILED;
-        }
-    };
-    println!("giosg simulator on {} with {} chats ({} messages)", sim.base_url(), dataset.chats.len(),
-        dataset.chats.iter().map(|c| c.messages.len()).sum::<usize>());
-    let base_url = sim.base_url();
-    let out_dir = out.display().to_string();
-    // The demo decrypts its encrypted chats with the simulator's key, handed over in a
-    // private temporary file as a real key would be. Without encrypted chats (tiny --chats)
-    // any key will do: it is never used.
-    let pem = match dataset.private_key_pkcs8_pem.as_str() {
-        "" => pipe_tests::giosg::crypto::unrelated_private_key_pem(),
-        pem => pem.to_string(),
-    };
-    let key_file = match DemoKeyFile::write(&pem) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: cannot write the demo's private key to {}: {e}", std::env::temp_dir().display());
-            return EXIT_FAILED;
-        }
-    };
-    let key_path = key_file.0.display().to_string();
-    let vars = |name: &str| match name {
-        "PIPE_DEMO_GIOSG_PRIVATE_KEY_FILE" => Some(key_path.clone()),
-        "PIPE_DEMO_GIOSG_URL" => Some(base_url.clone()),
-        "PIPE_DEMO_GIOSG_ORG" => Some(dataset.organization_id.clone()),
-        "PIPE_DEMO_GIOSG_TOKEN" => Some(dataset.token.clone()),
-        "PIPE_DEMO_OUT" => Some(out_dir.clone()),
-        other => env_var(other),
-    };
-    let registry = Registry::builtin();
-    let p = match config::load_str(DEMO_PIPELINE, "pipelines/giosg-demo.toml (built in)", "giosg-demo", &registry, &vars) {
-        Ok(p) => p,
-        Err(e) => return config_error(e),
-    };
-    let code = run_pipeline(&p, &RunOptions { limit: None, full_refresh: true }, quiet, true, None).await;
-    if code == EXIT_OK {
-        println!("  simulator answered {} requests", sim.requests());
-        println!("\nRead it back, for example:\n  duckdb -c \"SELECT sender_role, count(*) FROM '{out_dir}/messages/**/*.parquet' GROUP BY 1\"");
-    }
-    sim.shutdown().await;
-    drop(key_file);
-    code
-}
-
-/// The demo's private key file in the temp directory, readable by the owner only, removed
-/// when dropped.
-struct DemoKeyFile(std::path::PathBuf);
-
-impl DemoKeyFile {
-    fn write(pem: &str) -> std::io::Result<Self> {
-        use std::io::Write as _;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("pipe-demo-key-{}-{nanos}.pem", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&path)?;
-        f.write_all(pem.as_bytes())?;
-        Ok(DemoKeyFile(path))
-    }
-}
-
-impl Drop for DemoKeyFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }

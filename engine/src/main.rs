@@ -5,6 +5,7 @@
 
 mod commands;
 mod config;
+mod demo;
 mod dead_letter;
 mod plugin_host;
 mod progress;
@@ -89,15 +90,19 @@ enum Command {
         #[command(subcommand)]
         action: StateAction,
     },
-    /// Start a simulated giosg account on 127.0.0.1 and export it with the demo pipeline, so
-    /// you see real output without an account. Writes Parquet to ./out/demo.
+    /// Start simulated vendor accounts on 127.0.0.1 and export each with its demo pipeline, so
+    /// you see real output without an account. Writes Parquet to ./out/demo/<vendor>/.
     Demo {
-        /// Where the demo writes its Parquet datasets.
+        /// Where the demo writes its Parquet datasets, one directory per vendor
+        /// (`<out>/giosg/messages/...`).
         #[arg(long, default_value = "out/demo")]
         out: PathBuf,
-        /// How many chats the simulated account has.
+        /// How many conversations each simulated account has.
         #[arg(long, default_value_t = 300)]
         chats: usize,
+        /// Run only this vendor's demo (default: every vendor).
+        #[arg(long)]
+        vendor: Option<String>,
     },
 }
 
