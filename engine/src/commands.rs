@@ -24,16 +24,16 @@ pub(crate) fn env_var(name: &str) -> Option<String> {
 pub async fn dispatch(cli: Cli) -> u8 {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run { file, limit, full_refresh, report } => match config::load_file(&file, &registry, &env_var) {
-            Ok(p) => run_pipeline(&p, &RunOptions { limit, full_refresh }, cli.quiet, false, report.as_deref()).await,
+        Command::Run { file, limit, full_refresh, report, shard } => match config::load_file(&file, &registry, &env_var) {
+            Ok(p) => run_pipeline(&p, &RunOptions { limit, full_refresh, shard: shard.map(|s| (s.index, s.count)) }, cli.quiet, false, report.as_deref()).await,
             Err(e) => config_error(e),
         },
-        Command::Validate { file } => match config::load_file(&file, &registry, &env_var) {
+        Command::Validate { file, check } => match config::load_file(&file, &registry, &env_var) {
             Ok(p) => {
                 println!("{}: ok — pipeline `{}`: source `{}`, {} transform(s), sink(s): {}",
                     file.display(), p.name, p.source.descriptor.name, p.transforms.len(),
                     p.sinks.iter().map(|s| s.descriptor.name).collect::<Vec<_>>().join(", "));
-                EXIT_OK
+                if check { crate::plugin_check::probe_source(&p).await } else { EXIT_OK }
             }
             Err(e) => config_error(e),
         },
@@ -41,6 +41,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
             let mut dirs = plugin_dir;
             dirs.extend(crate::plugin_host::env_plugin_path(env_var("PIPE_PLUGIN_PATH").as_deref()));
             crate::registry::print_plugins(&registry, &dirs)
+        }
+        Command::Plugin { action: crate::PluginAction::Check { lib, config, cycles } } => {
+            crate::plugin_check::run(&lib, config.as_deref(), cycles, &registry).await
         }
         Command::Schema { stream, json } => match canonical_schema(&stream) {
             Some(schema) if json => {
@@ -59,7 +62,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 EXIT_CONFIG
             }
         },
-        Command::State { action } => state_command(action, &registry),
+        Command::State { action } => state_command(action, &registry).await,
         Command::Demo { out, chats, vendor } => crate::demo::run(&out, chats, vendor.as_deref(), cli.quiet).await,
     }
 }
@@ -158,7 +161,7 @@ fn summary(p: &Pipeline, r: &RunReport) -> String {
     out
 }
 
-fn state_command(action: StateAction, registry: &Registry) -> u8 {
+async fn state_command(action: StateAction, registry: &Registry) -> u8 {
     let (file, reset) = match &action {
         StateAction::Show { file } => (file, false),
         StateAction::Reset { file } => (file, true),
@@ -167,30 +170,40 @@ fn state_command(action: StateAction, registry: &Registry) -> u8 {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
-    let path = state::path(&p.state_dir, &p.name);
-    if reset {
-        match std::fs::remove_file(&path) {
-            Ok(()) => println!("removed {}", path.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("no state at {}", path.display()),
+    let store = match state::StateStore::open(&p.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let accounts: Vec<Option<String>> = match p.accounts.as_ref().map(|a| &a.list) {
+        None => vec![None],
+        Some(list) => list.iter().map(|a| Some(a.id.clone())).collect(),
+    };
+    let mut code = EXIT_OK;
+    for account in accounts {
+        let key = state::key(&p.name, account.as_deref());
+        let at = store.describe(&key);
+        if reset {
+            match store.remove(&key).await {
+                Ok(true) => println!("removed {at}"),
+                Ok(false) => println!("no state at {at}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    code = EXIT_FAILED;
+                }
+            }
+            continue;
+        }
+        match store.load(&key).await {
+            Ok(Some((doc, _))) => println!("{}", serde_json::to_string_pretty(&doc).expect("JSON serializes")),
+            Ok(None) => println!("no state yet at {at} (the next run starts from scratch)"),
             Err(e) => {
-                eprintln!("error: cannot remove {}: {e}", path.display());
-                return EXIT_FAILED;
+                eprintln!("error: {e}");
+                code = EXIT_FAILED;
             }
         }
-        return EXIT_OK;
     }
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            println!("{text}");
-            EXIT_OK
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("no state yet at {} (the next run starts from scratch)", path.display());
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
-            EXIT_FAILED
-        }
-    }
+    code
 }

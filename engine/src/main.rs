@@ -7,6 +7,8 @@ mod commands;
 mod config;
 mod demo;
 mod dead_letter;
+mod multi_source;
+mod plugin_check;
 mod plugin_host;
 mod progress;
 mod registry;
@@ -63,12 +65,21 @@ enum Command {
         /// letters, completeness, state before and after).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Run only shard K of N (0-based) of the pipeline's [[source.accounts]]: the accounts
+        /// whose stable hash of `id` modulo N is K. N tasks with K = 0..N-1 (e.g. a Kubernetes
+        /// indexed Job) together cover every account exactly once.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
     },
     /// Check a pipeline file without running it: TOML, plugin names, every plugin's keys and
     /// types, `${VAR}` references. No network.
     Validate {
         /// The pipeline file (TOML).
         file: PathBuf,
+        /// Also probe the source: open it and make its first authenticated request (network),
+        /// proving the credentials and the endpoint work. Nothing is written or committed.
+        #[arg(long)]
+        check: bool,
     },
     /// List the plugins: built-ins and the libraries found in `--plugin-dir` and
     /// `$PIPE_PLUGIN_PATH`, with kind, version, ABI, origin and build info.
@@ -76,6 +87,11 @@ enum Command {
         /// Also look for plugin libraries (`lib*.so`) in DIR (repeatable).
         #[arg(long = "plugin-dir", value_name = "DIR")]
         plugin_dir: Vec<PathBuf>,
+    },
+    /// Work with one plugin library: `pipe plugin check LIB` runs the conformance kit.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
     },
     /// Print the exact Arrow schema of a canonical stream (`messages` or `conversations`).
     Schema {
@@ -103,6 +119,26 @@ enum Command {
         /// Run only this vendor's demo (default: every vendor).
         #[arg(long)]
         vendor: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginAction {
+    /// Run the conformance kit against a plugin library (or a built-in, by name): handshake and
+    /// ABI, descriptor, structured config errors, declared vs emitted schema, checkpoint
+    /// resume, cancel, panics, memory growth per open/close cycle. One line per check; exit 1
+    /// when one fails.
+    Check {
+        /// A plugin library file (`./target/release/libacme.so`) or a built-in plugin's name.
+        lib: String,
+        /// Working configs: a pipeline file, or a TOML file of tables named after the plugins
+        /// (`[acme] base_url = "..."`), or a single plugin's keys. Without it, checks that must
+        /// open the plugin are skipped. Sinks write where their config says: use a scratch path.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Open/close cycles measured by the memory check (default 200).
+        #[arg(long, value_name = "N")]
+        cycles: Option<usize>,
     },
 }
 
@@ -144,4 +180,25 @@ fn main() -> ExitCode {
     // Don't wait for stray blocking tasks (a hung request) once we have an answer.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     ExitCode::from(code)
+}
+
+/// `--shard K/N`.
+#[derive(Clone, Copy, Debug)]
+struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/3")?;
+        let index: u32 = k.trim().parse().map_err(|_| format!("`{k}` is not a shard number"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: K must be in 0..N and N at least 1"));
+        }
+        Ok(Shard { index, count })
+    }
 }

@@ -39,6 +39,8 @@ impl Registry {
     pub fn builtin() -> Self {
         let plugins = vec![
             pipe_plugin_giosg::descriptor(),
+            pipe_plugin_alli::descriptor(),
+            pipe_plugin_aimylogic::descriptor(),
             pipe_plugin_decrypt::descriptor(),
             pipe_plugin_tags::descriptor(),
             pipe_plugin_parquet::descriptor(),

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 use pipe_plugin_sdk::{
     Checkpoint, Event, Metrics, PluginError, PluginFactory, Sink, SinkContext, SinkStats, Source, SourceContext,
-    Transform, TransformOutput, REASON_INCOMPLETE, REASON_RETRY_BUDGET,
+    SourceControl, Transform, TransformOutput, REASON_INCOMPLETE, REASON_RETRY_BUDGET,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
+use crate::config::accounts::shard_of;
 use crate::config::Pipeline;
+use crate::multi_source::{MultiSource, REASON_ACCOUNT_FAILED};
 use crate::dead_letter::DeadLetterWriter;
 use crate::progress::Progress;
 use crate::state;
@@ -26,6 +29,8 @@ pub struct RunOptions {
     /// Ignore the saved state: start as on a first run (the state is replaced at the first
     /// commit).
     pub full_refresh: bool,
+    /// `--shard K/N`: run only the accounts whose stable hash falls in shard K of N.
+    pub shard: Option<(u32, u32)>,
 }
 
 /// What a run did: the end-of-run summary and `--report FILE`.
@@ -91,16 +96,45 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     let started = Instant::now();
     let metrics = progress.metrics.clone();
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid_fragment());
-    let prior_state = if opts.full_refresh { None } else { state::load(&p.state_dir, &p.name)? };
+    // The accounts this run covers (all, or those of its shard), each with its own state.
+    let accounts = match (&p.accounts, opts.shard) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(RunError::Config("--shard splits the accounts of a pipeline, and this one has a single account (add [[source.accounts]])".into()))
+        }
+        (Some(a), None) => Some(a.list.clone()),
+        (Some(a), Some((k, n))) => {
+            let mine: Vec<_> = a.list.iter().filter(|acc| shard_of(&acc.id, n) == k).cloned().collect();
+            tracing::info!(pipeline = %p.name, "shard {k}/{n}: {} of {} accounts ({})", mine.len(), a.list.len(),
+                mine.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", "));
+            Some(mine)
+        }
+    };
+    let store = state::StateStore::open(&p.state_dir)?;
+    let account_ids = accounts.as_ref().map(|list| list.iter().map(|a| a.id.clone()).collect());
+    let (mut state_session, prior_state) =
+        state::Session::open(store, &p.name, p.source.descriptor.name, account_ids, opts.full_refresh).await?;
     if prior_state.is_some() {
-        tracing::info!(pipeline = %p.name, "resuming from the committed state in {}", state::path(&p.state_dir, &p.name).display());
+        tracing::info!(pipeline = %p.name, "resuming from the committed state in {}", state_session.describe());
     }
 
     // Open the source; its streams decide what flows.
-    let PluginFactory::Source(open_source) = p.source.descriptor.factory else { unreachable!("checked at load") };
     let mut report = RunReport { state_before: prior_state.clone(), ..Default::default() };
     let ctx = SourceContext { pipeline: p.name.clone(), state: prior_state, limit: opts.limit, metrics: metrics.clone() };
-    let source = open_source(p.source.config.clone(), ctx).map_err(|e| open_error("source", p.source.descriptor.name, e))?;
+    let mut source: Box<dyn Source> = match &accounts {
+        None => {
+            let PluginFactory::Source(open_source) = p.source.descriptor.factory else { unreachable!("checked at load") };
+            open_source(p.source.config.clone(), ctx).map_err(|e| open_error("source", p.source.descriptor.name, e))?
+        }
+        Some(list) => {
+            let max = p.accounts.as_ref().map_or(1, |a| a.max_concurrent);
+            let prior = ctx.state.clone();
+            Box::new(MultiSource::open(list, max, prior.as_ref(), &ctx).map_err(|(path, e)| open_error(&path, p.source.descriptor.name, e))?)
+        }
+    };
+    // Service sources (webhook listeners) stop on request and learn what is committed.
+    let control = Control { graceful: source.stops_gracefully(), shutdown: CancellationToken::new(), committed: watch::channel(None).0 };
+    source.attach_control(SourceControl { shutdown: control.shutdown.clone(), committed: control.committed.subscribe() });
     let mut streams = source.streams();
 
     // Transforms in order, each declaring what it does to each stream.
@@ -141,7 +175,7 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     }
 
     let mut dead_letters = DeadLetterWriter::new(p.dead_letter_dir.clone());
-    let result = drive_sinks(p, &mut rx, &mut sinks, &mut dead_letters, &mut report).await;
+    let result = drive_sinks(p, &mut rx, &mut sinks, &mut dead_letters, &mut report, &mut state_session, &control).await;
     for t in &stage_tasks {
         t.abort();
     }
@@ -234,21 +268,83 @@ async fn pump_transform(
     }
 }
 
+/// The engine's side of [`SourceControl`].
+struct Control {
+    /// The source honours `shutdown` (see `Source::stops_gracefully`).
+    graceful: bool,
+    shutdown: CancellationToken,
+    /// Sent the saved state after every commit.
+    committed: watch::Sender<Option<serde_json::Value>>,
+}
+
+/// Resolves on the next SIGINT (Ctrl-C) or SIGTERM. The handlers are installed once, so a
+/// signal that arrives while a commit runs is not lost.
+struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        if let (Some(int), Some(term)) = (self.int.as_mut(), self.term.as_mut()) {
+            return tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
 async fn drive_sinks(
     p: &Pipeline,
     rx: &mut mpsc::Receiver<Item>,
     sinks: &mut [(String, Box<dyn Sink>)],
     dead_letters: &mut DeadLetterWriter,
     report: &mut RunReport,
+    state: &mut state::Session,
+    control: &Control,
 ) -> anyhow::Result<()> {
     let mut uncommitted = false;
     // The newest checkpoint not yet committed; commits are batched by `commit_interval`.
     let mut pending: Option<Checkpoint> = None;
     let mut last_commit = Instant::now();
+    let mut signals = Signals::new();
     loop {
+        // A checkpoint waiting for its interval is committed when the interval is up even if
+        // the source goes quiet (a webhook listener waits for its acknowledgement).
+        let commit_due = tokio::time::Instant::from_std(last_commit + p.commit_interval);
         let item = tokio::select! {
             item = rx.recv() => item,
-            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; nothing after the last checkpoint was committed"),
+            _ = tokio::time::sleep_until(commit_due), if pending.is_some() => {
+                commit_checkpoint(sinks, dead_letters, report, state, pending.take(), control).await?;
+                last_commit = Instant::now();
+                uncommitted = false;
+                continue;
+            }
+            signal = signals.recv() => {
+                if control.graceful && !control.shutdown.is_cancelled() {
+                    // The source stops taking work, checkpoints and ends; a second signal aborts.
+                    tracing::info!("{signal}: stopping (the source flushes and the last checkpoint is committed)");
+                    control.shutdown.cancel();
+                    continue;
+                }
+                anyhow::bail!("interrupted ({signal}); nothing after the last checkpoint was committed")
+            }
         };
         let event = match item {
             Some(Ok(ev)) => ev,
@@ -271,7 +367,7 @@ async fn drive_sinks(
                 if dl.reason == REASON_INCOMPLETE {
                     let id = dl.key.get("conversation_id").and_then(|v| v.as_str()).unwrap_or("?");
                     report.incomplete.push(id.to_string());
-                } else if dl.reason == REASON_RETRY_BUDGET {
+                } else if dl.reason == REASON_RETRY_BUDGET || dl.reason == REASON_ACCOUNT_FAILED {
                     report.stopped_early.push(dl.message.clone());
                 }
                 dead_letters.write(&dl)?;
@@ -279,14 +375,14 @@ async fn drive_sinks(
             Event::Checkpoint(cp) => {
                 pending = Some(cp);
                 if last_commit.elapsed() >= p.commit_interval {
-                    commit_checkpoint(p, sinks, dead_letters, report, pending.take()).await?;
+                    commit_checkpoint(sinks, dead_letters, report, state, pending.take(), control).await?;
                     last_commit = Instant::now();
                     uncommitted = false;
                 }
             }
             Event::End => {
                 if pending.is_some() {
-                    commit_checkpoint(p, sinks, dead_letters, report, pending.take()).await?;
+                    commit_checkpoint(sinks, dead_letters, report, state, pending.take(), control).await?;
                 } else if uncommitted {
                     // The source ended without a final checkpoint: make the output durable, but
                     // there is no state to advance.
@@ -300,15 +396,18 @@ async fn drive_sinks(
 
 /// Commits every sink, then (only then) saves the checkpoint's state.
 async fn commit_checkpoint(
-    p: &Pipeline,
     sinks: &mut [(String, Box<dyn Sink>)],
     dead_letters: &mut DeadLetterWriter,
     report: &mut RunReport,
+    state: &mut state::Session,
     cp: Option<Checkpoint>,
+    control: &Control,
 ) -> anyhow::Result<()> {
     let Some(cp) = cp else { return Ok(()) };
     commit(sinks, dead_letters, &cp).await?;
-    state::save(&p.state_dir, &p.name, p.source.descriptor.name, &cp.state)?;
+    state.save(&cp.state).await?;
+    // Now durable: a service source may acknowledge what this state covers.
+    control.committed.send_replace(Some(cp.state.clone()));
     report.state_after = Some(cp.state);
     report.checkpoints += 1;
     Ok(())

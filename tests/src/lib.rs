@@ -7,4 +7,6 @@
 
 #![warn(missing_docs)]
 
+pub mod alli;
+pub mod aimylogic;
 pub mod giosg;

@@ -2,7 +2,9 @@
 //! and `$PIPE_PLUGIN_PATH` point to (design.md §5), check against each plugin's config schema,
 //! and report every problem as `file:line: key.path: what is wrong`.
 
+pub mod accounts;
 mod interpolate;
+pub mod tables;
 mod toml_json;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +70,9 @@ pub struct Pipeline {
     /// checkpoint. Default 60 s: a long run makes a few large files, and a crash re-fetches at
     /// most about a minute of work.
     pub commit_interval: std::time::Duration,
+    /// `[[source.accounts]]` / `source.accounts_file`: the accounts the source reads, each with
+    /// its own config and state. `None`: one account, configured by `[source]` itself.
+    pub accounts: Option<accounts::Accounts>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -162,8 +167,13 @@ pub fn load_str(
     };
     let registry = &with_plugin_libraries(&loc, top, registry, vars)?;
 
-    let source = match top.get("source") {
-        Some(Value::Object(t)) => plugin_spec(&loc, "source", t, PluginKind::Source, registry, vars)?,
+    let (source, accounts) = match top.get("source") {
+        Some(Value::Object(t)) => match accounts::split(&loc, t, registry, vars)? {
+            (base, None) => (plugin_spec(&loc, "source", &base, PluginKind::Source, registry, vars)?, None),
+            // With accounts, `[source]` alone may lack per-account keys: each account's merged
+            // table was validated instead; the first one stands for the source's descriptor.
+            (_, Some(accounts)) => (accounts.list[0].spec.clone(), Some(accounts)),
+        },
         Some(_) => return Err(loc.error("source", "must be a table: [source]")),
         None => return Err(loc.error("", "missing [source] table (which vendor to read, e.g. plugin = \"giosg\")")),
     };
@@ -183,10 +193,13 @@ pub fn load_str(
     };
     let commit_interval = match top.get("commit_interval_seconds") {
         None => std::time::Duration::from_secs(60),
-        Some(Value::Number(n)) if n.as_u64().is_some() => std::time::Duration::from_secs(n.as_u64().unwrap_or(60)),
-        Some(_) => return Err(loc.error("commit_interval_seconds", "must be a whole number of seconds (0 commits at every checkpoint)")),
+        // Fractions are allowed (`0.5`): a webhook listener acknowledges only after a commit.
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f.is_finite() && (0.0..=1e9).contains(&f)) => {
+            std::time::Duration::from_secs_f64(n.as_f64().unwrap_or(60.0))
+        }
+        Some(_) => return Err(loc.error("commit_interval_seconds", "must be a number of seconds, 0 or more, fractions allowed (0 commits at every checkpoint)")),
     };
-    Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval })
+    Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval, accounts })
 }
 
 /// The registry plus the plugins of the libraries in `plugin_dirs` (a list of directories,

@@ -58,7 +58,7 @@ pub async fn run(out: &Path, chats: usize, quiet: bool) -> u8 {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
-    let code = run_pipeline(&p, &RunOptions { limit: None, full_refresh: true }, quiet, true, None).await;
+    let code = run_pipeline(&p, &RunOptions { full_refresh: true, ..Default::default() }, quiet, true, None).await;
     if code == EXIT_OK {
         println!("  simulator answered {} requests", sim.requests());
         println!("\nRead it back, for example:\n  duckdb -c \"SELECT sender_role, count(*) FROM '{out_dir}/messages/**/*.parquet' GROUP BY 1\"");

@@ -7,10 +7,12 @@ use std::path::Path;
 
 use crate::commands::{EXIT_CONFIG, EXIT_OK};
 
+mod aimylogic;
+mod alli;
 mod giosg;
 
 /// The vendors `pipe demo` knows, in the order it runs them.
-pub const VENDORS: &[&str] = &["giosg"];
+pub const VENDORS: &[&str] = &["giosg", "alli", "aimylogic"];
 
 /// Runs the demo of `vendor`, or of every vendor when `None`; `size` is the number of
 /// conversations each simulated account holds. Returns the exit code of the first vendor
@@ -28,6 +30,8 @@ pub async fn run(out: &Path, size: usize, vendor: Option<&str>, quiet: bool) -> 
         let dir = out.join(v);
         let code = match v {
             "giosg" => giosg::run(&dir, size, quiet).await,
+            "alli" => alli::run(&dir, size, quiet).await,
+            "aimylogic" => aimylogic::run(&dir, size, quiet).await,
             _ => unreachable!("every name in VENDORS has a demo"),
         };
         if code != EXIT_OK {

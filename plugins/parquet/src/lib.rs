@@ -29,10 +29,13 @@ pub use sink::ParquetSink;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetConfig {
-    /// Output directory on the local file system (relative to the working directory; object
-    /// storage URLs are refused for now). Each stream is a
-    /// dataset below it: `<path>/<stream>/[<key>=<value>/...]part-<run_id>-<seq>.parquet`.
-    /// Required.
+    /// Output directory: a local path (relative to the working directory) or an object storage
+    /// URL, `s3://bucket/prefix`, `gs://…`, `az://…` or `file:///abs/dir` (credentials from the
+    /// standard environment, see `pipe_plugin_sdk::storage`). Each stream is a dataset below
+    /// it: `<path>/<stream>/[<key>=<value>/...]part-<run_id>-<seq>.parquet`. For object
+    /// storage, files are written to a local spool directory and uploaded at each commit (one
+    /// PUT, or a multipart upload for large files), so an object appears under its final key
+    /// only complete. Required.
     pub path: String,
     /// Column compression: `"zstd"` (default) or `"none"`.
     #[serde(default)]
@@ -104,11 +107,8 @@ impl ParquetConfig {
         if self.path.is_empty() {
             return config_error("path", "must not be empty".into());
         }
-        if self.path.contains("://") {
-            return config_error(
-                "path",
-                "must be a local directory; object storage URLs are not supported yet".into(),
-            );
+        if self.path.contains("://") && !pipe_plugin_sdk::storage::is_url(&self.path) {
+            return config_error("path", format!("`{}` is neither a local path nor a URL", self.path));
         }
         for (key, value) in [
             ("max_file_rows", self.max_file_rows),

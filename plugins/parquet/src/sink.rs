@@ -13,6 +13,7 @@ use parquet::basic::{Compression as Codec, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use pipe_plugin_sdk::staging::{StagedFile, Staging, check_stream_name, run_blocking};
+use pipe_plugin_sdk::storage::{self, Location};
 use pipe_plugin_sdk::{Checkpoint, PluginError, Result, Sink, SinkContext, SinkStats};
 
 use crate::partition::Partitioner;
@@ -24,7 +25,11 @@ const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
 /// The Parquet sink. See the [crate docs](crate).
 pub struct ParquetSink {
+    /// Where files are staged and published: the output directory, or for object storage the
+    /// local spool directory whose published files are uploaded at commit.
     root: PathBuf,
+    /// The object storage location of `path`, with the spool directory (deleted on drop).
+    remote: Option<(Location, tempfile::TempDir)>,
     max_file_rows: u64,
     max_file_bytes: u64,
     max_open_files: usize,
@@ -61,7 +66,22 @@ impl ParquetSink {
     /// name cannot be a directory.
     pub fn open(cfg: ParquetConfig, ctx: SinkContext) -> Result<Self> {
         cfg.validate()?;
-        let root = PathBuf::from(&cfg.path);
+        let remote = if storage::is_url(&cfg.path) {
+            let location = Location::parse(&cfg.path, "path")?;
+            // Spool files sit next to nothing a reader globs; a crash leaves them in the temp
+            // directory, never in the store.
+            let spool = tempfile::Builder::new()
+                .prefix("pipe-spool-")
+                .tempdir()
+                .map_err(|e| PluginError::io("creating a spool directory", e))?;
+            Some((location, spool))
+        } else {
+            None
+        };
+        let root = match &remote {
+            Some((_, spool)) => spool.path().to_path_buf(),
+            None => PathBuf::from(&cfg.path),
+        };
         if root.exists() && !root.is_dir() {
             return Err(PluginError::Config {
                 path: "path".into(),
@@ -93,6 +113,7 @@ impl ParquetSink {
         Ok(ParquetSink {
             staging: Staging::new(&root, &ctx.run_id),
             root,
+            remote,
             max_file_rows: cfg.max_file_rows,
             max_file_bytes: cfg.max_file_bytes,
             max_open_files: cfg.max_open_files,
@@ -207,13 +228,35 @@ impl ParquetSink {
         Ok(())
     }
 
-    fn commit_blocking(&mut self) -> Result<()> {
+    /// Closes every open file and publishes the ready ones (locally: their final names; for
+    /// object storage: their final names in the spool directory, uploaded by the caller).
+    fn commit_blocking(&mut self) -> Result<Vec<PathBuf>> {
         let keys: Vec<(String, String)> = self.open.keys().cloned().collect();
         for key in keys {
             self.close(&key)?;
         }
         let published = self.staging.publish()?;
         tracing::debug!(files = published.len(), root = %self.root.display(), "parquet sink committed");
+        Ok(published)
+    }
+
+    /// Uploads files published in the spool directory to the same relative keys below the
+    /// object storage location, deleting each local copy once its upload completed.
+    ///
+    /// Errors: the first upload that failed; files uploaded before it stay (the checkpoint
+    /// is not saved, so a re-run delivers their rows again: at-least-once).
+    async fn upload(location: Location, spool: PathBuf, published: Vec<PathBuf>) -> Result<()> {
+        for local in published {
+            let relative = local
+                .strip_prefix(&spool)
+                .map_err(|_| PluginError::other(format!("{} is outside the spool directory", local.display())))?
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
+            let key = location.child(&relative);
+            storage::upload_file(&location.store, &local, &key).await?;
+            tracing::debug!(object = %location.url_of(&key), "parquet sink uploaded");
+            let _ = std::fs::remove_file(&local);
+        }
         Ok(())
     }
 
@@ -240,7 +283,13 @@ impl Sink for ParquetSink {
     }
 
     async fn commit(&mut self, _checkpoint: &Checkpoint) -> Result<()> {
-        run_blocking(|| self.commit_blocking())
+        let published = run_blocking(|| self.commit_blocking())?;
+        match &self.remote {
+            // Owned copies: the sink's writers are not `Sync`, so `self` cannot be held across
+            // the uploads' awaits.
+            Some((location, _)) => Self::upload(location.clone(), self.root.clone(), published).await,
+            None => Ok(()),
+        }
     }
 
     async fn abort(&mut self) -> Result<()> {

@@ -16,10 +16,13 @@
 //! * [`staging`]: staged output files for file sinks (temporary names, publish at commit).
 //! * [`json_rows`]: rows as JSON objects (RFC 3339 timestamps, maps as objects), as the JSON
 //!   sinks write them and dead letters carry them.
+//! * [`conformance`]: the conformance kit, the checks `pipe plugin check` runs, callable from
+//!   a plugin's own tests on its descriptor.
 //! * [`ffi`]: the same traits behind the C ABI, for plugins shipped as dynamic libraries
 //!   ([`declare_plugin!`]).
 
 pub mod config;
+pub mod conformance;
 pub mod error;
 pub mod ffi;
 pub mod http;
@@ -29,13 +32,15 @@ pub mod paging;
 pub mod plugin;
 pub mod schema;
 pub mod staging;
+#[cfg(feature = "object-store")]
+pub mod storage;
 pub mod time;
 
 pub use error::{PluginError, Result};
 pub use metrics::Metrics;
 pub use plugin::{
     Checkpoint, DeadLetter, REASON_INCOMPLETE, REASON_RETRY_BUDGET, Event, PluginDescriptor, PluginFactory, PluginKind, Sink, SinkContext, SinkStats,
-    Source, SourceContext, StreamDecl, Transform, TransformOutput,
+    Source, SourceContext, SourceControl, StreamDecl, Transform, TransformOutput,
 };
 
 /// Re-exports plugin authors need so their Arrow and async-trait versions match the SDK's.
@@ -43,6 +48,8 @@ pub mod reexports {
     pub use arrow_array;
     pub use arrow_schema;
     pub use async_trait::async_trait;
+    /// The HTTP crate behind [`crate::http`] (header types for [`crate::http::HttpClient::new`]).
+    pub use reqwest;
     pub use schemars;
     pub use serde_json;
 }

@@ -104,6 +104,24 @@ pub struct SourceContext {
     pub metrics: Arc<Metrics>,
 }
 
+/// What the engine hands a long-running ("service") source after open, through
+/// [`Source::attach_control`]: a way to be asked to stop, and news of what is durable.
+///
+/// Only sources that return true from [`Source::stops_gracefully`] need it. Plugins loaded as
+/// dynamic libraries do not receive it (the C ABI carries no such channel yet): for them the
+/// default methods apply, so they are batch sources that an interrupt stops at once.
+#[derive(Clone)]
+pub struct SourceControl {
+    /// Cancelled by the engine on SIGINT (Ctrl-C) or SIGTERM. A source that honours it stops
+    /// taking new work, emits a last [`Event::Checkpoint`] for what it has, then [`Event::End`];
+    /// the run then ends normally (exit 0).
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// The state of the last checkpoint every sink has committed and the engine has saved
+    /// (`None` before the first commit of this run). Updated after each commit; a source uses
+    /// it to acknowledge work to its upstream only once it is durable.
+    pub committed: tokio::sync::watch::Receiver<Option<Value>>,
+}
+
 /// What the engine hands a sink at open.
 #[derive(Clone)]
 pub struct SinkContext {
@@ -127,6 +145,37 @@ pub trait Source: Send {
     /// Errors: [`crate::PluginError::Auth`] when credentials are refused, `Http`/`Protocol`
     /// when the vendor fails beyond retries; the engine then aborts the sinks and exits 1.
     async fn next(&mut self) -> Result<Event>;
+
+    /// True when this source is a service that ends on [`SourceControl::shutdown`] (flushing
+    /// and checkpointing first). The engine then turns SIGINT/SIGTERM into that request instead
+    /// of aborting the run. Default false: batch sources are aborted at once on a signal.
+    fn stops_gracefully(&self) -> bool {
+        false
+    }
+
+    /// Called once by the engine right after open (before the first [`Self::next`]) with the
+    /// shutdown token and the commit notifications. Default: ignored.
+    fn attach_control(&mut self, _control: SourceControl) {}
+
+    /// For `pipe validate --check`, on a freshly opened source: proves the credentials and the
+    /// endpoint work, and says how in one line (`authenticated; first page: 100 chats`).
+    /// Nothing is committed and the source is dropped afterwards. The engine bounds it with a
+    /// timeout.
+    ///
+    /// Default: pulls the first event (so the source's first request is the probe). Override it
+    /// with one cheap authenticated request when the first event is expensive. Plugins loaded
+    /// from libraries always use the default (the C ABI v1 has no probe entry point).
+    ///
+    /// Errors: as [`Self::next`] (`Auth` for refused credentials, `Http` for an unreachable or
+    /// failing endpoint).
+    async fn probe(&mut self) -> Result<String> {
+        Ok(match self.next().await? {
+            Event::Batch { stream, batch } => format!("read a first batch of {} row(s) on `{stream}`", batch.num_rows()),
+            Event::DeadLetter(d) => format!("read a first record (a dead letter: {})", d.reason),
+            Event::Checkpoint(_) => "read a first checkpoint".to_string(),
+            Event::End => "reachable; nothing to export (the source ended at once)".to_string(),
+        })
+    }
 }
 
 /// A transform plugin. See the [module docs](self).

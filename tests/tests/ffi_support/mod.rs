@@ -14,6 +14,8 @@ pub const LIBRARIES: &[(&str, &str)] = &[
     ("pipe_test_panicky", "pipe-test-plugin-panicky"),
     ("pipe_test_wrong_abi", "pipe-test-plugin-wrong-abi"),
     ("pipe_test_not_a_plugin", "pipe-test-not-a-plugin"),
+    ("pipe_test_leaky", "pipe-test-plugin-leaky"),
+    ("pipe_test_lying_schema", "pipe-test-plugin-lying-schema"),
 ];
 
 fn profile() -> &'static str {

@@ -1,0 +1,146 @@
+//! One source over many accounts (`[[source.accounts]]`): opens the plugin once per account,
+//! runs at most `max_concurrent_accounts` of them at a time, and merges their events into one
+//! stream for the rest of the pipeline.
+//!
+//! Checkpoints: each account checkpoints on its own; after any of them the merged source
+//! emits a composite checkpoint `{"accounts": {"<id>": <that account's last state>, ...}}`,
+//! which the state store splits into one document per account (`state::Session`). Events are
+//! forwarded in the order they arrive, so a composite checkpoint covers everything each
+//! account emitted before its own last checkpoint.
+//!
+//! An account that fails (refused credentials, vendor down beyond retries) does not stop the
+//! others: its failure becomes a dead letter with reason [`REASON_ACCOUNT_FAILED`], its state
+//! stays at its last checkpoint, and the run ends `partial` (exit 3) naming it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pipe_plugin_sdk::reexports::async_trait;
+use pipe_plugin_sdk::{
+    Checkpoint, DeadLetter, Event, PluginError, PluginFactory, Result, Source, SourceContext, StreamDecl,
+};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::accounts::Account;
+
+/// Dead-letter reason of an account whose source failed; the run is partial (exit 3).
+pub const REASON_ACCOUNT_FAILED: &str = "account_failed";
+
+/// What an account's task reports.
+enum AccountEvent {
+    Event(Event),
+    Failed(PluginError),
+}
+
+/// The merged source. See the [module docs](self).
+pub struct MultiSource {
+    streams: Vec<StreamDecl>,
+    rx: mpsc::Receiver<(String, AccountEvent)>,
+    /// Last checkpointed state per account (from the state store at start, then from the
+    /// accounts' checkpoints).
+    states: BTreeMap<String, Value>,
+    running: usize,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MultiSource {
+    /// Opens the source of every account in `accounts` (resuming each from its entry of
+    /// `prior`, the composite state) and starts them, `max_concurrent` at a time.
+    ///
+    /// Errors: the first account whose plugin refuses to open (its config key path is the
+    /// account's, `source.accounts[i].key`).
+    pub fn open(
+        accounts: &[Account],
+        max_concurrent: usize,
+        prior: Option<&Value>,
+        base_ctx: &SourceContext,
+    ) -> std::result::Result<Self, (String, PluginError)> {
+        let prior_states = prior.and_then(|p| p.get("accounts")).and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut opened = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let PluginFactory::Source(open) = account.spec.descriptor.factory else { unreachable!("checked at load") };
+            let ctx = SourceContext { state: prior_states.get(&account.id).cloned(), ..base_ctx.clone() };
+            let source = open(account.spec.config.clone(), ctx).map_err(|e| (account.spec.path.clone(), e))?;
+            opened.push((account.id.clone(), source));
+        }
+        let streams = opened.first().map(|(_, s)| s.streams()).unwrap_or_default();
+        let (tx, rx) = mpsc::channel(4);
+        let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
+        let running = opened.len();
+        let tasks = opened
+            .into_iter()
+            .map(|(id, source)| tokio::spawn(pump_account(id, source, permits.clone(), tx.clone())))
+            .collect();
+        let states = prior_states.into_iter().filter(|(id, _)| accounts.iter().any(|a| &a.id == id)).collect();
+        Ok(MultiSource { streams, rx, states, running, tasks })
+    }
+
+    fn composite_checkpoint(&self) -> Event {
+        Event::Checkpoint(Checkpoint { state: json!({ "accounts": self.states }) })
+    }
+}
+
+async fn pump_account(id: String, mut source: Box<dyn Source>, permits: Arc<Semaphore>, tx: mpsc::Sender<(String, AccountEvent)>) {
+    let Ok(_permit) = permits.acquire_owned().await else { return };
+    tracing::info!(account = %id, "account started");
+    loop {
+        let (ev, done) = match source.next().await {
+            Ok(Event::End) => (AccountEvent::Event(Event::End), true),
+            Ok(ev) => (AccountEvent::Event(ev), false),
+            Err(e) => (AccountEvent::Failed(e), true),
+        };
+        if tx.send((id.clone(), ev)).await.is_err() || done {
+            break;
+        }
+    }
+    tracing::info!(account = %id, "account finished");
+}
+
+#[async_trait]
+impl Source for MultiSource {
+    fn streams(&self) -> Vec<StreamDecl> {
+        self.streams.clone()
+    }
+
+    async fn next(&mut self) -> Result<Event> {
+        loop {
+            if self.running == 0 {
+                return Ok(Event::End);
+            }
+            let Some((id, ev)) = self.rx.recv().await else {
+                return Err(PluginError::other("an account's task stopped without ending (it panicked?)"));
+            };
+            match ev {
+                AccountEvent::Event(Event::Checkpoint(cp)) => {
+                    self.states.insert(id, cp.state);
+                    return Ok(self.composite_checkpoint());
+                }
+                AccountEvent::Event(Event::End) => {
+                    self.running -= 1;
+                }
+                AccountEvent::Event(other) => return Ok(other),
+                AccountEvent::Failed(e) => {
+                    self.running -= 1;
+                    tracing::error!(account = %id, "account failed: {e}");
+                    return Ok(Event::DeadLetter(DeadLetter {
+                        stream: "conversations".into(),
+                        key: json!({ "account": id }),
+                        stage: String::new(),
+                        reason: REASON_ACCOUNT_FAILED.into(),
+                        message: format!("account `{id}`: {e}"),
+                        raw: Value::Null,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MultiSource {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

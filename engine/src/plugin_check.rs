@@ -1,0 +1,105 @@
+//! `pipe plugin check LIB [--config FILE]`: the conformance kit
+//! (`pipe_plugin_sdk::conformance`) against every plugin of a library, or against a built-in
+//! by name. Prints one line per check and exits 0 when none failed, 1 when one did (a library
+//! refused at the handshake counts as a failed `handshake` check), 2 for usage errors.
+
+use std::path::Path;
+
+use pipe_plugin_sdk::conformance::{self, Options, Report};
+use pipe_plugin_sdk::PluginDescriptor;
+
+use crate::commands::{config_error, env_var, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::config::tables::ConfigTables;
+use crate::plugin_host;
+use crate::registry::Registry;
+
+/// Runs the kit. `target` is a library file (`./libacme.so`) or a built-in plugin's name;
+/// `config` a TOML file with working configs (see [`ConfigTables`]); `cycles` overrides the
+/// measured open/close cycles of the memory check.
+pub async fn run(target: &str, config: Option<&Path>, cycles: Option<usize>, registry: &Registry) -> u8 {
+    let tables = match config.map(|p| ConfigTables::load(p, &env_var)).transpose() {
+        Ok(t) => t,
+        Err(e) => return config_error(e),
+    };
+    let path = Path::new(target);
+    let descriptors: Vec<PluginDescriptor> = if path.is_file() {
+        match plugin_host::loader::load(path) {
+            Ok(Some(lib)) => {
+                println!("{:<20} {:<14} PASS  {} {} answers ABI {} ({})", lib.name, "handshake", lib.name, lib.version, lib.abi_version, lib.build_info);
+                lib.plugins.iter().map(|p| p.descriptor()).collect()
+            }
+            Ok(None) => {
+                println!("{:<20} {:<14} FAIL  not a pipe plugin library: no `pipe_plugin_abi_version` symbol, or dlopen refused it (see the warning above)", target, "handshake");
+                return EXIT_FAILED;
+            }
+            Err(e) => {
+                println!("{:<20} {:<14} FAIL  {e}", target, "handshake");
+                return EXIT_FAILED;
+            }
+        }
+    } else if let Some(d) = registry.get(target) {
+        vec![d.clone()]
+    } else {
+        eprintln!("error: `{target}` is neither a file nor a built-in plugin (built-ins: {})", builtin_names(registry));
+        return EXIT_CONFIG;
+    };
+    if descriptors.is_empty() {
+        println!("{:<20} {:<14} FAIL  the library ships no plugin", target, "descriptor");
+        return EXIT_FAILED;
+    }
+    let only = descriptors.len() == 1;
+    let mut failed = false;
+    for d in &descriptors {
+        let mut opts = Options { config: tables.as_ref().and_then(|t| t.for_plugin(d.name, only)), ..Options::default() };
+        if let Some(n) = cycles {
+            opts.cycles = n;
+            opts.warm_up_cycles = opts.warm_up_cycles.min(n);
+        }
+        let report: Report = conformance::check(d, &opts).await;
+        print!("{report}");
+        failed |= !report.passed();
+    }
+    if failed {
+        eprintln!("error: conformance check failed (the FAIL lines above say why)");
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+fn builtin_names(registry: &Registry) -> String {
+    registry.all().iter().map(|e| e.descriptor.name).collect::<Vec<_>>().join(", ")
+}
+
+/// How long `pipe validate --check` waits for the source's probe.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `pipe validate --check`: opens the pipeline's source (no state, nothing committed) and runs
+/// its [`probe`](pipe_plugin_sdk::Source::probe) within [`PROBE_TIMEOUT`]. Prints one line
+/// and returns 0 when it answered, 1 when it failed or timed out (refused credentials name the
+/// vendor and the status, never the secret).
+pub async fn probe_source(p: &crate::config::Pipeline) -> u8 {
+    use pipe_plugin_sdk::{PluginFactory, SourceContext};
+    let spec = &p.source;
+    let PluginFactory::Source(open) = spec.descriptor.factory else { unreachable!("the config resolved a source") };
+    let ctx = SourceContext { pipeline: p.name.clone(), state: None, limit: Some(1), metrics: Default::default() };
+    let name = spec.descriptor.name;
+    let outcome = async {
+        let mut source = open(spec.config.clone(), ctx)?;
+        source.probe().await
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, outcome).await {
+        Ok(Ok(what)) => {
+            println!("source `{name}`: ok — {what}");
+            EXIT_OK
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: source `{name}`: check failed: {e}");
+            EXIT_FAILED
+        }
+        Err(_) => {
+            eprintln!("error: source `{name}`: check failed: no answer within {} s", PROBE_TIMEOUT.as_secs());
+            EXIT_FAILED
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Test-only plugin library (`libpipe_test_leaky.so`): `leaky_source` is a correct source
+//! (3 batches of 10 rows on `numbers`, a checkpoint `{"emitted": 3}` it resumes from, the end)
+//! except that every open leaks 256 KiB. The conformance kit's `memory` check must fail on it
+//! and every other check pass.
+
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use pipe_plugin_sdk::reexports::async_trait;
+use pipe_plugin_sdk::{config, Checkpoint, Event, PluginDescriptor, PluginFactory, Result, Source, StreamDecl};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Bytes leaked per open.
+const LEAK_PER_OPEN: usize = 256 * 1024;
+
+/// Config: nothing but the batch count.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Batches per run. Default 3.
+    #[serde(default = "default_batches")]
+    pub batches: u32,
+}
+
+fn default_batches() -> u32 {
+    3
+}
+
+fn numbers_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]))
+}
+
+/// The source's descriptor.
+pub fn source() -> PluginDescriptor {
+    PluginDescriptor {
+        name: "leaky_source",
+        version: "0.0.1",
+        description: "test source that leaks memory at every open",
+        config_schema: config::schema_of::<Config>,
+        check_config: config::check::<Config>,
+        factory: PluginFactory::Source(|v, ctx| {
+            let cfg: Config = config::parse(v)?;
+            // The deliberate leak: written to, so it is real memory, and never freed.
+            std::hint::black_box(Box::leak(vec![1u8; LEAK_PER_OPEN].into_boxed_slice()));
+            let emitted = ctx.state.and_then(|s| s["emitted"].as_u64()).unwrap_or(0) as u32;
+            Ok(Box::new(Leaky { batches: cfg.batches, emitted, checkpointed: false }))
+        }),
+    }
+}
+
+struct Leaky {
+    batches: u32,
+    emitted: u32,
+    checkpointed: bool,
+}
+
+#[async_trait]
+impl Source for Leaky {
+    fn streams(&self) -> Vec<StreamDecl> {
+        vec![StreamDecl { name: "numbers".into(), schema: numbers_schema() }]
+    }
+
+    async fn next(&mut self) -> Result<Event> {
+        if self.emitted < self.batches {
+            let start = i64::from(self.emitted) * 10;
+            self.emitted += 1;
+            let batch = RecordBatch::try_new(numbers_schema(), vec![Arc::new(Int64Array::from_iter_values(start..start + 10))])?;
+            return Ok(Event::Batch { stream: "numbers".into(), batch });
+        }
+        if !self.checkpointed {
+            self.checkpointed = true;
+            return Ok(Event::Checkpoint(Checkpoint { state: json!({"emitted": self.emitted}) }));
+        }
+        Ok(Event::End)
+    }
+}
+
+pipe_plugin_sdk::declare_plugin! {
+    plugins: [source],
+}

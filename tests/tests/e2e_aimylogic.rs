@@ -1,0 +1,182 @@
+//! The Aimylogic history export end to end: the real `pipe` binary against the simulator,
+//! read back with pyarrow and compared with the simulator's ground truth.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use pipe_tests::aimylogic::{generate, AimylogicSim, Dataset, SimConfig};
+use serde_json::Value;
+
+const TOKEN: &str = "E2eChnl7:5f0c1b2a3d4e5f60718293a4b5c6d7e8f9012345";
+
+/// Every committed row, as JSON (timestamps as µs integers).
+const READ: &str = r#"
+import json, sys, os, pyarrow.dataset as ds
+out = {}
+for stream in ("messages", "conversations"):
+    t = ds.dataset(os.path.join(sys.argv[1], stream), format="parquet").to_table()
+    for name in ("sent_at", "created_at", "updated_at", "last_message_at", "ended_at", "extracted_at"):
+        if name in t.column_names:
+            t = t.set_column(t.column_names.index(name), name, t.column(name).cast("int64"))
+    rows = t.to_pylist()
+    for r in rows:
+        if "attributes" in r:
+            r["attributes"] = dict(r["attributes"])
+        if "variables" in r:
+            r["variables"] = dict(r["variables"])
+    out[stream] = rows
+print(json.dumps(out))
+"#;
+
+fn pipeline(base_url: &str, extra: &str) -> String {
+    format!(
+        "name = \"aimy\"\n\n[source]\nplugin = \"aimylogic\"\nbase_url = \"{base_url}\"\ntoken = \"${{E2E_AIMY_TOKEN}}\"\n{extra}\n\n[[sinks]]\nplugin = \"parquet\"\npath = \"out\"\n\n[dead_letter]\npath = \"dl\"\n"
+    )
+}
+
+fn dataset(clients: usize) -> Dataset {
+    generate(&SimConfig { seed: 11, clients, max_turns: 9, token: TOKEN.into() })
+}
+
+/// Every file under `dir` holding `needle` (bytes), for the token checks.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())).unwrap_or(false))
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_exports_every_client_once_with_roles_and_order() {
+    let d = Arc::new(dataset(24));
+    let sim = AimylogicSim::start(d.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Two ids inline (one also in the file: taken once), the rest from the file, plus one
+    // client the channel does not know.
+    let mut file = String::from("# clients\n\n");
+    for c in &d.clients[1..] {
+        file.push_str(&format!("{}\n", c.id));
+    }
+    file.push_str("ghost-client\n");
+    std::fs::write(dir.path().join("clients.txt"), file).unwrap();
+    let inline = format!(
+        "client_ids = [{}, {}]\nclient_ids_file = \"clients.txt\"\npage_size = 3\nconcurrency = 3\ncheckpoint_every = 5",
+        serde_json::to_string(&d.clients[0].id).unwrap(),
+        serde_json::to_string(&d.clients[1].id).unwrap()
+    );
+    std::fs::write(dir.path().join("p.toml"), pipeline(&sim.base_url(), &inline)).unwrap();
+    let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_AIMY_TOKEN", TOKEN)]).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+
+    let v = python_json(READ, &[dir.path().join("out").to_str().unwrap()]);
+    let msgs = v["messages"].as_array().unwrap();
+    // Exactly the truth: every message once, right role, type, text, time and seq.
+    type Row = (String, u32, String, String, String, Option<String>, i64);
+    let got: Vec<Row> = msgs
+        .iter()
+        .map(|m| {
+            (
+                m["conversation_id"].as_str().unwrap().to_string(),
+                m["seq"].as_u64().unwrap() as u32,
+                m["message_id"].as_str().unwrap().to_string(),
+                m["sender_role"].as_str().unwrap().to_string(),
+                m["message_type"].as_str().unwrap().to_string(),
+                m["text"].as_str().map(str::to_string),
+                m["sent_at"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut want: Vec<Row> = d
+        .expected()
+        .into_iter()
+        .map(|e| (e.conversation_id, e.seq, e.message_id, e.sender_role, e.message_type, e.text, e.sent_at_us))
+        .collect();
+    want.sort();
+    assert_eq!(got_sorted.len(), want.len(), "message count");
+    assert_eq!(got_sorted, want);
+    let roles: BTreeSet<&str> = msgs.iter().map(|m| m["sender_role"].as_str().unwrap()).collect();
+    assert_eq!(roles, BTreeSet::from(["agent", "bot", "system", "visitor"]));
+    assert!(msgs.iter().all(|m| m["vendor"] == "aimylogic" && m["account_id"] == "E2eChnl7"));
+    // Sessions are numbered per client, from 1.
+    for c in &d.clients {
+        let max = msgs
+            .iter()
+            .filter(|m| m["conversation_id"] == c.id.as_str())
+            .filter_map(|m| m["attributes"]["aimylogic.session"].as_str()?.parse::<u32>().ok())
+            .max();
+        assert_eq!(max, Some(c.sessions), "sessions of {}", c.id);
+    }
+
+    // One conversation row per known client, with its message count.
+    let convs = v["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), d.clients.len());
+    for c in &d.clients {
+        let row = convs.iter().find(|r| r["conversation_id"] == c.id.as_str()).unwrap_or_else(|| panic!("no row for {}", c.id));
+        assert_eq!(row["message_count"].as_u64(), Some(c.expected.len() as u64), "{}", c.id);
+        assert_eq!(row["created_at"].as_i64(), c.expected.iter().map(|e| e.sent_at_us).min());
+    }
+
+    // The unknown client is a dead letter, not a failure.
+    let dl = std::fs::read_to_string(dir.path().join("dl/conversations.jsonl")).unwrap();
+    let dls: Vec<Value> = dl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(dls.len(), 1, "{dl}");
+    assert_eq!(dls[0]["reason"], "unknown_client");
+    assert_eq!(dls[0]["key"]["conversation_id"], "ghost-client");
+
+    // Paging was used, ids were sent percent-encoded and arrived intact.
+    let log = sim.request_log();
+    assert!(log.iter().any(|l| l.contains("offset=Some(3)")), "no second page asked");
+    assert!(log.iter().any(|l| l.contains("tg:3/chat 1")), "path-hostile id not requested intact: {log:?}");
+
+    // The token is nowhere: not in the logs, not in any output file or the state.
+    for secret in [TOKEN, "5f0c1b2a3d4e5f60718293a4b5c6d7e8f9012345"] {
+        assert!(!err.contains(secret), "token in stderr:\n{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+        assert_eq!(files_containing(dir.path(), secret), Vec::<String>::new(), "token written to a file");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_span_and_bad_token() {
+    let d = Arc::new(dataset(6));
+    let sim = AimylogicSim::start(d.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ids = serde_json::to_string(&d.clients.iter().map(|c| c.id.clone()).collect::<Vec<_>>()).unwrap();
+
+    // `from`/`to` narrow every history to its span.
+    let all: Vec<i64> = d.clients.iter().flat_map(|c| c.item_times_us.iter().copied()).collect();
+    let (lo, hi) = (*all.iter().min().unwrap(), *all.iter().max().unwrap());
+    let mid = lo + (hi - lo) / 2;
+    let from = chrono::DateTime::from_timestamp_micros(lo + (mid - lo) / 2).unwrap();
+    let to = chrono::DateTime::from_timestamp_micros(mid).unwrap();
+    let extra = format!("client_ids = {ids}\nfrom = \"{}\"\nto = \"{}\"", from.to_rfc3339(), to.to_rfc3339());
+    std::fs::write(dir.path().join("p.toml"), pipeline(&sim.base_url(), &extra)).unwrap();
+    let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_AIMY_TOKEN", TOKEN)]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = python_json(READ, &[dir.path().join("out").to_str().unwrap()]);
+    let got: BTreeSet<String> = v["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap().to_string()).collect();
+    let (f, t) = (from.timestamp_micros(), to.timestamp_micros());
+    let want: BTreeSet<String> = d.expected().into_iter().filter(|e| e.sent_at_us >= f && e.sent_at_us < t).map(|e| e.message_id).collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+
+    // A refused token stops the run with exit 1, naming the vendor and status, never the token.
+    let bad = "BadToken:0000000000000000000000000000000000000000";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), pipeline(&sim.base_url(), &format!("client_ids = {ids}"))).unwrap();
+    let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_AIMY_TOKEN", bad)]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("aimylogic") && err.contains("401"), "{err}");
+    assert!(!err.contains(bad) && !err.contains("0000000000000000"), "token in stderr:\n{err}");
+    sim.shutdown().await;
+}
