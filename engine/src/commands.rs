@@ -24,8 +24,8 @@ pub(crate) fn env_var(name: &str) -> Option<String> {
 pub async fn dispatch(cli: Cli) -> u8 {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run { file, limit, full_refresh, report, shard } => match config::load_file(&file, &registry, &env_var) {
-            Ok(p) => run_pipeline(&p, &RunOptions { limit, full_refresh, shard: shard.map(|s| (s.index, s.count)) }, cli.quiet, false, report.as_deref()).await,
+        Command::Run { file, limit, full_refresh, report, shard, window } => match config::load_file(&file, &registry, &env_var) {
+            Ok(p) => run_pipeline(&p, &RunOptions { limit, full_refresh, shard: shard.map(|s| (s.index, s.count)), window }, cli.quiet, false, report.as_deref()).await,
             Err(e) => config_error(e),
         },
         Command::Validate { file, check } => match config::load_file(&file, &registry, &env_var) {

@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod dead_letter;
 mod multi_source;
+mod window;
 mod plugin_check;
 mod plugin_host;
 mod progress;
@@ -70,6 +71,11 @@ enum Command {
         /// indexed Job) together cover every account exactly once.
         #[arg(long, value_name = "K/N")]
         shard: Option<Shard>,
+        /// Export only conversations created in [FROM, TO) (RFC 3339 instants or YYYY-MM-DD
+        /// dates, UTC), with the window's own state: split a long backfill over several tasks.
+        /// The source must have `start` and `end` keys (giosg does).
+        #[arg(long, value_name = "FROM..TO")]
+        window: Option<window::Window>,
     },
     /// Check a pipeline file without running it: TOML, plugin names, every plugin's keys and
     /// types, `${VAR}` references. No network.

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub full_refresh: bool,
     /// `--shard K/N`: run only the accounts whose stable hash falls in shard K of N.
     pub shard: Option<(u32, u32)>,
+    /// `--window FROM..TO`: only conversations created in the window, with its own state.
+    pub window: Option<crate::window::Window>,
 }
 
 /// What a run did: the end-of-run summary and `--report FILE`.
@@ -96,6 +98,15 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     let started = Instant::now();
     let metrics = progress.metrics.clone();
     let run_id = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid_fragment());
+    let windowed;
+    let p = match opts.window {
+        None => p,
+        Some(w) => {
+            windowed = crate::window::apply(p, w).map_err(RunError::Config)?;
+            tracing::info!(pipeline = %windowed.name, "backfill window: its state is kept apart from the regular runs'");
+            &windowed
+        }
+    };
     // The accounts this run covers (all, or those of its shard), each with its own state.
     let accounts = match (&p.accounts, opts.shard) {
         (None, None) => None,

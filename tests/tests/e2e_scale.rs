@@ -300,3 +300,51 @@ async fn parquet_and_state_on_s3_and_a_killed_run_leaves_no_partial_object() {
     assert_eq!(got["state"]["pipeline"], "s3run");
     assert!(got["state"]["source_state"].is_object(), "{}", got["state"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_backfill_windows_split_the_history_and_keep_their_own_state() {
+    let fleet = fleet(1, 60).await;
+    let (d, _) = &fleet[0];
+    // The creation instants, as the canonical rows will carry them (naive giosg times are UTC).
+    let mut created: Vec<chrono::DateTime<chrono::Utc>> = d
+        .chats
+        .iter()
+        .map(|c| {
+            let s = c.chat["created_at"].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").unwrap().and_utc())
+        })
+        .collect();
+    created.sort();
+    let first = created[0] - chrono::Duration::days(1);
+    let mid = created[created.len() / 2];
+    let end = *created.last().unwrap() + chrono::Duration::days(1);
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pipeline = |out: &str| fleet_pipeline(&fleet, &root.join(out).display().to_string(), &root.join("state").display().to_string());
+    std::fs::write(root.join("a.toml"), pipeline("a")).unwrap();
+    std::fs::write(root.join("b.toml"), pipeline("b")).unwrap();
+    for (file, w) in [("a.toml", format!("{}..{}", fmt(first), fmt(mid))), ("b.toml", format!("{}..{}", fmt(mid), fmt(end)))] {
+        let out = run_pipe(root, &["run", file, "--window", &w, "-q"], &[]).await;
+        assert!(out.status.success(), "window {w}:\n{}", stderr(&out));
+    }
+    let sets = messages_in(&[&root.join("a"), &root.join("b")]);
+    assert!(!sets[0].is_empty() && !sets[1].is_empty(), "both windows hold chats");
+    assert!(sets[0].is_disjoint(&sets[1]), "no chat is in both windows: {} and {} rows, {} shared", sets[0].len(), sets[1].len(), sets[0].intersection(&sets[1]).count());
+    let union: BTreeSet<_> = sets[0].union(&sets[1]).cloned().collect();
+    assert_eq!(union, truth(&fleet), "the windows together cover the history");
+    // Every chat of window a was created before `mid`, every chat of window b at or after it.
+    let split = python_json(
+        "import json, sys, pyarrow.dataset as ds\nr = []\nfor d in sys.argv[1:]:\n    t = ds.dataset(d + '/conversations').to_table(columns=['created_at'])\n    v = [x.timestamp() * 1e6 for x in t.column('created_at').to_pylist()]\n    r.append([min(v), max(v)])\nprint(json.dumps(r))",
+        &[&root.join("a").display().to_string(), &root.join("b").display().to_string()],
+    );
+    let mid_us = mid.timestamp_micros() as f64;
+    assert!(split[0][1].as_f64().unwrap() < mid_us && split[1][0].as_f64().unwrap() >= mid_us, "{split}");
+    // Windows keep their own state; the regular runs' state is untouched.
+    let docs: Vec<String> = std::fs::read_dir(root.join("state")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(docs.iter().all(|n| n.starts_with("fleet@")), "{docs:?}");
+    assert_eq!(docs.len(), 2, "{docs:?}");
+}

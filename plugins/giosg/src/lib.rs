@@ -65,6 +65,10 @@ pub struct GiosgConfig {
     /// `2026-01-01T00:00:00Z`). Later runs resume from the saved state.
     #[serde(default)]
     pub start: Option<String>,
+    /// Skip chats created at or after this time (RFC 3339). With `start`, a bounded backfill
+    /// window: `pipe run --window FROM..TO` sets both and keeps the window's state apart.
+    #[serde(default)]
+    pub end: Option<String>,
     /// How far below the newest chat of the last run a scan looks again for chats that
     /// changed (hours). Default 48.
     #[serde(default = "default_lookback_hours")]

@@ -38,13 +38,22 @@ impl GiosgSource {
         }
         let client = GiosgClient::new(&cfg, ctx.metrics.clone())?;
         let cursor = Cursor::from_state(ctx.state.as_ref())?;
-        let start_us = match &cfg.start {
-            None => None,
-            Some(s) => Some(parse_timestamp_micros(s).ok_or_else(|| PluginError::Config {
-                path: "start".into(),
-                message: format!("`{s}` is not an RFC 3339 timestamp (e.g. 2026-01-01T00:00:00Z)"),
-            })?),
+        let instant = |key: &str, value: &Option<String>| -> Result<Option<i64>> {
+            match value {
+                None => Ok(None),
+                Some(s) => parse_timestamp_micros(s).map(Some).ok_or_else(|| PluginError::Config {
+                    path: key.into(),
+                    message: format!("`{s}` is not an RFC 3339 timestamp (e.g. 2026-01-01T00:00:00Z)"),
+                }),
+            }
         };
+        let start_us = instant("start", &cfg.start)?;
+        let end_us = instant("end", &cfg.end)?;
+        if let (Some(s), Some(e)) = (start_us, end_us) {
+            if e <= s {
+                return Err(PluginError::Config { path: "end".into(), message: "must be after `start`".into() });
+            }
+        }
         let (tx, rx) = mpsc::channel(4);
         let crawl = Crawl {
             client,
@@ -56,6 +65,7 @@ impl GiosgSource {
             cursor,
             lookback_us: i64::from(cfg.lookback_hours) * 3_600_000_000,
             start_us,
+            end_us,
         };
         let crawl = tokio::spawn(async move {
             let err_tx = tx.clone();
@@ -100,6 +110,8 @@ struct Crawl {
     cursor: Cursor,
     lookback_us: i64,
     start_us: Option<i64>,
+    /// Chats created at or after this instant are skipped (`end`, a backfill window).
+    end_us: Option<i64>,
 }
 
 type Tx = mpsc::Sender<Result<Event>>;
@@ -156,6 +168,12 @@ impl Crawl {
                     break;
                 }
             }
+            // Newer than the window: page past it (the listing is newest first).
+            if let (Some(e), Some(c)) = (self.end_us, created) {
+                if c >= e {
+                    continue;
+                }
+            }
             if newest.is_none() {
                 newest = created;
                 if let Some(top) = created {
@@ -186,7 +204,12 @@ impl Crawl {
                     open_now.iter().filter_map(|c| c.get("id").and_then(Value::as_str)).collect();
                 let mut recheck: Vec<Value> = open_now
                     .iter()
-                    .filter(|c| chat_times(c).is_some_and(|t| t.0 < f) && cursor.needs_emit(c))
+                    // Below the floor, but inside the configured `start`/`end`: an open chat
+                    // created before `start` was never ours to export.
+                    .filter(|c| {
+                        chat_times(c).is_some_and(|t| t.0 < f && self.start_us.is_none_or(|s| t.0 >= s) && self.end_us.is_none_or(|e| t.0 < e))
+                            && cursor.needs_emit(c)
+                    })
                     .cloned()
                     .collect();
                 for id in cursor.open_below(f) {
