@@ -33,6 +33,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 println!("{}: ok — pipeline `{}`: source `{}`, {} transform(s), sink(s): {}",
                     file.display(), p.name, p.source.descriptor.name, p.transforms.len(),
                     p.sinks.iter().map(|s| s.descriptor.name).collect::<Vec<_>>().join(", "));
+                crate::plugin_check::describe_plugins(&p);
                 if check { crate::plugin_check::probe_source(&p).await } else { EXIT_OK }
             }
             Err(e) => config_error(e),

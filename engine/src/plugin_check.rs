@@ -103,3 +103,19 @@ pub async fn probe_source(p: &crate::config::Pipeline) -> u8 {
         }
     }
 }
+
+/// For `pipe validate`: one line per plugin of the pipeline — role, name, version, and where
+/// it comes from (built in, or which library with which ABI version).
+pub fn describe_plugins(p: &crate::config::Pipeline) {
+    let specs = std::iter::once(&p.source).chain(&p.transforms).chain(&p.sinks);
+    for spec in specs {
+        let d = &spec.descriptor;
+        // A loaded library's plugin is used only when no built-in has its name, or the
+        // pipeline allowed the override; either way the load succeeded, so the library wins.
+        let origin = match plugin_host::loader::library_of(d.name) {
+            Some(lib) => format!("{} (plugin ABI {}, {} {})", lib.path.display(), lib.abi_version, lib.name, lib.version),
+            None => "built-in".to_string(),
+        };
+        println!("  {:<14} {:<16} {:<8} {origin}", spec.path, d.name, d.version);
+    }
+}

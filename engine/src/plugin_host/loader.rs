@@ -141,6 +141,13 @@ pub fn discover(dirs: &[PathBuf], required: bool) -> Result<Vec<Arc<LoadedLibrar
     Ok(out)
 }
 
+/// The loaded library that ships plugin `name`, if any (the first loaded, as discovery uses
+/// it). For reports such as `pipe validate`'s list of where each plugin comes from.
+pub fn library_of(name: &str) -> Option<Arc<LoadedLibrary>> {
+    let loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loaded.iter().filter_map(|(_, lib)| lib.as_ref()).find(|lib| lib.plugins.iter().any(|p| p.name == name)).cloned()
+}
+
 /// Loads one library: `Ok(None)` when it is not a plugin (skipped with a warning).
 ///
 /// Errors: a foreign ABI version or an unusable v1 descriptor.

@@ -34,10 +34,8 @@ impl HistorySource {
     /// times, `base_url` is not http(s), or `client_ids_file` cannot be read.
     pub fn open(cfg: AimylogicConfig, ctx: SourceContext) -> Result<Self> {
         for (key, v) in [("from", &cfg.from), ("to", &cfg.to)] {
-            if let Some(v) = v {
-                if parse_timestamp_micros(v).is_none() && v.parse::<i64>().is_err() {
-                    return Err(PluginError::Config { path: key.into(), message: format!("`{v}` is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds") });
-                }
+            if let Some(v) = v.as_ref().filter(|v| parse_timestamp_micros(v).is_none() && v.parse::<i64>().is_err()) {
+                return Err(PluginError::Config { path: key.into(), message: format!("`{v}` is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds") });
             }
         }
         let client_ids = cfg.all_client_ids()?;
@@ -186,7 +184,7 @@ impl Export {
                 }
             }
             done += 1;
-            if done % self.checkpoint_every == 0 {
+            if done.is_multiple_of(self.checkpoint_every) {
                 out.flush().await?;
                 send(&out.tx, Event::Checkpoint(Checkpoint { state: state(done) })).await?;
             } else if out.messages.len() >= BATCH_MESSAGES {

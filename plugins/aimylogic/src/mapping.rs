@@ -142,6 +142,8 @@ fn dead_letter(ctx: &MapCtx, item: &Value, reason: &str, message: String) -> Dea
 ///
 /// Errors: a dead letter (`missing_question_id`, `unparsable_timestamp`) when the item cannot
 /// be keyed or placed in time.
+// The dead letter is the error's payload; boxing it would only add an allocation per bad item.
+#[allow(clippy::result_large_err)]
 pub fn map_item(ctx: &MapCtx, item: &Value, seq_start: u32, session: Option<u32>) -> Result<Vec<MessageRow>, DeadLetter> {
     let Some(qid) = question_id(item) else {
         return Err(dead_letter(ctx, item, "missing_question_id", "item has no questionId".into()));
@@ -202,10 +204,9 @@ pub fn map_item(ctx: &MapCtx, item: &Value, seq_start: u32, session: Option<u32>
     // The answer: one message per reply item; `answer` alone counts as one text reply.
     if let Some(resp) = response(item) {
         let mut replies: Vec<Value> = resp.get("replies").and_then(Value::as_array).cloned().unwrap_or_default();
-        if replies.is_empty() {
-            if let Some(answer) = resp.get("answer").and_then(Value::as_str).filter(|a| !a.is_empty()) {
-                replies.push(json!({"type": "text", "text": answer}));
-            }
+        let answer = resp.get("answer").and_then(Value::as_str).filter(|a| !a.is_empty());
+        if let (true, Some(answer)) = (replies.is_empty(), answer) {
+            replies.push(json!({"type": "text", "text": answer}));
         }
         let mut answer_attrs = common.clone();
         for key in ["nlpClass", "confidence", "newSessionStarted", "endSession"] {

@@ -175,7 +175,7 @@ fn dead_letter(stream: &str, key: Value, reason: &str, message: String, raw: &Va
 /// Chats without a string `id` or a parsable time become `unparsable_message` dead letters; a
 /// conversation without an `id` an `unparsable_conversation` one. Fewer (or more) distinct
 /// chats than the REST `totalCount` make an `incomplete` dead letter (the rows are still
-/// emitted). `seq` numbers chats from 0 by sent time, ties in API order.
+/// emitted; the fetch already dropped repeated ids). `seq` numbers chats from 0 by sent time, ties in API order.
 pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapped {
     let mut out = Mapped::default();
     let c = &b.conversation;
@@ -293,12 +293,12 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
 
     // Completeness: REST states the total; GraphQL pages until hasNextPage is false.
     if let Some(total) = b.total
-        && total != parsed.len() as u64 {
+        && total != b.chats.len() as u64 {
             out.dead_letters.push(dead_letter(
                 CONVERSATIONS,
                 key(None),
                 REASON_INCOMPLETE,
-                format!("alli reports {total} chats (totalCount) but {} arrived", parsed.len()),
+                format!("alli reports {total} chats (totalCount) but {} arrived", b.chats.len()),
                 c,
             ));
         }

@@ -641,3 +641,112 @@ fn heap_bytes() -> Option<u64> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reexports::async_trait;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    /// An in-process source: `lie` emits Utf8 where Int64 is declared, `panic_in_next` panics,
+    /// `restart` ignores its state (starts over when resumed).
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct Cfg {
+        #[serde(default)]
+        lie: bool,
+        #[serde(default)]
+        panic_in_next: bool,
+        #[serde(default)]
+        restart: bool,
+    }
+
+    struct Numbers {
+        cfg: Cfg,
+        step: u32,
+    }
+
+    #[async_trait]
+    impl crate::Source for Numbers {
+        fn streams(&self) -> Vec<StreamDecl> {
+            vec![StreamDecl { name: "n".into(), schema: Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)])) }]
+        }
+        async fn next(&mut self) -> crate::Result<Event> {
+            assert!(!self.cfg.panic_in_next, "boom");
+            self.step += 1;
+            Ok(match self.step {
+                1 if self.cfg.lie => {
+                    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Utf8, false)]));
+                    Event::Batch { stream: "n".into(), batch: RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["1"]))])? }
+                }
+                1 => Event::Batch { stream: "n".into(), batch: RecordBatch::try_new(self.streams()[0].schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])? },
+                2 => Event::Checkpoint(Checkpoint { state: json!({"done": true}) }),
+                _ => Event::End,
+            })
+        }
+    }
+
+    fn descriptor() -> PluginDescriptor {
+        PluginDescriptor {
+            name: "numbers",
+            version: "1.0.0",
+            description: "test source",
+            config_schema: crate::config::schema_of::<Cfg>,
+            check_config: crate::config::check::<Cfg>,
+            factory: PluginFactory::Source(|v, ctx| {
+                let cfg: Cfg = crate::config::parse(v)?;
+                // Resumed from `{"done": true}` it has nothing left, unless told to restart.
+                let step = if ctx.state.is_some() && !cfg.restart { 2 } else { 0 };
+                Ok(Box::new(Numbers { cfg, step }))
+            }),
+        }
+    }
+
+    fn opts(config: Value) -> Options {
+        Options { config: Some(config), warm_up_cycles: 5, cycles: 20, ..Options::default() }
+    }
+
+    fn status(r: &Report, name: &str) -> (Status, String) {
+        let c = r.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no {name} in {r}"));
+        (c.status, c.detail.clone())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_correct_source_passes_every_check() {
+        let r = check(&descriptor(), &opts(json!({}))).await;
+        assert!(r.passed(), "{r}");
+        assert_eq!(status(&r, "checkpoint").1, "2 rows, 1 checkpoint(s); resumed from the last one: 0 rows");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lies_restarts_and_panics_fail_with_their_reason() {
+        let r = check(&descriptor(), &opts(json!({"lie": true}))).await;
+        assert_eq!(status(&r, "schema"), (Status::Fail, "stream `n`: declared [n: Int64], emitted [n: Utf8]".into()));
+
+        let r = check(&descriptor(), &opts(json!({"restart": true}))).await;
+        let (s, why) = status(&r, "checkpoint");
+        assert_eq!(s, Status::Fail);
+        assert!(why.contains("it starts over"), "{why}");
+
+        let r = check(&descriptor(), &opts(json!({"panic_in_next": true}))).await;
+        assert!(!r.passed());
+        let (s, why) = status(&r, "no_panics");
+        assert_eq!(s, Status::Fail);
+        assert!(why.contains("source.next: boom"), "{why}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn config_errors_must_be_structured() {
+        let r = check(&descriptor(), &Options::default()).await;
+        assert_eq!(status(&r, "config_errors").0, Status::Pass, "{r}");
+        assert_eq!(status(&r, "schema").0, Status::Skip);
+
+        let mut d = descriptor();
+        d.check_config = |_| Err(PluginError::Other("nope".into()));
+        let r = check(&d, &Options::default()).await;
+        let (s, why) = status(&r, "config_errors");
+        assert_eq!(s, Status::Fail);
+        assert_eq!(why, "a wrong config must be a config error (key path + message), got: nope");
+    }
+}

@@ -7,24 +7,48 @@ pub enum PluginError {
     /// The plugin's configuration is invalid. `path` is the key path inside the plugin's table
     /// (for example `page_size`), empty for the table itself.
     #[error("{path}: {message}")]
-    Config { path: String, message: String },
+    Config {
+        /// Key path inside the plugin's table (`page_size`, `rules[2].tag`); empty: the table.
+        path: String,
+        /// What is wrong, for a person (no secret values).
+        message: String,
+    },
     /// The vendor refused our credentials (HTTP 401/403). Retrying cannot help.
     #[error("{vendor} rejected the credentials: HTTP {status} on {what}; check the token and its permissions")]
-    Auth { vendor: String, status: u16, what: String },
+    Auth {
+        /// The vendor's name (`giosg`).
+        vendor: String,
+        /// The HTTP status (401 or 403).
+        status: u16,
+        /// The request, without secrets (method and path).
+        what: String,
+    },
     /// A request failed after all retries, or returned something we cannot use.
     #[error("{0}")]
     Http(String),
     /// The source's retry budget (all retries of the run together) is spent: the vendor keeps
     /// failing. A source that can, checkpoints what it has and ends the run `partial`.
     #[error("{vendor}: retry budget exhausted ({message})")]
-    RetryBudgetExhausted { vendor: String, message: String },
+    RetryBudgetExhausted {
+        /// The vendor's name.
+        vendor: String,
+        /// The last failure.
+        message: String,
+    },
     /// The vendor returned data that does not have the documented shape.
     #[error("unexpected response from {vendor}: {message}")]
-    Protocol { vendor: String, message: String },
+    Protocol {
+        /// The vendor's name.
+        vendor: String,
+        /// What was expected and where (URL path, JSON pointer).
+        message: String,
+    },
     /// Writing or reading local files failed.
     #[error("{context}: {source}")]
     Io {
+        /// What we were doing, usually with the path (`writing out/x.parquet`).
         context: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

@@ -21,6 +21,8 @@
 //! * [`ffi`]: the same traits behind the C ABI, for plugins shipped as dynamic libraries
 //!   ([`declare_plugin!`]).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod conformance;
 pub mod error;

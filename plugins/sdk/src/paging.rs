@@ -19,13 +19,34 @@ use crate::{PluginError, Result};
 #[derive(Debug, Clone, Copy)]
 pub enum Paging {
     /// `{"next": "<absolute url>" | null, "results": [...]}`; a bare array is one last page.
-    NextUrl { items: &'static str, next: &'static str },
+    NextUrl {
+        /// JSON pointer of the items array (`/results`).
+        items: &'static str,
+        /// JSON pointer of the next page's absolute URL (`/next`).
+        next: &'static str,
+    },
     /// The body carries a cursor (pointer `cursor`); the next request is the first URL with
     /// `param=<cursor>`. Ends when the cursor is null, empty, or a page has no items.
-    Cursor { items: &'static str, cursor: &'static str, param: &'static str },
+    Cursor {
+        /// JSON pointer of the items array.
+        items: &'static str,
+        /// JSON pointer of the cursor in the body.
+        cursor: &'static str,
+        /// Query parameter the cursor is sent back in.
+        param: &'static str,
+    },
     /// Pages numbered from `first` in query parameter `param`; ends when the items so far reach
     /// the total at pointer `total`, or a page is empty.
-    PageNumber { items: &'static str, total: &'static str, param: &'static str, first: u64 },
+    PageNumber {
+        /// JSON pointer of the items array.
+        items: &'static str,
+        /// JSON pointer of the total item count.
+        total: &'static str,
+        /// Query parameter of the page number.
+        param: &'static str,
+        /// Number of the first page (0 or 1, as the vendor counts).
+        first: u64,
+    },
 }
 
 /// The items array at `pointer`, or a protocol error naming the URL.

@@ -73,7 +73,12 @@ pub const REASON_RETRY_BUDGET: &str = "retry_budget_exhausted";
 #[derive(Debug, Clone)]
 pub enum Event {
     /// Rows of one stream; the schema is the one declared for it.
-    Batch { stream: String, batch: RecordBatch },
+    Batch {
+        /// A stream the source declared in [`Source::streams`].
+        stream: String,
+        /// The rows, with exactly that stream's declared schema.
+        batch: RecordBatch,
+    },
     /// A record that could not be processed.
     DeadLetter(DeadLetter),
     /// Everything emitted before this event is covered by this state.
@@ -229,8 +234,11 @@ pub trait Sink: Send {
 /// The kind of a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginKind {
+    /// Pulls a vendor account ([`Source`]).
     Source,
+    /// Maps batches ([`Transform`]).
     Transform,
+    /// Writes batches durably ([`Sink`]).
     Sink,
 }
 
@@ -255,8 +263,11 @@ pub type SinkFactory = fn(config: Value, ctx: SinkContext) -> Result<Box<dyn Sin
 /// The constructor of a plugin, by kind.
 #[derive(Clone, Copy)]
 pub enum PluginFactory {
+    /// Opens a [`Source`].
     Source(SourceFactory),
+    /// Opens a [`Transform`].
     Transform(TransformFactory),
+    /// Opens a [`Sink`].
     Sink(SinkFactory),
 }
 

@@ -155,9 +155,13 @@ pub fn primary_key(stream: &str) -> &'static [&'static str] {
 /// The canonical sender roles of `messages.sender_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderRole {
+    /// The customer (`visitor`).
     Visitor,
+    /// A human agent (`agent`).
     Agent,
+    /// A bot or automated reply (`bot`).
     Bot,
+    /// System events: joins, leaves, tag changes, rules (`system`).
     System,
 }
 
@@ -177,22 +181,39 @@ impl SenderRole {
 /// Timestamps are microseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageRow {
+    /// Vendor name (`giosg`, `alli`, `aimylogic`, or a plugin's own).
     pub vendor: String,
+    /// The vendor account (design.md §3.1).
     pub account_id: String,
+    /// The vendor's conversation id, as given.
     pub conversation_id: String,
+    /// The vendor's message id, unique within the conversation.
     pub message_id: String,
+    /// Position in the conversation from 0, by sent time.
     pub seq: u32,
+    /// When it was sent, microseconds since the Unix epoch, UTC.
     pub sent_at: i64,
+    /// Who sent it.
     pub sender_role: SenderRole,
+    /// The sender's vendor id, if any.
     pub sender_id: Option<String>,
+    /// The sender's display name, if any.
     pub sender_name: Option<String>,
+    /// Vendor message kind, lower case (`msg`, `join`, `text`).
     pub message_type: String,
+    /// Plain text; `None` while encrypted (or purged).
     pub text: Option<String>,
+    /// True until the `decrypt` transform has decrypted it.
     pub is_encrypted: bool,
+    /// The vendor's encrypted payload, kept until decrypted.
     pub ciphertext: Option<String>,
+    /// The conversation's vendor tags plus rule tags of this message.
     pub tags: Vec<String>,
+    /// Vendor extras, key → value (JSON text for structured values).
     pub attributes: BTreeMap<String, String>,
+    /// The vendor's JSON of the message, compact.
     pub raw: String,
+    /// When this run fetched it, microseconds since the Unix epoch, UTC.
     pub extracted_at: i64,
 }
 
@@ -200,25 +221,45 @@ pub struct MessageRow {
 /// Timestamps are microseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConversationRow {
+    /// Vendor name.
     pub vendor: String,
+    /// The vendor account.
     pub account_id: String,
+    /// The vendor's conversation id, as given.
     pub conversation_id: String,
+    /// Room, campaign or bot channel, if the vendor has one.
     pub channel_id: Option<String>,
+    /// Subject or title, if any.
     pub title: Option<String>,
+    /// Vendor state, lower case (`ended`, `waiting`).
     pub state: Option<String>,
+    /// Whether the conversation has ended, when the vendor says.
     pub is_ended: Option<bool>,
+    /// Microseconds since the Unix epoch, UTC.
     pub created_at: Option<i64>,
+    /// Microseconds since the Unix epoch, UTC; the latest row per key wins downstream.
     pub updated_at: Option<i64>,
+    /// Microseconds since the Unix epoch, UTC.
     pub ended_at: Option<i64>,
+    /// Newest message's `sent_at`, microseconds since the Unix epoch, UTC.
     pub last_message_at: Option<i64>,
+    /// As the vendor reports it.
     pub message_count: Option<u32>,
+    /// The customer's vendor id.
     pub visitor_id: Option<String>,
+    /// The customer's name.
     pub visitor_name: Option<String>,
+    /// Vendor ids of the agents who took part.
     pub agent_ids: Vec<String>,
+    /// Vendor tag ids.
     pub tag_ids: Vec<String>,
+    /// Vendor tag names (plus tags the `tags` transform adds).
     pub tags: Vec<String>,
+    /// Visitor/user variables, key → value.
     pub variables: BTreeMap<String, String>,
+    /// The vendor's JSON of the conversation, compact.
     pub raw: String,
+    /// When this run fetched it, microseconds since the Unix epoch, UTC.
     pub extracted_at: i64,
 }
 

@@ -125,12 +125,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -232,15 +233,16 @@ fn list(data: &Dataset, query: &[(String, String)]) -> Response {
         Some(Ok(n)) if (1..=50).contains(&n) => n,
         Some(_) => return unprocessable("pageSize", "Input should be less than or equal to 50"),
     };
-    let number = |name: &str| -> Result<Option<i64>, Response> {
+    // A bad number is answered like FastAPI does; the error names the parameter.
+    let number = |name: &'static str| -> Result<Option<i64>, &'static str> {
         match param(query, name) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse::<f64>().map(|f| Some(f as i64)).map_err(|_| unprocessable(name, "Input should be a valid number")),
+            Some(v) => v.parse::<f64>().map(|f| Some(f as i64)).map_err(|_| name),
         }
     };
     let (started_at, end_at) = match (number("startedAt"), number("endAt")) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(name), _) | (_, Err(name)) => return unprocessable(name, "Input should be a valid number"),
     };
     let ascending = match param(query, "order") {
         None | Some("LAST_CHAT_TIME_DESC") => false,

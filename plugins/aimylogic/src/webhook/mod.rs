@@ -69,6 +69,7 @@ pub struct WebhookSource {
     token: String,
     metrics: Arc<Metrics>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    addr: std::net::SocketAddr,
 }
 
 impl WebhookSource {
@@ -129,7 +130,13 @@ impl WebhookSource {
             token: cfg.token.expose().to_string(),
             metrics: ctx.metrics,
             tasks: vec![serve],
+            addr,
         })
+    }
+
+    /// The address the listener is bound to (useful with `listen = "127.0.0.1:0"`).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     fn state(&self) -> Value {
@@ -328,6 +335,83 @@ impl Source for WebhookSource {
                     tracing::info!(vendor = VENDOR, "webhook listener stopping");
                     self.work.close();
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "UnitTest:00112233445566778899aabbccddeeff00112233";
+
+    fn open(state: Option<Value>) -> (WebhookSource, CancellationToken, watch::Sender<Option<Value>>) {
+        let cfg: AimylogicConfig = pipe_plugin_sdk::config::parse(json!({"mode": "webhook", "token": TOKEN, "listen": "127.0.0.1:0", "path": "/hook"})).unwrap();
+        let ctx = SourceContext { pipeline: "t".into(), state, limit: None, metrics: Arc::default() };
+        let mut src = WebhookSource::open(cfg, ctx).unwrap();
+        let shutdown = CancellationToken::new();
+        let (committed, rx) = watch::channel(None);
+        src.attach_control(SourceControl { shutdown: shutdown.clone(), committed: rx });
+        (src, shutdown, committed)
+    }
+
+    fn post(src: &WebhookSource, body: Value) -> tokio::task::JoinHandle<u16> {
+        let url = format!("http://{}/hook", src.local_addr());
+        tokio::spawn(async move { reqwest::Client::new().post(url).json(&body).send().await.unwrap().status().as_u16() })
+    }
+
+    fn event(qid: &str) -> Value {
+        json!({"token": TOKEN, "clientId": "c1", "questionId": qid, "query": "hi", "data": {"replies": [{"type": "text", "text": "hello"}]}, "timestamp": "2026-01-01T00:00:00.000"})
+    }
+
+    #[tokio::test]
+    async fn acknowledges_only_after_commit_dedupes_and_stops_gracefully() {
+        let (mut src, shutdown, committed) = open(None);
+        let first = post(&src, json!([event("q1")]));
+        let mut seen = Vec::new();
+        loop {
+            match src.next().await.unwrap() {
+                Event::Checkpoint(cp) => {
+                    assert_eq!(cp.state["seq"], 1);
+                    break;
+                }
+                Event::Batch { stream, batch } => seen.push((stream, batch.num_rows())),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(seen, [("messages".to_string(), 2), ("conversations".to_string(), 1)]);
+        // Emitted but not committed: no answer yet.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!first.is_finished(), "acknowledged before the commit");
+        committed.send_replace(Some(json!({"mode": "webhook", "seq": 1})));
+        assert_eq!(first.await.unwrap(), 200);
+
+        // The same event again: nothing emitted, acknowledged at once (already committed).
+        let again = post(&src, json!([event("q1")]));
+        assert!(tokio::time::timeout(Duration::from_millis(300), src.next()).await.is_err(), "a repeat was emitted");
+        assert_eq!(again.await.unwrap(), 200);
+
+        // Shutdown: a last checkpoint, then End.
+        shutdown.cancel();
+        assert!(matches!(src.next().await.unwrap(), Event::Checkpoint(_)));
+        assert!(matches!(src.next().await.unwrap(), Event::End));
+    }
+
+    #[tokio::test]
+    async fn state_carries_seq_and_dedupe_keys_across_restarts() {
+        let state = json!({"mode": "webhook", "seq": 7, "recent": ["c1\u{1f}q1\u{1f}"]});
+        let (mut src, _shutdown, _committed) = open(Some(state));
+        // Committed seq 7 is known: a repeat of q1 is acknowledged without new rows.
+        let repeat = post(&src, json!([event("q1")]));
+        assert!(tokio::time::timeout(Duration::from_millis(300), src.next()).await.is_err());
+        assert_eq!(repeat.await.unwrap(), 200);
+        // A new event continues the numbering.
+        let _new = post(&src, json!([event("q2")]));
+        loop {
+            if let Event::Checkpoint(cp) = src.next().await.unwrap() {
+                assert_eq!(cp.state["seq"], 8);
+                break;
             }
         }
     }
