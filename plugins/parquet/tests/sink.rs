@@ -437,3 +437,33 @@ fn config_errors_name_the_key() {
         );
     }
 }
+
+/// An object storage URL (`file://` here; `s3://` against moto in tests/tests/e2e_scale.rs):
+/// files are spooled locally and appear under their final keys only at commit; an abort
+/// uploads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_urls_publish_complete_files_at_commit_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/lake", dir.path().display());
+    let mut sink = try_open(json!({"path": url, "partition_by": ["date"]})).unwrap();
+    sink.write(MESSAGES, &messages(0..30)).await.unwrap();
+    assert!(files(dir.path()).is_empty(), "nothing is in the store before a commit");
+    sink.commit(&checkpoint()).await.unwrap();
+    let published = files(&dir.path().join("lake"));
+    assert!(!published.is_empty());
+    assert!(published.iter().all(|p| p.extension().is_some_and(|e| e == "parquet")), "{published:?}");
+    assert!(published.iter().all(|p| p.to_string_lossy().contains("/lake/messages/date=")), "{published:?}");
+    assert_eq!(read_all(&dir.path().join("lake"), &messages_schema()).num_rows(), 30);
+    assert_eq!(sink.stats().rows, 30);
+
+    // Rows written after the last commit and then aborted never reach the store.
+    sink.write(MESSAGES, &messages(30..40)).await.unwrap();
+    sink.abort().await.unwrap();
+    assert_eq!(files(&dir.path().join("lake")), published);
+}
+
+#[test]
+fn unsupported_url_schemes_are_config_errors() {
+    let err = try_open(json!({"path": "ftp://host/x"})).err().expect("refused");
+    assert!(matches!(&err, PluginError::Config { path, message } if path == "path" && message.contains("ftp")), "{err}");
+}
