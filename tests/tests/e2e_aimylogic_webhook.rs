@@ -73,10 +73,8 @@ async fn start(dir: &Path, port: u16) -> tokio::process::Child {
     let health = format!("http://127.0.0.1:{port}/healthz");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = reqwest::get(&health).await {
-            if r.status().is_success() {
-                return child;
-            }
+        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+            return child;
         }
         assert!(Instant::now() < deadline, "pipe did not answer /healthz:\n{}", log_text(dir));
         tokio::time::sleep(Duration::from_millis(100)).await;

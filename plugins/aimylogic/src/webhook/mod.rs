@@ -25,6 +25,11 @@
 //! Plugins loaded as dynamic libraries get no [`SourceControl`] (the C ABI carries none): this
 //! mode is only useful built in, as shipped.
 //!
+//! Rejected input: a body that is not JSON or not an array (400, `malformed_body`), over
+//! `max_body_bytes` (413, `oversized_body`), an event without `clientId`
+//! (`missing_client_id`) or with another channel's `token` (`token_mismatch`) — each a dead
+//! letter; the valid events of the same POST are accepted.
+//!
 //! Rows: the mapping of [`crate::mapping::map_item`] per event, `seq` numbered within the
 //! event (0 for the request, then the replies) because a listener does not see the whole
 //! conversation; a nightly history run gives the conversation-wide `seq`. One conversation
@@ -190,6 +195,12 @@ impl WebhookSource {
                         dead.push(self.bad_event(ev, "missing_client_id", "webhook event without a clientId"));
                         continue;
                     };
+                    // Aimylogic puts the channel token in every webhook object: another
+                    // channel's events must not be filed under this account.
+                    if ev.get("token").and_then(Value::as_str).is_some_and(|t| t != self.token) {
+                        dead.push(self.bad_event(ev, "token_mismatch", "webhook event carries another channel's token"));
+                        continue;
+                    }
                     let kind = ev.get("type").and_then(Value::as_str).unwrap_or("");
                     let key = format!("{client_id}\u{1f}{}\u{1f}{kind}", question_id(ev).unwrap_or_default());
                     if self.recent_set.contains(&key) {
@@ -391,6 +402,26 @@ mod tests {
         let again = post(&src, json!([event("q1")]));
         assert!(tokio::time::timeout(Duration::from_millis(300), src.next()).await.is_err(), "a repeat was emitted");
         assert_eq!(again.await.unwrap(), 200);
+
+        // Another channel's event (and an event without clientId) are dead letters, with
+        // no token in them.
+        let mut foreign = event("q9");
+        foreign["token"] = json!("Other000:ffffffffffffffffffffffffffffffffffffffff");
+        let mixed = post(&src, json!([foreign, {"questionId": "q8"}]));
+        let mut reasons = Vec::new();
+        loop {
+            match src.next().await.unwrap() {
+                Event::DeadLetter(dl) => {
+                    assert!(!dl.raw.to_string().contains("ffffffff"), "{}", dl.raw);
+                    reasons.push(dl.reason);
+                }
+                Event::Checkpoint(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(reasons, ["token_mismatch", "missing_client_id"]);
+        committed.send_replace(Some(json!({"mode": "webhook", "seq": 2})));
+        assert_eq!(mixed.await.unwrap(), 200);
 
         // Shutdown: a last checkpoint, then End.
         shutdown.cancel();
