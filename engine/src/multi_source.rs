@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use pipe_plugin_sdk::reexports::async_trait;
 use pipe_plugin_sdk::{
-    Checkpoint, DeadLetter, Event, PluginError, PluginFactory, Result, Source, SourceContext, StreamDecl,
+    Checkpoint, DeadLetter, Event, PluginError, PluginFactory, Result, Source, SourceContext, SourceControl, StreamDecl,
 };
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
@@ -36,6 +36,13 @@ enum AccountEvent {
 /// The merged source. See the [module docs](self).
 pub struct MultiSource {
     streams: Vec<StreamDecl>,
+    /// Opened sources not started yet: they start at the first `next`, after
+    /// `attach_control` had the chance to hand each its own control.
+    unstarted: Vec<(String, Box<dyn Source>)>,
+    permits: Arc<Semaphore>,
+    tx: Option<mpsc::Sender<(String, AccountEvent)>>,
+    /// Every account's source is a service (webhook listener): a signal asks them all to stop.
+    graceful: bool,
     rx: mpsc::Receiver<(String, AccountEvent)>,
     /// Last checkpointed state per account (from the state store at start, then from the
     /// accounts' checkpoints).
@@ -65,15 +72,12 @@ impl MultiSource {
             opened.push((account.id.clone(), source));
         }
         let streams = opened.first().map(|(_, s)| s.streams()).unwrap_or_default();
+        let graceful = !opened.is_empty() && opened.iter().all(|(_, s)| s.stops_gracefully());
         let (tx, rx) = mpsc::channel(4);
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
         let running = opened.len();
-        let tasks = opened
-            .into_iter()
-            .map(|(id, source)| tokio::spawn(pump_account(id, source, permits.clone(), tx.clone())))
-            .collect();
         let states = prior_states.into_iter().filter(|(id, _)| accounts.iter().any(|a| &a.id == id)).collect();
-        Ok(MultiSource { streams, rx, states, running, tasks })
+        Ok(MultiSource { streams, unstarted: opened, permits, tx: Some(tx), graceful, rx, states, running, tasks: Vec::new() })
     }
 
     fn composite_checkpoint(&self) -> Event {
@@ -103,7 +107,35 @@ impl Source for MultiSource {
         self.streams.clone()
     }
 
+    fn stops_gracefully(&self) -> bool {
+        self.graceful
+    }
+
+    /// Hands every account the shutdown token, and news of its own part of each committed
+    /// composite state.
+    fn attach_control(&mut self, control: SourceControl) {
+        for (id, source) in &mut self.unstarted {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            let mut committed = control.committed.clone();
+            let id = id.clone();
+            self.tasks.push(tokio::spawn(async move {
+                while committed.changed().await.is_ok() {
+                    let state = committed.borrow_and_update().as_ref().and_then(|s| s.get("accounts")?.get(&id).cloned());
+                    if state.is_some() && tx.send(state).is_err() {
+                        return;
+                    }
+                }
+            }));
+            source.attach_control(SourceControl { shutdown: control.shutdown.clone(), committed: rx });
+        }
+    }
+
     async fn next(&mut self) -> Result<Event> {
+        if let Some(tx) = self.tx.take() {
+            for (id, source) in self.unstarted.drain(..) {
+                self.tasks.push(tokio::spawn(pump_account(id, source, self.permits.clone(), tx.clone())));
+            }
+        }
         loop {
             if self.running == 0 {
                 return Ok(Event::End);
