@@ -1,16 +1,24 @@
-//! `pipe plugin check LIB [--config FILE]`: the conformance kit
-//! (`pipe_plugin_sdk::conformance`) against every plugin of a library, or against a built-in
-//! by name. Prints one line per check and exits 0 when none failed, 1 when one did (a library
-//! refused at the handshake counts as a failed `handshake` check), 2 for usage errors.
+//! Checking plugins from the CLI:
+//!
+//! * `pipe plugin check LIB [--config FILE]` ([`run`]): the conformance kit
+//!   (`pipe_plugin_sdk::conformance`) against every plugin of a library, or against a built-in
+//!   by name. One line per check; exit 0 when none failed, 1 when one did (a library refused
+//!   at the handshake counts as a failed `handshake` check), 2 for usage errors.
+//! * `pipe validate FILE`: where each plugin comes from ([`describe_plugins`]) and, with
+//!   `--check`, the source's probe ([`probe_source`]).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use pipe_plugin_sdk::conformance::{self, Options, Report};
-use pipe_plugin_sdk::PluginDescriptor;
+use pipe_plugin_sdk::conformance::{self, Options, Report, Status};
+use pipe_plugin_sdk::{PluginDescriptor, PluginKind};
 
 use crate::commands::{config_error, env_var, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
 use crate::config::tables::ConfigTables;
 use crate::plugin_host;
+use crate::plugin_host::cancel_probe::{cancel_latency, CancelOutcome};
+use crate::plugin_host::ExternalPlugin;
 use crate::registry::Registry;
 
 /// Runs the kit. `target` is a library file (`./libacme.so`) or a built-in plugin's name;
@@ -22,11 +30,12 @@ pub async fn run(target: &str, config: Option<&Path>, cycles: Option<usize>, reg
         Err(e) => return config_error(e),
     };
     let path = Path::new(target);
-    let descriptors: Vec<PluginDescriptor> = if path.is_file() {
+    // Each plugin, with its library's side when it has one (for the ABI-level cancel check).
+    let plugins: Vec<(PluginDescriptor, Option<Arc<ExternalPlugin>>)> = if path.is_file() {
         match plugin_host::loader::load(path) {
             Ok(Some(lib)) => {
                 println!("{:<20} {:<14} PASS  {} {} answers ABI {} ({})", lib.name, "handshake", lib.name, lib.version, lib.abi_version, lib.build_info);
-                lib.plugins.iter().map(|p| p.descriptor()).collect()
+                lib.plugins.iter().map(|p| (p.descriptor(), Some(p.clone()))).collect()
             }
             Ok(None) => {
                 println!("{:<20} {:<14} FAIL  not a pipe plugin library: no `pipe_plugin_abi_version` symbol, or dlopen refused it (see the warning above)", target, "handshake");
@@ -38,18 +47,18 @@ pub async fn run(target: &str, config: Option<&Path>, cycles: Option<usize>, reg
             }
         }
     } else if let Some(d) = registry.get(target) {
-        vec![d.clone()]
+        vec![(d.clone(), None)]
     } else {
         eprintln!("error: `{target}` is neither a file nor a built-in plugin (built-ins: {})", builtin_names(registry));
         return EXIT_CONFIG;
     };
-    if descriptors.is_empty() {
+    if plugins.is_empty() {
         println!("{:<20} {:<14} FAIL  the library ships no plugin", target, "descriptor");
         return EXIT_FAILED;
     }
-    let only = descriptors.len() == 1;
+    let only = plugins.len() == 1;
     let mut failed = false;
-    for d in &descriptors {
+    for (d, external) in &plugins {
         let mut opts = Options { config: tables.as_ref().and_then(|t| t.for_plugin(d.name, only)), ..Options::default() };
         if let Some(n) = cycles {
             opts.cycles = n;
@@ -58,6 +67,11 @@ pub async fn run(target: &str, config: Option<&Path>, cycles: Option<usize>, reg
         let report: Report = conformance::check(d, &opts).await;
         print!("{report}");
         failed |= !report.passed();
+        if let (Some(ext), Some(cfg), PluginKind::Source) = (external, &opts.config, d.kind()) {
+            let (status, detail) = cancel_across_abi(ext, cfg, opts.cancel_within).await;
+            println!("{:<20} {:<14} {}  {detail}", d.name, "cancel_abi", status.as_str());
+            failed |= status == Status::Fail;
+        }
     }
     if failed {
         eprintln!("error: conformance check failed (the FAIL lines above say why)");
@@ -117,5 +131,28 @@ pub fn describe_plugins(p: &crate::config::Pipeline) {
             None => "built-in".to_string(),
         };
         println!("  {:<14} {:<16} {:<8} {origin}", spec.path, d.name, d.version);
+    }
+}
+
+/// How long the ABI-level cancel check lets the source read before cancelling.
+const CANCEL_AFTER: Duration = Duration::from_millis(200);
+
+/// The kit's `cancel` check sees a library through the engine's adapter, whose drop returns at
+/// once; this one times the library's own blocked `next_event` after `cancel` (from another
+/// thread, as the ABI allows).
+async fn cancel_across_abi(plugin: &Arc<ExternalPlugin>, config: &serde_json::Value, within: Duration) -> (Status, String) {
+    let (plugin, config) = (plugin.clone(), config.clone());
+    let outcome = tokio::task::spawn_blocking(move || cancel_latency(&plugin, &config, CANCEL_AFTER, within)).await;
+    match outcome {
+        Ok(Ok(CancelOutcome::Interrupted(took))) if took <= within => {
+            (Status::Pass, format!("`cancel` made the blocked `next_event` return in {} ms", took.as_millis()))
+        }
+        Ok(Ok(CancelOutcome::Interrupted(took))) => (Status::Fail, format!("`next_event` returned {} ms after `cancel`", took.as_millis())),
+        Ok(Ok(CancelOutcome::Hung)) => (Status::Fail, format!("`next_event` still blocked {} ms after `cancel`", within.as_millis())),
+        Ok(Ok(CancelOutcome::FinishedFirst)) => {
+            (Status::Skip, format!("the source read to its end within {} ms: nothing to interrupt", CANCEL_AFTER.as_millis()))
+        }
+        Ok(Err(e)) => (Status::Fail, e),
+        Err(e) => (Status::Fail, format!("the check itself failed: {e}")),
     }
 }

@@ -143,6 +143,16 @@ async fn the_standalone_example_library_runs_in_a_pipeline_and_resumes() {
         assert!(listing.lines().any(|l| l.starts_with(name) && l.contains(kind) && l.contains("libpipe_example.so")), "{name} not listed:\n{listing}");
     }
 
+    // `pipe validate` resolves every plugin to its origin and ABI, without a request.
+    let out = run_pipe(dir.path(), &["validate", "p.toml"], &env).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let origin = |name: &str| text.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_else(|| panic!("{name}:\n{text}")).to_string();
+    assert!(origin("acme").ends_with("libpipe_example.so (plugin ABI 1, pipe-plugin-example 0.1.0)"), "{text}");
+    assert!(origin("redact_digits").contains("libpipe_example.so (plugin ABI 1"), "{text}");
+    assert!(origin("json").ends_with("built-in"), "{text}");
+    assert!(server.requests.lock().unwrap().is_empty(), "validate made a request");
+
     let out = run_pipe(dir.path(), &["run", "p.toml"], &env).await;
     assert!(out.status.success(), "first run failed: {}", stderr(&out));
     assert!(!stderr(&out).contains(TOKEN), "the token leaked");

@@ -13,6 +13,7 @@
 
 mod adapter;
 mod call;
+pub mod cancel_probe;
 mod host_api;
 pub mod loader;
 mod slots;

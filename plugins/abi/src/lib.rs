@@ -27,6 +27,13 @@
 //!   `*const` is borrowed.
 //! * No unwinding crosses the boundary: every entry point catches panics and reports
 //!   [`PIPE_ERROR_PANIC`].
+//!
+//! ## Compatibility
+//!
+//! Within ABI 1 changes are additive only (fields appended to size-prefixed structs, optional
+//! entry points that may be null, new status codes hosts read as [`PIPE_ERROR`]); anything an
+//! existing library or host could observe needs ABI 2, a new init symbol. The full promise is
+//! in this crate's `README.md`.
 
 #![no_std]
 #![deny(missing_docs)]

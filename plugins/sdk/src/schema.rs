@@ -59,7 +59,7 @@ pub fn map_utf8_type() -> DataType {
 /// | text | utf8? (null while encrypted or purged) |
 /// | is_encrypted | bool |
 /// | ciphertext | utf8? |
-/// | tags | list<utf8> |
+/// | tags | `list<utf8>` |
 /// | attributes | map<utf8, utf8> |
 /// | raw | utf8 (vendor JSON) |
 /// | extracted_at | timestamp[us, UTC] |
@@ -100,7 +100,7 @@ pub fn messages_schema() -> SchemaRef {
 /// | created_at, updated_at, ended_at, last_message_at | timestamp[us, UTC]? |
 /// | message_count | uint32? (as the vendor reports it) |
 /// | visitor_id, visitor_name | utf8? |
-/// | agent_ids, tag_ids, tags | list<utf8> |
+/// | agent_ids, tag_ids, tags | `list<utf8>` |
 /// | variables | map<utf8, utf8> |
 /// | raw | utf8 (vendor JSON) |
 /// | extracted_at | timestamp[us, UTC] |
