@@ -24,11 +24,11 @@ pub(crate) fn env_var(name: &str) -> Option<String> {
 pub async fn dispatch(cli: Cli) -> u8 {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run { file, limit, full_refresh, report, shard, window } => match config::load_file(&file, &registry, &env_var) {
+        Command::Run { file, limit, full_refresh, report, shard, window } => match config::load_file_all(&file, &registry, &env_var) {
             Ok(p) => run_pipeline(&p, &RunOptions { limit, full_refresh, shard: shard.map(|s| (s.index, s.count)), window }, cli.quiet, false, report.as_deref()).await,
-            Err(e) => config_error(e),
+            Err(errors) => config_errors(errors),
         },
-        Command::Validate { file, check } => match config::load_file(&file, &registry, &env_var) {
+        Command::Validate { file, check } => match config::load_file_all(&file, &registry, &env_var) {
             Ok(p) => {
                 println!("{}: ok — pipeline `{}`: source `{}`, {} transform(s), sink(s): {}",
                     file.display(), p.name, p.source.descriptor.name, p.transforms.len(),
@@ -36,7 +36,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 crate::plugin_check::describe_plugins(&p);
                 if check { crate::plugin_check::probe_source(&p).await } else { EXIT_OK }
             }
-            Err(e) => config_error(e),
+            Err(errors) => config_errors(errors),
         },
         Command::Plugins { plugin_dir } => {
             let mut dirs = plugin_dir;
@@ -66,6 +66,17 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::State { action } => state_command(action, &registry).await,
         Command::Demo { out, chats, vendor } => crate::demo::run(&out, chats, vendor.as_deref(), cli.quiet).await,
     }
+}
+
+/// Prints every configuration problem, one `error:` line each, and returns exit code 2.
+fn config_errors(errors: Vec<config::ConfigError>) -> u8 {
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if errors.len() > 1 {
+        eprintln!("{} problems in the pipeline file", errors.len());
+    }
+    EXIT_CONFIG
 }
 
 pub(crate) fn config_error(e: config::ConfigError) -> u8 {

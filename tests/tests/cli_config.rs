@@ -88,3 +88,19 @@ async fn validate_accepts_the_shipped_pipelines() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("transforms[0].private_key_file"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn every_problem_is_reported_not_just_the_first() {
+    let (code, err) = validate(
+        "name = \"x\"\nbogus = 1\n\n[source]\nplugin = \"giosg\"\norganization_id = \"o\"\ntoken = \"t\"\npage_size = \"big\"\n\n[[transforms]]\nplugin = \"nope\"\n\n[[sinks]]\nplugin = \"parquet\"\npath = \"out\"\nmax_file_rows = \"many\"\n",
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(2));
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    for want in [":2: bogus: unknown key", ":8: source.page_size:", ":11: transforms[0].plugin: unknown transform plugin `nope`", ":16: sinks[0].max_file_rows:"] {
+        assert!(lines.iter().any(|l| l.contains(want)), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("4 problems in the pipeline file"), "{err}");
+}

@@ -125,16 +125,22 @@ impl Locator<'_> {
 
 /// Reads and validates a pipeline file. `vars` resolves `${VAR}` (the environment, or the
 /// demo's own values).
+///
+/// Errors: the first problem; [`load_file_all`] reports every one.
 pub fn load_file(path: &Path, registry: &Registry, vars: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
+    load_file_all(path, registry, vars).map_err(|mut all| all.remove(0))
+}
+
+/// [`load_file`], reporting every problem found (in file order of the checks: top-level keys,
+/// plugin libraries, source, transforms, sinks, settings), not just the first. A problem that
+/// hides others (unreadable file, invalid TOML) is reported alone. Never empty on `Err`.
+pub fn load_file_all(path: &Path, registry: &Registry, vars: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, Vec<ConfigError>> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        line: None,
-        path: String::new(),
-        message: format!("cannot read the pipeline file: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError { file: file.clone(), line: None, path: String::new(), message: format!("cannot read the pipeline file: {e}") }]
     })?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
-    load_str(&text, &file, &stem, registry, vars)
+    load_str_all(&text, &file, &stem, registry, vars)
 }
 
 /// [`load_file`] on text already in memory; `file` names it in errors, `default_name` is used
@@ -146,60 +152,88 @@ pub fn load_str(
     registry: &Registry,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline, ConfigError> {
-    let doc = toml_json::parse(text).map_err(|(message, at)| ConfigError {
-        file: file.into(),
-        line: Some(line_of(text, at)),
-        path: String::new(),
-        message: format!("invalid TOML: {message}"),
+    load_str_all(text, file, default_name, registry, vars).map_err(|mut all| all.remove(0))
+}
+
+/// [`load_str`], reporting every problem (see [`load_file_all`]).
+pub fn load_str_all(
+    text: &str,
+    file: &str,
+    default_name: &str,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, Vec<ConfigError>> {
+    let doc = toml_json::parse(text).map_err(|(message, at)| {
+        vec![ConfigError { file: file.into(), line: Some(line_of(text, at)), path: String::new(), message: format!("invalid TOML: {message}") }]
     })?;
     let loc = Locator { file, text, spans: &doc.spans };
     let Value::Object(top) = &doc.json else { unreachable!("a TOML document is a table") };
+    // Each check that fails records its error (`keep`) and yields nothing; checks go on.
+    let mut errors: Vec<ConfigError> = Vec::new();
 
     for key in top.keys() {
         if !TOP_KEYS.contains(&key.as_str()) {
-            return Err(loc.error(key, format!("unknown key (a pipeline file has: {})", TOP_KEYS.join(", "))));
+            keep(&mut errors, Err::<(), _>(loc.error(key, format!("unknown key (a pipeline file has: {})", TOP_KEYS.join(", ")))));
         }
     }
     let name = match top.get("name") {
-        None => default_name.to_string(),
-        Some(Value::String(s)) if valid_name(s) => s.clone(),
-        Some(_) => return Err(loc.error("name", "must be a string of letters, digits, `-`, `_` or `.`")),
+        None => Some(default_name.to_string()),
+        Some(Value::String(s)) if valid_name(s) => Some(s.clone()),
+        Some(_) => keep(&mut errors, Err(loc.error("name", "must be a string of letters, digits, `-`, `_` or `.`"))),
     };
-    let registry = &with_plugin_libraries(&loc, top, registry, vars)?;
+    // Without the libraries, plugin names cannot be resolved: stop here.
+    let Some(registry) = keep(&mut errors, with_plugin_libraries(&loc, top, registry, vars)) else { return Err(errors) };
+    let registry = &registry;
 
-    let (source, accounts) = match top.get("source") {
-        Some(Value::Object(t)) => match accounts::split(&loc, t, registry, vars)? {
-            (base, None) => (plugin_spec(&loc, "source", &base, PluginKind::Source, registry, vars)?, None),
+    let source = match top.get("source") {
+        Some(Value::Object(t)) => keep(&mut errors, accounts::split(&loc, t, registry, vars)).and_then(|split| match split {
+            (base, None) => keep(&mut errors, plugin_spec(&loc, "source", &base, PluginKind::Source, registry, vars)).map(|s| (s, None)),
             // With accounts, `[source]` alone may lack per-account keys: each account's merged
             // table was validated instead; the first one stands for the source's descriptor.
-            (_, Some(accounts)) => (accounts.list[0].spec.clone(), Some(accounts)),
-        },
-        Some(_) => return Err(loc.error("source", "must be a table: [source]")),
-        None => return Err(loc.error("", "missing [source] table (which vendor to read, e.g. plugin = \"giosg\")")),
+            (_, Some(accounts)) => Some((accounts.list[0].spec.clone(), Some(accounts))),
+        }),
+        Some(_) => keep(&mut errors, Err(loc.error("source", "must be a table: [source]"))),
+        None => keep(&mut errors, Err(loc.error("", "missing [source] table (which vendor to read, e.g. plugin = \"giosg\")"))),
     };
-    let transforms = plugin_list(&loc, top, "transforms", PluginKind::Transform, registry, vars)?;
-    let sinks = plugin_list(&loc, top, "sinks", PluginKind::Sink, registry, vars)?;
-    if sinks.is_empty() {
-        return Err(loc.error("sinks", "at least one [[sinks]] table is needed (e.g. plugin = \"parquet\")"));
-    }
+    let transforms = plugin_list(&loc, top, "transforms", PluginKind::Transform, registry, vars).map_err(|e| errors.extend(e)).ok();
+    let sinks = match plugin_list(&loc, top, "sinks", PluginKind::Sink, registry, vars) {
+        Ok(sinks) if sinks.is_empty() => keep(&mut errors, Err(loc.error("sinks", "at least one [[sinks]] table is needed (e.g. plugin = \"parquet\")"))),
+        Ok(sinks) => Some(sinks),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
 
-    let state_dir = path_setting(&loc, top, "state", vars)?.unwrap_or_else(|| PathBuf::from(".pipe/state"));
-    let dead_letter_dir = path_setting(&loc, top, "dead_letter", vars)?
-        .unwrap_or_else(|| PathBuf::from(".pipe/dead_letter").join(&name));
+    let state_dir = keep(&mut errors, path_setting(&loc, top, "state", vars)).map(|d| d.unwrap_or_else(|| PathBuf::from(".pipe/state")));
+    let dead_letter_dir = keep(&mut errors, path_setting(&loc, top, "dead_letter", vars));
     let fail_on_dead_letters = match top.get("fail_on_dead_letters") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(loc.error("fail_on_dead_letters", "must be true or false")),
+        None => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => keep(&mut errors, Err(loc.error("fail_on_dead_letters", "must be true or false"))),
     };
     let commit_interval = match top.get("commit_interval_seconds") {
-        None => std::time::Duration::from_secs(60),
+        None => Some(std::time::Duration::from_secs(60)),
         // Fractions are allowed (`0.5`): a webhook listener acknowledges only after a commit.
         Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f.is_finite() && (0.0..=1e9).contains(&f)) => {
-            std::time::Duration::from_secs_f64(n.as_f64().unwrap_or(60.0))
+            Some(std::time::Duration::from_secs_f64(n.as_f64().unwrap_or(60.0)))
         }
-        Some(_) => return Err(loc.error("commit_interval_seconds", "must be a number of seconds, 0 or more, fractions allowed (0 commits at every checkpoint)")),
+        Some(_) => keep(&mut errors, Err(loc.error("commit_interval_seconds", "must be a number of seconds, 0 or more, fractions allowed (0 commits at every checkpoint)"))),
     };
-    Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval, accounts })
+    match (name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval) {
+        (Some(name), Some((source, accounts)), Some(transforms), Some(sinks), Some(state_dir), Some(dead_letter_dir), Some(fail_on_dead_letters), Some(commit_interval))
+            if errors.is_empty() =>
+        {
+            let dead_letter_dir = dead_letter_dir.unwrap_or_else(|| PathBuf::from(".pipe/dead_letter").join(&name));
+            Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval, accounts })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// `Some(value)`, or `None` after recording the error in `errors`.
+fn keep<T>(errors: &mut Vec<ConfigError>, r: Result<T, ConfigError>) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
 }
 
 /// The registry plus the plugins of the libraries in `plugin_dirs` (a list of directories,
@@ -278,18 +312,25 @@ fn plugin_list(
     kind: PluginKind,
     registry: &Registry,
     vars: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<PluginSpec>, ConfigError> {
+) -> Result<Vec<PluginSpec>, Vec<ConfigError>> {
     match top.get(key) {
         None => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::Object(t) => plugin_spec(loc, &format!("{key}[{i}]"), t, kind, registry, vars),
-                _ => Err(loc.error(&format!("{key}[{i}]"), format!("must be a table: [[{key}]]"))),
-            })
-            .collect(),
-        Some(_) => Err(loc.error(key, format!("must be an array of tables: [[{key}]]"))),
+        Some(Value::Array(items)) => {
+            let mut specs = Vec::new();
+            let mut errors = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let spec = match item {
+                    Value::Object(t) => plugin_spec(loc, &format!("{key}[{i}]"), t, kind, registry, vars),
+                    _ => Err(loc.error(&format!("{key}[{i}]"), format!("must be a table: [[{key}]]"))),
+                };
+                match spec {
+                    Ok(s) => specs.push(s),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if errors.is_empty() { Ok(specs) } else { Err(errors) }
+        }
+        Some(_) => Err(vec![loc.error(key, format!("must be an array of tables: [[{key}]]"))]),
     }
 }
 
