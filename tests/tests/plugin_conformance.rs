@@ -157,3 +157,35 @@ async fn validate_check_probes_the_source() {
     assert!(!stderr(&out).contains("wrong-token"));
     sim.shutdown().await;
 }
+
+/// The Alli (both surfaces) and Aimylogic sources pass the kit too, checked as built-ins by
+/// name against their simulators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_sources_pass_the_kit() {
+    let dir = tempfile::tempdir().unwrap();
+    let alli = pipe_tests::alli::AlliSim::start(pipe_tests::alli::generate(&pipe_tests::alli::SimConfig::small(12))).await.unwrap();
+    let d = alli.dataset();
+    for table in [
+        format!("[alli]\nbase_url = \"{}\"\napi_key = \"{}\"\ncheckpoint_every = 3\n", alli.base_url(), d.api_key),
+        format!("[alli]\napi = \"graphql\"\nbase_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\ncheckpoint_every = 3\n", alli.base_url(), d.email, d.password),
+    ] {
+        let (out, report) = check(dir.path(), "alli", Some(&table)).await;
+        assert_all_pass(&out, &report, "alli");
+        for c in ["config_errors", "schema", "checkpoint", "cancel", "memory"] {
+            assert_eq!(line(&report, "alli", c).0, "PASS", "alli {c}:\n{report}");
+        }
+    }
+
+    let token = "KitBot01:0123456789abcdef0123456789abcdef01234567";
+    let data = Arc::new(pipe_tests::aimylogic::generate(&pipe_tests::aimylogic::SimConfig { seed: 5, clients: 12, max_turns: 6, token: token.into() }));
+    let aimy = pipe_tests::aimylogic::AimylogicSim::start(data.clone()).await.unwrap();
+    let ids: Vec<String> = data.clients.iter().map(|c| serde_json::to_string(&c.id).unwrap()).collect();
+    let table = format!("[aimylogic]\nbase_url = \"{}\"\ntoken = \"{token}\"\nclient_ids = [{}]\ncheckpoint_every = 3\n", aimy.base_url(), ids.join(", "));
+    let (out, report) = check(dir.path(), "aimylogic", Some(&table)).await;
+    assert_all_pass(&out, &report, "aimylogic");
+    for c in ["config_errors", "schema", "checkpoint", "cancel", "memory"] {
+        assert_eq!(line(&report, "aimylogic", c).0, "PASS", "aimylogic {c}:\n{report}");
+    }
+    assert!(!report.contains(token) && !stderr(&out).contains(token), "the token is never printed");
+}
+
