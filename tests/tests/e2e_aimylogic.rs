@@ -180,3 +180,141 @@ async fn history_span_and_bad_token() {
     assert!(!err.contains(bad) && !err.contains("0000000000000000"), "token in stderr:\n{err}");
     sim.shutdown().await;
 }
+
+/// Key columns of every committed row under `argv[1]` (a stream never written is empty).
+const READ_KEYS: &str = r#"
+import json, sys, os, pyarrow.dataset as ds
+out = {}
+for stream in ("messages", "conversations"):
+    d = os.path.join(sys.argv[1], stream)
+    if not os.path.isdir(d) or not any(f.endswith(".parquet") for _, _, fs in os.walk(d) for f in fs):
+        out[stream] = []
+        continue
+    t = ds.dataset(d, format="parquet").to_table()
+    for name in ("sent_at", "updated_at", "created_at"):
+        if name in t.column_names:
+            t = t.set_column(t.column_names.index(name), name, t.column(name).cast("int64"))
+    cols = [c for c in ("vendor", "account_id", "conversation_id", "message_id", "seq", "sender_role", "message_type", "text", "sent_at", "updated_at", "created_at", "message_count") if c in t.column_names]
+    out[stream] = t.select(cols).to_pylist()
+print(json.dumps(out))
+"#;
+
+type MsgRow = (String, u32, String, String, String, Option<String>, i64);
+
+fn msg_rows(v: &Value) -> Vec<MsgRow> {
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["conversation_id"].as_str().unwrap().to_string(),
+                m["seq"].as_u64().unwrap() as u32,
+                m["message_id"].as_str().unwrap().to_string(),
+                m["sender_role"].as_str().unwrap().to_string(),
+                m["message_type"].as_str().unwrap().to_string(),
+                m["text"].as_str().map(str::to_string),
+                m["sent_at"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_runs_are_incremental_per_client_watermark() {
+    let d = Arc::new(dataset(10));
+    let sim = AimylogicSim::start(d.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ids = serde_json::to_string(&d.clients.iter().map(|c| c.id.clone()).collect::<Vec<_>>()).unwrap();
+    let extra = format!("client_ids = {ids}\npage_size = 4\nconcurrency = 2\ncheckpoint_every = 3");
+    // Same pipeline (so the same state), a fresh output directory per run.
+    let run = |n: u32, args: &'static [&'static str]| {
+        let toml = pipeline(&sim.base_url(), &extra).replace("path = \"out\"", &format!("path = \"out{n}\""));
+        let dir = dir.path().to_path_buf();
+        async move {
+            std::fs::write(dir.join("p.toml"), toml).unwrap();
+            let mut a = vec!["run", "p.toml"];
+            a.extend_from_slice(args);
+            let out = run_pipe(&dir, &a, &[("E2E_AIMY_TOKEN", TOKEN)]).await;
+            assert!(out.status.success(), "run {n}: {}", stderr(&out));
+            python_json(READ_KEYS, &[dir.join(format!("out{n}")).to_str().unwrap()])
+        }
+    };
+    let truth = |d: &pipe_tests::aimylogic::Dataset| {
+        let mut w: Vec<MsgRow> = d.expected().into_iter().map(|e| (e.conversation_id, e.seq, e.message_id, e.sender_role, e.message_type, e.text, e.sent_at_us)).collect();
+        w.sort();
+        w
+    };
+
+    // 1. First run: everything.
+    let v1 = run(1, &[]).await;
+    let mut got1 = msg_rows(&v1);
+    got1.sort();
+    assert_eq!(got1, truth(&d));
+    assert_eq!(v1["conversations"].as_array().unwrap().len(), d.clients.len());
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/aimy.json")).unwrap()).unwrap();
+    let st = &state["source_state"];
+    assert_eq!(st["mode"], "history");
+    assert_eq!(st["clients"].as_object().unwrap().len(), d.clients.len(), "one watermark per client: {st}");
+    assert!(st.get("done").is_none(), "a finished run keeps no resume list: {st}");
+    for c in &d.clients {
+        let ms = c.item_times_us.iter().max().unwrap() / 1000;
+        assert_eq!(st["clients"][&c.id]["ms"].as_i64(), Some(ms), "watermark of {}", c.id);
+    }
+
+    // 2. Unchanged data: no message, no conversation.
+    let v2 = run(2, &[]).await;
+    assert_eq!(v2["messages"].as_array().unwrap().len(), 0, "{v2}");
+    assert_eq!(v2["conversations"].as_array().unwrap().len(), 0, "{v2}");
+
+    // 3. New items for three clients (the first of each ties the old watermark's time).
+    let changed = [1usize, 4, 7];
+    let (d3, new_keys) = d.with_new_items(&changed, 4, "n3");
+    sim.set_dataset(Arc::new(d3.clone()));
+    let v3 = run(3, &[]).await;
+    let got3: BTreeSet<(String, String)> = msg_rows(&v3).into_iter().map(|r| (r.0, r.2)).collect();
+    assert_eq!(v3["messages"].as_array().unwrap().len(), new_keys.len(), "no message twice");
+    assert_eq!(got3, new_keys.iter().cloned().collect::<BTreeSet<_>>());
+    let convs3: BTreeSet<String> = v3["conversations"].as_array().unwrap().iter().map(|c| c["conversation_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(convs3, changed.iter().map(|&i| d3.clients[i].id.clone()).collect::<BTreeSet<_>>());
+    assert_eq!(v3["conversations"].as_array().unwrap().len(), changed.len());
+
+    // The union of the three runs, deduplicated by primary key (latest `updated_at` for
+    // conversations), is the truth.
+    let mut union: std::collections::BTreeMap<(String, String), MsgRow> = Default::default();
+    let mut convs: std::collections::BTreeMap<String, Value> = Default::default();
+    for v in [&v1, &v2, &v3] {
+        for r in msg_rows(v) {
+            union.insert((r.0.clone(), r.2.clone()), r);
+        }
+        for c in v["conversations"].as_array().unwrap() {
+            assert_eq!((c["vendor"].as_str(), c["account_id"].as_str()), (Some("aimylogic"), Some("E2eChnl7")));
+            let id = c["conversation_id"].as_str().unwrap().to_string();
+            if convs.get(&id).is_none_or(|old| old["updated_at"].as_i64() <= c["updated_at"].as_i64()) {
+                convs.insert(id, c.clone());
+            }
+        }
+    }
+    let mut all: Vec<MsgRow> = union.into_values().collect();
+    all.sort();
+    assert_eq!(all, truth(&d3));
+    assert_eq!(convs.len(), d3.clients.len());
+    for c in &d3.clients {
+        let row = &convs[&c.id];
+        assert_eq!(row["message_count"].as_u64(), Some(c.expected.len() as u64), "{}", c.id);
+        assert_eq!(row["updated_at"].as_i64(), c.expected.iter().map(|e| e.sent_at_us).max(), "{}", c.id);
+        assert_eq!(row["created_at"].as_i64(), c.expected.iter().map(|e| e.sent_at_us).min(), "{}", c.id);
+    }
+
+    // 4. `--full-refresh` passes no state: everything again.
+    let v4 = run(4, &["--full-refresh"]).await;
+    let mut got4 = msg_rows(&v4);
+    got4.sort();
+    assert_eq!(got4, truth(&d3));
+    assert_eq!(v4["conversations"].as_array().unwrap().len(), d3.clients.len());
+
+    // The token is not in the state.
+    let state = std::fs::read_to_string(dir.path().join(".pipe/state/aimy.json")).unwrap();
+    assert!(!state.contains(TOKEN) && !state.contains("5f0c1b2a3d4e5f6071"), "{state}");
+    sim.shutdown().await;
+}

@@ -8,7 +8,10 @@
 //!   `conversations` streams (design.md §3.1): one conversation per client, the client request
 //!   → a `visitor` message `<questionId>:q`, each reply item → a `bot` (or, for agent replies,
 //!   `agent`) message `<questionId>:r<i>`. The Chat API cannot list clients: the ids come from
-//!   `client_ids` and/or `client_ids_file`.
+//!   `client_ids` and/or `client_ids_file`. Runs are incremental: the state holds a watermark
+//!   per client ([`watermark`]), and a run emits only the messages newer than it, plus the
+//!   client's conversation row when there are any (see [`history`] for why the whole history
+//!   is still fetched). A client with no message at all emits no row.
 //! * `mode = "webhook"`: a long-running listener for the webhook POSTs Aimylogic sends
 //!   (§2.3: a JSON array of event objects). Each POST is answered 2xx only after its rows are
 //!   committed by every sink and the checkpoint is saved (see [`webhook`] for the protocol).
@@ -21,6 +24,7 @@
 pub mod client;
 pub mod history;
 pub mod mapping;
+pub mod watermark;
 pub mod webhook;
 
 use pipe_plugin_sdk::config::{self, Secret};
@@ -89,7 +93,8 @@ pub struct AimylogicConfig {
     #[serde(default)]
     pub ca_file: Option<String>,
     /// History mode: a checkpoint (and so, at most every `commit_interval_seconds`, a commit)
-    /// after this many clients. Default 100.
+    /// after this many clients; it carries the per-client watermarks and the clients this run
+    /// has done, so an interrupted run resumes after them. Default 100.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,
     /// Webhook mode: address to listen on. Default `127.0.0.1:8088`; port 0 picks a free port

@@ -77,6 +77,56 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// A copy with `turns` new items appended to each client of index in `clients`: the
+    /// first shares the timestamp of the client's last item (a tie with the watermark), the
+    /// others follow 90 s apart; a visitor query with one text reply, every third an agent
+    /// reply. `expected`, `item_times_us` and the session count are updated (no new session).
+    /// Returns the copy and the `(clientId, message_id)` keys of the new messages.
+    ///
+    /// Panics when an index is out of range or a client has no item.
+    pub fn with_new_items(&self, clients: &[usize], turns: usize, tag: &str) -> (Dataset, Vec<(String, String)>) {
+        let mut d = self.clone();
+        let mut keys = Vec::new();
+        for &ci in clients {
+            let c = &mut d.clients[ci];
+            let last = *c.item_times_us.last().expect("client has items");
+            for k in 0..turns {
+                let t = DateTime::<Utc>::from_timestamp_micros(last).expect("valid time") + Duration::seconds(90 * k as i64);
+                let qid = format!("{tag}-{ci}-{k}");
+                let seq = c.expected.len() as u32;
+                let mut exp = |mid: String, role: &str, text: String, seq: u32| {
+                    keys.push((c.id.clone(), mid.clone()));
+                    c.expected.push(Expected {
+                        conversation_id: c.id.clone(),
+                        seq,
+                        message_id: mid,
+                        sender_role: role.into(),
+                        message_type: "text".into(),
+                        text: Some(text),
+                        sent_at_us: t.timestamp_micros(),
+                    });
+                };
+                let item = if k % 3 == 2 {
+                    let text = format!("Agent follow-up {tag} {k}");
+                    exp(format!("{qid}:r0"), "agent", text.clone(), seq);
+                    json!({"questionId": qid, "timestamp": ts(t), "type": "agentResponse", "response": {"replies": [{"type": "text", "text": text}]}})
+                } else {
+                    let (q, a) = (format!("Follow-up {tag} {k}"), format!("Reply {tag} {k}"));
+                    exp(format!("{qid}:q"), "visitor", q.clone(), seq);
+                    exp(format!("{qid}:r0"), "bot", a.clone(), seq + 1);
+                    json!({"questionId": qid, "timestamp": ts(t), "query": q, "event": null, "data": null,
+                           "response": {"replies": [{"type": "text", "text": a}], "answer": a, "newSessionStarted": false, "endSession": false},
+                           "status": "READ"})
+                };
+                c.items.push(item);
+                c.item_times_us.push(t.timestamp_micros());
+            }
+        }
+        (d, keys)
+    }
+}
+
 const START: &str = "2026-02-02T08:00:00Z";
 const QUERIES: &[&str] = &["Hi", "Где мой заказ?", "I want to change my tariff", "Operator please", "Thanks!", "Can I pay by card?", "🙂"];
 const EVENTS: &[&str] = &["/start", "fileEvent", "timeLimit"];

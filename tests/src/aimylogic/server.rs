@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -25,7 +25,8 @@ pub struct AimylogicSim {
 }
 
 struct Shared {
-    data: Arc<Dataset>,
+    /// Replaceable between runs ([`AimylogicSim::set_dataset`]).
+    data: RwLock<Arc<Dataset>>,
     requests: AtomicU64,
     log: Mutex<Vec<String>>,
 }
@@ -55,10 +56,11 @@ fn bound(v: &Option<String>) -> Result<Option<i64>, String> {
 async fn history(State(s): State<Arc<Shared>>, Path((token, client)): Path<(String, String)>, Query(q): Query<HistoryQuery>) -> Response {
     s.requests.fetch_add(1, SeqCst);
     s.log.lock().expect("log").push(format!("GET history {client} offset={:?} limit={:?}", q.offset, q.limit));
-    if token != s.data.token {
+    let data = s.data.read().expect("data").clone();
+    if token != data.token {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid token"}))).into_response();
     }
-    let Some(c) = s.data.clients.iter().find(|c| c.id == client) else {
+    let Some(c) = data.clients.iter().find(|c| c.id == client) else {
         return (StatusCode::NOT_FOUND, Json(json!({"error": "client not found"}))).into_response();
     };
     let (from, to) = match (bound(&q.from), bound(&q.to)) {
@@ -82,7 +84,7 @@ impl AimylogicSim {
     pub async fn start(dataset: Arc<Dataset>) -> std::io::Result<AimylogicSim> {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { data: dataset, requests: AtomicU64::new(0), log: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared { data: RwLock::new(dataset), requests: AtomicU64::new(0), log: Mutex::new(Vec::new()) });
         let app = axum::Router::new().route("/chatapi/{token}/client/{client}/history", get(history)).with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -98,6 +100,12 @@ impl AimylogicSim {
     /// `http://127.0.0.1:PORT`, the pipeline's `base_url`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Serves `dataset` from now on (e.g. [`Dataset::with_new_items`], to test incremental
+    /// runs); requests in flight finish with the old one.
+    pub fn set_dataset(&self, dataset: Arc<Dataset>) {
+        *self.shared.data.write().expect("data") = dataset;
     }
 
     /// Requests received so far.
