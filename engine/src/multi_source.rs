@@ -1,6 +1,7 @@
 //! One source over many accounts (`[[source.accounts]]`): opens the plugin once per account,
 //! runs at most `max_concurrent_accounts` of them at a time, and merges their events into one
-//! stream for the rest of the pipeline.
+//! stream for the rest of the pipeline. An account's source is opened only when its turn
+//! comes, because sources start fetching as soon as they are open.
 //!
 //! Checkpoints: each account checkpoints on its own; after any of them the merged source
 //! emits a composite checkpoint `{"accounts": {"<id>": <that account's last state>, ...}}`,
@@ -36,9 +37,9 @@ enum AccountEvent {
 /// The merged source. See the [module docs](self).
 pub struct MultiSource {
     streams: Vec<StreamDecl>,
-    /// Opened sources not started yet: they start at the first `next`, after
-    /// `attach_control` had the chance to hand each its own control.
-    unstarted: Vec<(String, Box<dyn Source>)>,
+    /// Accounts not started yet: they start at the first `next`, after `attach_control` had
+    /// the chance to hand each its own control.
+    unstarted: Vec<Pending>,
     permits: Arc<Semaphore>,
     tx: Option<mpsc::Sender<(String, AccountEvent)>>,
     /// Every account's source is a service (webhook listener): a signal asks them all to stop.
@@ -51,12 +52,24 @@ pub struct MultiSource {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// An account waiting for its turn: how to open its source, and the control it gets.
+struct Pending {
+    id: String,
+    open: pipe_plugin_sdk::plugin::SourceFactory,
+    config: Value,
+    ctx: SourceContext,
+    control: Option<SourceControl>,
+}
+
 impl MultiSource {
-    /// Opens the source of every account in `accounts` (resuming each from its entry of
-    /// `prior`, the composite state) and starts them, `max_concurrent` at a time.
+    /// Prepares every account of `accounts` (each resumes from its entry of `prior`, the
+    /// composite state), to run `max_concurrent` at a time from the first `next`. The first
+    /// account's source is opened and closed once at once, for the streams and to surface a
+    /// refused config before the run starts.
     ///
-    /// Errors: the first account whose plugin refuses to open (its config key path is the
-    /// account's, `source.accounts[i].key`).
+    /// Errors: the first account's plugin refuses to open (its config key path is the
+    /// account's, `source.accounts[0].key`). A later account that refuses to open when its turn
+    /// comes fails alone (dead letter `account_failed`).
     pub fn open(
         accounts: &[Account],
         max_concurrent: usize,
@@ -64,20 +77,24 @@ impl MultiSource {
         base_ctx: &SourceContext,
     ) -> std::result::Result<Self, (String, PluginError)> {
         let prior_states = prior.and_then(|p| p.get("accounts")).and_then(Value::as_object).cloned().unwrap_or_default();
-        let mut opened = Vec::with_capacity(accounts.len());
+        let mut pending = Vec::with_capacity(accounts.len());
         for account in accounts {
             let PluginFactory::Source(open) = account.spec.descriptor.factory else { unreachable!("checked at load") };
             let ctx = SourceContext { state: prior_states.get(&account.id).cloned(), ..base_ctx.clone() };
-            let source = open(account.spec.config.clone(), ctx).map_err(|e| (account.spec.path.clone(), e))?;
-            opened.push((account.id.clone(), source));
+            pending.push(Pending { id: account.id.clone(), open, config: account.spec.config.clone(), ctx, control: None });
         }
-        let streams = opened.first().map(|(_, s)| s.streams()).unwrap_or_default();
-        let graceful = !opened.is_empty() && opened.iter().all(|(_, s)| s.stops_gracefully());
+        let (streams, graceful) = match (pending.first(), accounts.first()) {
+            (Some(first), Some(account)) => {
+                let probe = (first.open)(first.config.clone(), first.ctx.clone()).map_err(|e| (account.spec.path.clone(), e))?;
+                (probe.streams(), probe.stops_gracefully())
+            }
+            _ => (Vec::new(), false),
+        };
         let (tx, rx) = mpsc::channel(4);
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
-        let running = opened.len();
+        let running = pending.len();
         let states = prior_states.into_iter().filter(|(id, _)| accounts.iter().any(|a| &a.id == id)).collect();
-        Ok(MultiSource { streams, unstarted: opened, permits, tx: Some(tx), graceful, rx, states, running, tasks: Vec::new() })
+        Ok(MultiSource { streams, unstarted: pending, permits, tx: Some(tx), graceful, rx, states, running, tasks: Vec::new() })
     }
 
     fn composite_checkpoint(&self) -> Event {
@@ -85,8 +102,19 @@ impl MultiSource {
     }
 }
 
-async fn pump_account(id: String, mut source: Box<dyn Source>, permits: Arc<Semaphore>, tx: mpsc::Sender<(String, AccountEvent)>) {
+async fn pump_account(account: Pending, permits: Arc<Semaphore>, tx: mpsc::Sender<(String, AccountEvent)>) {
     let Ok(_permit) = permits.acquire_owned().await else { return };
+    let Pending { id, open, config, ctx, control } = account;
+    let mut source = match open(config, ctx) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send((id, AccountEvent::Failed(e))).await;
+            return;
+        }
+    };
+    if let Some(control) = control {
+        source.attach_control(control);
+    }
     tracing::info!(account = %id, "account started");
     loop {
         let (ev, done) = match source.next().await {
@@ -114,10 +142,10 @@ impl Source for MultiSource {
     /// Hands every account the shutdown token, and news of its own part of each committed
     /// composite state.
     fn attach_control(&mut self, control: SourceControl) {
-        for (id, source) in &mut self.unstarted {
+        for account in &mut self.unstarted {
             let (tx, rx) = tokio::sync::watch::channel(None);
             let mut committed = control.committed.clone();
-            let id = id.clone();
+            let id = account.id.clone();
             self.tasks.push(tokio::spawn(async move {
                 while committed.changed().await.is_ok() {
                     let state = committed.borrow_and_update().as_ref().and_then(|s| s.get("accounts")?.get(&id).cloned());
@@ -126,14 +154,14 @@ impl Source for MultiSource {
                     }
                 }
             }));
-            source.attach_control(SourceControl { shutdown: control.shutdown.clone(), committed: rx });
+            account.control = Some(SourceControl { shutdown: control.shutdown.clone(), committed: rx });
         }
     }
 
     async fn next(&mut self) -> Result<Event> {
         if let Some(tx) = self.tx.take() {
-            for (id, source) in self.unstarted.drain(..) {
-                self.tasks.push(tokio::spawn(pump_account(id, source, self.permits.clone(), tx.clone())));
+            for account in self.unstarted.drain(..) {
+                self.tasks.push(tokio::spawn(pump_account(account, self.permits.clone(), tx.clone())));
             }
         }
         loop {

@@ -348,3 +348,35 @@ async fn two_backfill_windows_split_the_history_and_keep_their_own_state() {
     assert!(docs.iter().all(|n| n.starts_with("fleet@")), "{docs:?}");
     assert_eq!(docs.len(), 2, "{docs:?}");
 }
+
+/// `max_concurrent_accounts` bounds the accounts in flight: with 1, each account finishes
+/// before the next starts; with 3, all three start before the first finishes (slow vendor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_accounts_bounds_the_accounts_in_flight() {
+    let fleet = fleet(3, 8).await;
+    for (_, sim) in &fleet {
+        sim.set_faults(HttpFaults { latency: Duration::from_millis(15), ..Default::default() });
+    }
+    for limit in [1, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = fleet_pipeline(&fleet, &dir.path().join("out").display().to_string(), &dir.path().join("state").display().to_string())
+            .replace("max_concurrent_accounts = 3", &format!("max_concurrent_accounts = {limit}"));
+        std::fs::write(dir.path().join("p.toml"), text).unwrap();
+        let out = run_pipe(dir.path(), &["run", "p.toml"], &[]).await;
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        // The engine's own account lifecycle lines, in order: +1 at a start, -1 at a finish.
+        let mut in_flight = 0i32;
+        let mut most = 0;
+        for l in err.lines() {
+            if l.contains("account started") {
+                in_flight += 1;
+            } else if l.contains("account finished") {
+                in_flight -= 1;
+            }
+            most = most.max(in_flight);
+        }
+        assert_eq!(in_flight, 0, "every started account finished:\n{err}");
+        assert_eq!(most, limit, "limit {limit}: at most {most} accounts ran at once:\n{err}");
+    }
+}
