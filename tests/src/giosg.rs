@@ -34,7 +34,7 @@ mod paging;
 mod server;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub use generate::generate;
 pub use http_faults::{HttpFaults, RequestRecord};
@@ -109,6 +109,38 @@ impl Dataset {
     /// Total number of message objects (all types) over all chats.
     pub fn message_count(&self) -> usize {
         self.chats.iter().map(|c| c.messages.len()).sum()
+    }
+
+    /// Grows the dataset the way a day of traffic does, for incremental-run tests: every open
+    /// chat gets one more `msg` message an hour after its last change and ends then
+    /// (`is_ended`, `ended_at`, `updated_at`, `message_count` follow). Returns the ids of the
+    /// chats changed.
+    pub fn end_open_chats(&mut self) -> std::collections::BTreeSet<String> {
+        const TEXT: &str = "Thanks, closing this chat now.";
+        let time = |v: &Value| v.as_str().and_then(parse_timestamp).expect("a giosg timestamp");
+        let mut changed = std::collections::BTreeSet::new();
+        for c in self.chats.iter_mut().filter(|c| c.chat["is_ended"] == false) {
+            let last = c.messages.last().map_or_else(|| time(&c.chat["created_at"]), |m| time(&m.json["created_at"]));
+            let at = format_timestamp(last + chrono::Duration::hours(1), false);
+            let mut m = c.messages.last().map(|m| m.json.clone()).unwrap_or_else(|| json!({"chat_id": c.id(), "sender_type": "user"}));
+            let obj = m.as_object_mut().expect("a message is an object");
+            obj.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+            obj.insert("type".into(), json!("msg"));
+            obj.insert("created_at".into(), json!(at));
+            obj.insert("message".into(), json!(TEXT));
+            obj.insert("is_encrypted".into(), json!(false));
+            obj.remove("encrypted_message");
+            obj.insert("sensitive_data_purged_at".into(), Value::Null);
+            c.messages.push(MessageTruth { json: m, plaintext: Some(TEXT.into()) });
+            let chat = c.chat.as_object_mut().expect("a chat is an object");
+            chat.insert("is_ended".into(), json!(true));
+            chat.insert("ended_at".into(), json!(at));
+            chat.insert("updated_at".into(), json!(at));
+            let count = chat["message_count"].as_u64().unwrap_or(0) + 1;
+            chat.insert("message_count".into(), json!(count));
+            changed.insert(c.id().to_string());
+        }
+        changed
     }
 }
 

@@ -64,10 +64,6 @@ fn micros(v: &Value) -> i64 {
     parse_timestamp(v.as_str().unwrap()).unwrap().timestamp_micros()
 }
 
-fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
 /// The chats whose messages a run fetched, from the simulator's request log.
 fn fetched_chats(sim: &GiosgSim) -> BTreeSet<String> {
     sim.request_log()
@@ -79,33 +75,6 @@ fn fetched_chats(sim: &GiosgSim) -> BTreeSet<String> {
             tail.starts_with("messages").then(|| id.to_string())
         })
         .collect()
-}
-
-/// Ends every open chat of `d` with one more message an hour after its last change.
-fn end_open_chats(d: &mut Dataset) -> BTreeSet<String> {
-    let mut changed = BTreeSet::new();
-    for c in d.chats.iter_mut().filter(|c| c.chat["is_ended"] == false) {
-        let last = c.messages.last().map(|m| micros(&m.json["created_at"])).unwrap_or_else(|| micros(&c.chat["created_at"]));
-        let at = chrono::DateTime::from_timestamp_micros(last).unwrap() + chrono::Duration::hours(1);
-        let mut m = c.messages.last().map(|m| m.json.clone()).unwrap_or_else(|| json!({"chat_id": c.id(), "sender_type": "user"}));
-        let obj = m.as_object_mut().unwrap();
-        obj.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-        obj.insert("type".into(), json!("msg"));
-        obj.insert("created_at".into(), json!(ts(at)));
-        obj.insert("message".into(), json!("Thanks, closing this chat now."));
-        obj.insert("is_encrypted".into(), json!(false));
-        obj.remove("encrypted_message");
-        obj.insert("sensitive_data_purged_at".into(), Value::Null);
-        c.messages.push(pipe_tests::giosg::MessageTruth { json: m, plaintext: Some("Thanks, closing this chat now.".into()) });
-        let chat = c.chat.as_object_mut().unwrap();
-        chat.insert("is_ended".into(), json!(true));
-        chat.insert("ended_at".into(), json!(ts(at)));
-        chat.insert("updated_at".into(), json!(ts(at)));
-        let count = chat["message_count"].as_u64().unwrap_or(0) + 1;
-        chat.insert("message_count".into(), json!(count));
-        changed.insert(c.id().to_string());
-    }
-    changed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +92,7 @@ async fn second_run_fetches_only_new_and_changed_chats() {
 
     // Between runs: 40 new chats arrive, and every open chat gets a last message and ends.
     let mut grown = all.clone();
-    let changed = end_open_chats(&mut grown);
+    let changed = grown.end_open_chats();
     assert!(!changed.is_empty(), "the dataset has open chats to change");
     let new: BTreeSet<String> = grown.chats[150..].iter().filter(|c| c.chat["is_ended"] == true).map(|c| c.id().to_string()).collect();
     let new_open: BTreeSet<String> = grown.chats[150..].iter().filter(|c| c.chat["is_ended"] == false).map(|c| c.id().to_string()).collect();
