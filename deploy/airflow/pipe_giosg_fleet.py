@@ -2,7 +2,7 @@
 
 Each task exports the accounts of its shard (stable hash of the account `id`), so the tasks
 together cover every account exactly once and never write the same state document. Exit codes
-(design.md §7): 0 ok, 1 failed, 2 bad config, 3 partial (some account or conversation could not
+(docs/design.md §7): 0 ok, 1 failed, 2 bad config, 3 partial (some account or conversation could not
 be completed: the rest is committed), 4 dead letters with `fail_on_dead_letters`. Airflow fails
 the task on any non-zero code; a retry resumes from the shard's checkpoints.
 """

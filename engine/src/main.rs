@@ -1,180 +1,16 @@
 //! `pipe`: export chat conversations from customer-chat vendors into analytics storage.
 //!
-//! Exit codes (design.md §7): 0 success, 1 run failed, 2 usage or configuration error,
-//! 3 partial, 4 dead letters present with `fail_on_dead_letters = true`.
+//! A thin shell over the `pipe_engine` library: parse the command line, set up logging, run the
+//! verb on a tokio runtime and exit with its code (`pipe_engine::exit`).
 
-mod commands;
-mod config;
-mod demo;
-mod dead_letter;
-mod multi_source;
-mod window;
-mod plugin_check;
-mod plugin_host;
-mod progress;
-mod registry;
-mod run;
-mod state;
-
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-
-/// Export every chat conversation and message from a customer-chat vendor's API, normalized to
-/// one schema, into Parquet or JSON Lines.
-///
-/// Start with `pipe demo`: it runs a simulated giosg account and writes Parquet to ./out/demo.
-/// Then copy pipelines/giosg.toml, set the variables it names, and `pipe run` it.
-#[derive(Parser)]
-#[command(name = "pipe", version, propagate_version = true)]
-struct Cli {
-    /// Log format on stderr: `text` for people, `json` for log collectors.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
-    /// More log detail (-v: debug, including every retry and its reason; -vv: trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
-    /// Only errors on stderr; no progress display.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a pipeline: pull from the source, apply the transforms, write every sink.
-    ///
-    /// Example: `GIOSG_ORG_ID=... GIOSG_API_TOKEN=... pipe run pipelines/giosg.toml`
-    Run {
-        /// The pipeline file (TOML).
-        file: PathBuf,
-        /// Stop after N conversations: a quick look at a new account.
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// Ignore the saved state and export everything again (the state is replaced).
-        #[arg(long)]
-        full_refresh: bool,
-        /// Also write the run report as JSON to FILE (rows, files, requests, retries, dead
-        /// letters, completeness, state before and after).
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Run only shard K of N (0-based) of the pipeline's [[source.accounts]]: the accounts
-        /// whose stable hash of `id` modulo N is K. N tasks with K = 0..N-1 (e.g. a Kubernetes
-        /// indexed Job) together cover every account exactly once.
-        #[arg(long, value_name = "K/N")]
-        shard: Option<Shard>,
-        /// Export only conversations created in [FROM, TO) (RFC 3339 instants or YYYY-MM-DD
-        /// dates, UTC), with the window's own state: split a long backfill over several tasks.
-        /// The source must have `start` and `end` keys (giosg does).
-        #[arg(long, value_name = "FROM..TO")]
-        window: Option<window::Window>,
-    },
-    /// Check a pipeline file without running it: TOML, plugin names, every plugin's keys and
-    /// types, `${VAR}` references. No network.
-    Validate {
-        /// The pipeline file (TOML).
-        file: PathBuf,
-        /// Also probe the source: open it and make its first authenticated request (network),
-        /// proving the credentials and the endpoint work. Nothing is written or committed.
-        #[arg(long)]
-        check: bool,
-    },
-    /// List the plugins: built-ins and the libraries found in `--plugin-dir` and
-    /// `$PIPE_PLUGIN_PATH`, with kind, version, ABI, origin and build info.
-    Plugins {
-        /// Also look for plugin libraries (`lib*.so`) in DIR (repeatable).
-        #[arg(long = "plugin-dir", value_name = "DIR")]
-        plugin_dir: Vec<PathBuf>,
-    },
-    /// Work with one plugin library: `pipe plugin check LIB` runs the conformance kit.
-    Plugin {
-        #[command(subcommand)]
-        action: PluginAction,
-    },
-    /// Print the exact Arrow schema of a canonical stream (`messages` or `conversations`).
-    Schema {
-        /// `messages` or `conversations`.
-        stream: String,
-        /// Print it as JSON (arrow-rs serde form) instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show or reset the saved state (the last committed checkpoint) of a pipeline.
-    State {
-        #[command(subcommand)]
-        action: StateAction,
-    },
-    /// Start simulated vendor accounts on 127.0.0.1 and export each with its demo pipeline, so
-    /// you see real output without an account. Writes Parquet to ./out/demo/<vendor>/.
-    Demo {
-        /// Where the demo writes its Parquet datasets, one directory per vendor
-        /// (`<out>/giosg/messages/...`).
-        #[arg(long, default_value = "out/demo")]
-        out: PathBuf,
-        /// How many conversations each simulated account has.
-        #[arg(long, default_value_t = 300)]
-        chats: usize,
-        /// Run only this vendor's demo (default: every vendor).
-        #[arg(long)]
-        vendor: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum PluginAction {
-    /// Run the conformance kit against a plugin library (or a built-in, by name): handshake and
-    /// ABI, descriptor, structured config errors, declared vs emitted schema, checkpoint
-    /// resume, cancel, panics, memory growth per open/close cycle. One line per check; exit 1
-    /// when one fails.
-    Check {
-        /// A plugin library file (`./target/release/libacme.so`) or a built-in plugin's name.
-        lib: String,
-        /// Working configs: a pipeline file, or a TOML file of tables named after the plugins
-        /// (`[acme] base_url = "..."`), or a single plugin's keys. Without it, checks that must
-        /// open the plugin are skipped. Sinks write where their config says: use a scratch path.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Open/close cycles measured by the memory check (default 200).
-        #[arg(long, value_name = "N")]
-        cycles: Option<usize>,
-    },
-}
-
-#[derive(Subcommand)]
-enum StateAction {
-    /// Print the state file of a pipeline.
-    Show { file: PathBuf },
-    /// Delete the state of a pipeline: the next run starts from scratch.
-    Reset { file: PathBuf },
-}
-
-fn init_logging(cli: &Cli) {
-    use tracing_subscriber::EnvFilter;
-    let default = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_env("PIPE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.compact().init(),
-    }
-}
+use clap::Parser;
+use pipe_engine::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    cli::init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -182,29 +18,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(commands::dispatch(cli));
+    let code = runtime.block_on(cli::dispatch(cli));
     // Don't wait for stray blocking tasks (a hung request) once we have an answer.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     ExitCode::from(code)
-}
-
-/// `--shard K/N`.
-#[derive(Clone, Copy, Debug)]
-struct Shard {
-    index: u32,
-    count: u32,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/3")?;
-        let index: u32 = k.trim().parse().map_err(|_| format!("`{k}` is not a shard number"))?;
-        let count: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a shard count"))?;
-        if count == 0 || index >= count {
-            return Err(format!("shard {index}/{count}: K must be in 0..N and N at least 1"));
-        }
-        Ok(Shard { index, count })
-    }
 }

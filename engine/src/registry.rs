@@ -1,6 +1,6 @@
 //! The plugins `pipe` knows by name: the built-ins linked into this binary, plus plugins of the
 //! dynamic libraries found in a pipeline's `plugin_dirs` and in `$PIPE_PLUGIN_PATH`
-//! (design.md §5). Both kinds are a `PluginDescriptor` to the rest of the engine; an entry
+//! (docs/design.md §5). Both kinds are a `PluginDescriptor` to the rest of the engine; an entry
 //! also records where the plugin came from, for `pipe plugins` and error messages.
 
 use std::path::PathBuf;
@@ -47,7 +47,9 @@ impl Registry {
             pipe_plugin_json::descriptor(),
             pipe_plugin_stdout::descriptor(),
         ];
-        Registry { plugins: plugins.into_iter().map(|descriptor| Entry { descriptor, origin: Origin::BuiltIn }).collect() }
+        Registry {
+            plugins: plugins.into_iter().map(|descriptor| Entry { descriptor, origin: Origin::BuiltIn }).collect(),
+        }
     }
 
     /// This registry plus the plugins of `libraries`, in order. A name already provided by an
@@ -64,7 +66,11 @@ impl Registry {
                     None => out.plugins.push(entry),
                     Some(i) => match &out.plugins[i].origin {
                         Origin::BuiltIn if allow_override => {
-                            tracing::info!("plugin `{}` from {} overrides the built-in", plugin.name, lib.path.display());
+                            tracing::info!(
+                                "plugin `{}` from {} overrides the built-in",
+                                plugin.name,
+                                lib.path.display()
+                            );
                             out.plugins[i] = entry;
                         }
                         Origin::BuiltIn => {
@@ -72,7 +78,7 @@ impl Registry {
                                 "{} provides plugin `{}`, which is built in; add `allow_override = true` to the pipeline to use the library's instead",
                                 lib.path.display(),
                                 plugin.name
-                            ))
+                            ));
                         }
                         Origin::Library(first) => tracing::warn!(
                             "plugin `{}` of {} ignored: {} provides it first",
@@ -112,7 +118,14 @@ pub fn print_plugins(registry: &Registry, dirs: &[PathBuf]) -> u8 {
         .iter()
         .map(|e| {
             let d = &e.descriptor;
-            [d.name.into(), d.kind().as_str().into(), d.version.into(), "-".into(), "built-in".into(), d.description.into()]
+            [
+                d.name.into(),
+                d.kind().as_str().into(),
+                d.version.into(),
+                "-".into(),
+                "built-in".into(),
+                d.description.into(),
+            ]
         })
         .collect();
     let mut code = 0;
@@ -139,11 +152,19 @@ pub fn print_plugins(registry: &Registry, dirs: &[PathBuf]) -> u8 {
             if registry.all().iter().any(|e| e.descriptor.name == p.name) {
                 origin.push_str(" (same name as a built-in: used only with allow_override = true)");
             }
-            rows.push([p.name.into(), p.kind.as_str().into(), p.version.into(), lib.abi_version.to_string(), origin, p.description.into()]);
+            rows.push([
+                p.name.into(),
+                p.kind.as_str().into(),
+                p.version.into(),
+                lib.abi_version.to_string(),
+                origin,
+                p.description.into(),
+            ]);
         }
     }
     let header = ["NAME", "KIND", "VERSION", "ABI", "ORIGIN", "DESCRIPTION"];
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..5).map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
     let line = |r: [&str; 6]| {
         let mut s = String::new();
         for i in 0..5 {

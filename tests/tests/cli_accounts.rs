@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{python_json, run_pipe, stderr};
-use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+use pipe_sim::giosg::{GiosgSim, SimConfig, SimOptions, generate};
 
 const HEAD: &str = "name = \"fleet\"\n[source]\nplugin = \"giosg\"\nbase_url = \"http://127.0.0.1:9\"\n";
 const SINK: &str = "\n[[sinks]]\nplugin = \"json\"\npath = \"out\"\n";
@@ -23,28 +23,43 @@ async fn validate(text: &str, extra: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn account_errors_name_file_line_and_key() {
-    let missing_id = format!("{HEAD}\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n\n[[source.accounts]]\norganization_id = \"o2\"\ntoken = \"t\"\n{SINK}");
+    let missing_id = format!(
+        "{HEAD}\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n\n[[source.accounts]]\norganization_id = \"o2\"\ntoken = \"t\"\n{SINK}"
+    );
     let (code, err) = validate(&missing_id, &[]).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("p.toml:11: source.accounts[1]: missing key `id`"), "{err}");
 
-    let duplicate = format!("{HEAD}\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o2\"\ntoken = \"t\"\n{SINK}");
+    let duplicate = format!(
+        "{HEAD}\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o2\"\ntoken = \"t\"\n{SINK}"
+    );
     let (code, err) = validate(&duplicate, &[]).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("p.toml:12: source.accounts[1].id: `a` is used by an earlier account"), "{err}");
 
-    let unknown = format!("{HEAD}\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\norganisation = \"typo\"\n{SINK}");
+    let unknown = format!(
+        "{HEAD}\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\norganisation = \"typo\"\n{SINK}"
+    );
     let (code, err) = validate(&unknown, &[]).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("p.toml:10: source.accounts[0].organisation: unknown key for plugin `giosg`"), "{err}");
 
-    let both = format!("{HEAD}accounts_file = \"a.toml\"\n\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n{SINK}");
+    let both = format!(
+        "{HEAD}accounts_file = \"a.toml\"\n\n[[source.accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n{SINK}"
+    );
     let (code, err) = validate(&both, &[("a.toml", "")]).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("source.accounts_file: give either"), "{err}");
 
     let file_error = format!("{HEAD}accounts_file = \"accounts.toml\"\n{SINK}");
-    let (code, err) = validate(&file_error, &[("accounts.toml", "[[accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n\n[[accounts]]\nid = \"b c\"\n")]).await;
+    let (code, err) = validate(
+        &file_error,
+        &[(
+            "accounts.toml",
+            "[[accounts]]\nid = \"a\"\norganization_id = \"o1\"\ntoken = \"t\"\n\n[[accounts]]\nid = \"b c\"\n",
+        )],
+    )
+    .await;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("accounts.toml:7: accounts[1].id: must be a string of letters"), "{err}");
 
@@ -61,7 +76,13 @@ async fn account_errors_name_file_line_and_key() {
 async fn an_accounts_file_with_variables_runs_every_account() {
     let mut sims = Vec::new();
     for i in 0..2u64 {
-        let cfg = SimConfig { seed: 77 + i, encrypted_every: 0, token: format!("secret-{i}"), organization_id: format!("00000000-0000-4000-8000-00000000000{i}"), ..SimConfig::small(10) };
+        let cfg = SimConfig {
+            seed: 77 + i,
+            encrypted_every: 0,
+            token: format!("secret-{i}"),
+            organization_id: format!("00000000-0000-4000-8000-00000000000{i}"),
+            ..SimConfig::small(10)
+        };
         let d = Arc::new(generate(&cfg));
         let sim = GiosgSim::start(d.clone(), SimOptions::default()).await.unwrap();
         sims.push((d, sim));

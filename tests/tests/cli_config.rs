@@ -68,7 +68,10 @@ async fn bad_flags_exit_2_and_schema_prints_the_contract() {
     let out = run_pipe(dir.path(), &["schema", "messages"], &[]).await;
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("sent_at") && text.contains("Timestamp(µs, \"UTC\")") || text.contains("Timestamp(Microsecond"), "{text}");
+    assert!(
+        text.contains("sent_at") && text.contains("Timestamp(µs, \"UTC\")") || text.contains("Timestamp(Microsecond"),
+        "{text}"
+    );
     let out = run_pipe(dir.path(), &["schema", "nope"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
 }
@@ -77,7 +80,8 @@ async fn bad_flags_exit_2_and_schema_prints_the_contract() {
 async fn validate_accepts_the_shipped_pipelines() {
     let root = workspace();
     let key = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(key.path(), pipe_tests::giosg::generate(&pipe_tests::giosg::SimConfig::small(3)).private_key_pkcs8_pem).unwrap();
+    std::fs::write(key.path(), pipe_sim::giosg::generate(&pipe_sim::giosg::SimConfig::small(3)).private_key_pkcs8_pem)
+        .unwrap();
     let key_path = key.path().to_str().unwrap();
     let env = [("GIOSG_ORG_ID", "o"), ("GIOSG_API_TOKEN", "t"), ("GIOSG_PRIVATE_KEY_FILE", key_path)];
     let out = run_pipe(&root, &["validate", "pipelines/giosg.toml"], &env).await;
@@ -99,7 +103,12 @@ async fn every_problem_is_reported_not_just_the_first() {
     assert_eq!(code, Some(2));
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(lines.len(), 4, "{err}");
-    for want in [":2: bogus: unknown key", ":8: source.page_size:", ":11: transforms[0].plugin: unknown transform plugin `nope`", ":16: sinks[0].max_file_rows:"] {
+    for want in [
+        ":2: bogus: unknown key",
+        ":8: source.page_size:",
+        ":11: transforms[0].plugin: unknown transform plugin `nope`",
+        ":16: sinks[0].max_file_rows:",
+    ] {
         assert!(lines.iter().any(|l| l.contains(want)), "missing {want:?} in:\n{err}");
     }
     assert!(err.contains("4 problems in the pipeline file"), "{err}");

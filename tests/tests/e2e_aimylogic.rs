@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use pipe_tests::aimylogic::{generate, AimylogicSim, Dataset, SimConfig};
+use pipe_sim::aimylogic::{AimylogicSim, Dataset, SimConfig, generate};
 use serde_json::Value;
 
 const TOKEN: &str = "E2eChnl7:5f0c1b2a3d4e5f60718293a4b5c6d7e8f9012345";
@@ -119,7 +119,10 @@ async fn history_exports_every_client_once_with_roles_and_order() {
     let convs = v["conversations"].as_array().unwrap();
     assert_eq!(convs.len(), d.clients.len());
     for c in &d.clients {
-        let row = convs.iter().find(|r| r["conversation_id"] == c.id.as_str()).unwrap_or_else(|| panic!("no row for {}", c.id));
+        let row = convs
+            .iter()
+            .find(|r| r["conversation_id"] == c.id.as_str())
+            .unwrap_or_else(|| panic!("no row for {}", c.id));
         assert_eq!(row["message_count"].as_u64(), Some(c.expected.len() as u64), "{}", c.id);
         assert_eq!(row["created_at"].as_i64(), c.expected.iter().map(|e| e.sent_at_us).min());
     }
@@ -163,9 +166,11 @@ async fn history_span_and_bad_token() {
     let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_AIMY_TOKEN", TOKEN)]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let v = python_json(READ, &[dir.path().join("out").to_str().unwrap()]);
-    let got: BTreeSet<String> = v["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap().to_string()).collect();
+    let got: BTreeSet<String> =
+        v["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap().to_string()).collect();
     let (f, t) = (from.timestamp_micros(), to.timestamp_micros());
-    let want: BTreeSet<String> = d.expected().into_iter().filter(|e| e.sent_at_us >= f && e.sent_at_us < t).map(|e| e.message_id).collect();
+    let want: BTreeSet<String> =
+        d.expected().into_iter().filter(|e| e.sent_at_us >= f && e.sent_at_us < t).map(|e| e.message_id).collect();
     assert!(!want.is_empty());
     assert_eq!(got, want);
 
@@ -240,8 +245,12 @@ async fn history_runs_are_incremental_per_client_watermark() {
             python_json(READ_KEYS, &[dir.join(format!("out{n}")).to_str().unwrap()])
         }
     };
-    let truth = |d: &pipe_tests::aimylogic::Dataset| {
-        let mut w: Vec<MsgRow> = d.expected().into_iter().map(|e| (e.conversation_id, e.seq, e.message_id, e.sender_role, e.message_type, e.text, e.sent_at_us)).collect();
+    let truth = |d: &pipe_sim::aimylogic::Dataset| {
+        let mut w: Vec<MsgRow> = d
+            .expected()
+            .into_iter()
+            .map(|e| (e.conversation_id, e.seq, e.message_id, e.sender_role, e.message_type, e.text, e.sent_at_us))
+            .collect();
         w.sort();
         w
     };
@@ -252,7 +261,8 @@ async fn history_runs_are_incremental_per_client_watermark() {
     got1.sort();
     assert_eq!(got1, truth(&d));
     assert_eq!(v1["conversations"].as_array().unwrap().len(), d.clients.len());
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/aimy.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/aimy.json")).unwrap()).unwrap();
     let st = &state["source_state"];
     assert_eq!(st["mode"], "history");
     assert_eq!(st["clients"].as_object().unwrap().len(), d.clients.len(), "one watermark per client: {st}");
@@ -275,7 +285,12 @@ async fn history_runs_are_incremental_per_client_watermark() {
     let got3: BTreeSet<(String, String)> = msg_rows(&v3).into_iter().map(|r| (r.0, r.2)).collect();
     assert_eq!(v3["messages"].as_array().unwrap().len(), new_keys.len(), "no message twice");
     assert_eq!(got3, new_keys.iter().cloned().collect::<BTreeSet<_>>());
-    let convs3: BTreeSet<String> = v3["conversations"].as_array().unwrap().iter().map(|c| c["conversation_id"].as_str().unwrap().to_string()).collect();
+    let convs3: BTreeSet<String> = v3["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conversation_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(convs3, changed.iter().map(|&i| d3.clients[i].id.clone()).collect::<BTreeSet<_>>());
     assert_eq!(v3["conversations"].as_array().unwrap().len(), changed.len());
 

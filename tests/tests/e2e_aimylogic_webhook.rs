@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures::StreamExt;
-use pipe_tests::aimylogic::{webhook_events, PostOutcome, WebhookSender};
-use serde_json::{json, Value};
+use pipe_sim::aimylogic::{PostOutcome, WebhookSender, webhook_events};
+use serde_json::{Value, json};
 
 const TOKEN: &str = "HookChnl:0a1b2c3d4e5f60718293a4b5c6d7e8f901234567";
 const SECRET: &str = "s3cret-hook-value";
@@ -89,7 +89,8 @@ fn log_text(dir: &Path) -> String {
 async fn stop(child: &mut tokio::process::Child) -> Option<i32> {
     let pid = child.id().expect("running").to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits after SIGTERM").unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits after SIGTERM").unwrap();
     status.code()
 }
 
@@ -98,21 +99,36 @@ fn output_keys(dir: &Path) -> Vec<(String, String, String)> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["conversation_id"].as_str().unwrap().into(), r["message_id"].as_str().unwrap().into(), r["sender_role"].as_str().unwrap().into()))
+        .map(|r| {
+            (
+                r["conversation_id"].as_str().unwrap().into(),
+                r["message_id"].as_str().unwrap().into(),
+                r["sender_role"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
 fn dead_letter_reasons(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = files_under(&dir.join("dl"))
         .iter()
-        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["reason"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()["reason"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
     out.sort();
     out
 }
 
 fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    files_under(dir).into_iter().filter(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())).unwrap_or(false)).collect()
+    files_under(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())).unwrap_or(false))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,17 +148,25 @@ async fn webhook_posts_become_rows_and_malformed_ones_dead_letters() {
         let (h, q) = (by_header.clone(), by_query.clone());
         let body = serde_json::to_vec(chunk).unwrap();
         async move {
-            if i % 2 == 0 { h.send_raw(body, &[("X-Webhook-Secret", SECRET)]).await } else { q.send_raw(body, &[]).await }
+            if i % 2 == 0 {
+                h.send_raw(body, &[("X-Webhook-Secret", SECRET)]).await
+            } else {
+                q.send_raw(body, &[]).await
+            }
         }
     });
     let started = Instant::now();
     let outcomes: Vec<PostOutcome> = futures::future::join_all(posts).await;
-    eprintln!("20 concurrent POSTs (60 events) acknowledged after {:?} (commit_interval_seconds = 0.5)", started.elapsed());
+    eprintln!(
+        "20 concurrent POSTs (60 events) acknowledged after {:?} (commit_interval_seconds = 0.5)",
+        started.elapsed()
+    );
     assert!(outcomes.iter().all(|o| matches!(o, PostOutcome::Acked { .. })), "{outcomes:?}");
 
     // Malformed and refused bodies: 4xx at once, a dead letter each (not the wrong secret).
     let hdr = [("X-Webhook-Secret", SECRET)];
-    let big = serde_json::to_vec(&vec![json!({"clientId": "x", "questionId": "big", "query": "y".repeat(1000)}); 80]).unwrap();
+    let big = serde_json::to_vec(&vec![json!({"clientId": "x", "questionId": "big", "query": "y".repeat(1000)}); 80])
+        .unwrap();
     assert!(big.len() > 65536);
     let refused = [
         (by_header.send_raw(b"not json {".to_vec(), &hdr).await, 400),
@@ -169,13 +193,22 @@ async fn webhook_posts_become_rows_and_malformed_ones_dead_letters() {
     let got_keys: Vec<(String, String)> = got.iter().map(|(c, m, _)| (c.clone(), m.clone())).collect();
     assert_eq!(got_keys, want_keys, "exactly the valid events, each once");
     // Every 7th event is an agent reply.
-    let agents: BTreeSet<String> = got.iter().filter(|r| r.2 == "agent").map(|r| r.1.split(':').next().unwrap().to_string()).collect();
-    let want_agents: BTreeSet<String> = events.iter().filter(|e| e["type"] == "agentResponse").map(|e| e["questionId"].as_str().unwrap().to_string()).collect();
+    let agents: BTreeSet<String> =
+        got.iter().filter(|r| r.2 == "agent").map(|r| r.1.split(':').next().unwrap().to_string()).collect();
+    let want_agents: BTreeSet<String> = events
+        .iter()
+        .filter(|e| e["type"] == "agentResponse")
+        .map(|e| e["questionId"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(agents, want_agents);
 
-    assert_eq!(dead_letter_reasons(dir.path()), ["malformed_body", "malformed_body", "malformed_body", "missing_client_id", "oversized_body"]);
+    assert_eq!(
+        dead_letter_reasons(dir.path()),
+        ["malformed_body", "malformed_body", "malformed_body", "missing_client_id", "oversized_body"]
+    );
     // New client ids were recorded for the nightly history run.
-    let recorded: BTreeSet<String> = std::fs::read_to_string(dir.path().join("clients.txt")).unwrap().lines().map(str::to_string).collect();
+    let recorded: BTreeSet<String> =
+        std::fs::read_to_string(dir.path().join("clients.txt")).unwrap().lines().map(str::to_string).collect();
     let seen: BTreeSet<String> = events.iter().map(|e| e["clientId"].as_str().unwrap().to_string()).collect();
     assert_eq!(recorded, seen);
 
@@ -184,7 +217,10 @@ async fn webhook_posts_become_rows_and_malformed_ones_dead_letters() {
     assert!(log.contains("webhook listening on"), "{log}");
     for secret in [TOKEN, "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567", SECRET] {
         assert!(!log.contains(secret), "secret in the log:\n{log}");
-        let leaked: Vec<_> = files_containing(&dir.path().join("out"), secret).into_iter().chain(files_containing(&dir.path().join("dl"), secret)).collect();
+        let leaked: Vec<_> = files_containing(&dir.path().join("out"), secret)
+            .into_iter()
+            .chain(files_containing(&dir.path().join("dl"), secret))
+            .collect();
         assert!(leaked.is_empty(), "{secret} written to {leaked:?}");
     }
 }
@@ -266,6 +302,9 @@ async fn acknowledged_events_survive_kill_9() {
     let want: BTreeSet<(String, String)> = keys.iter().cloned().collect();
     assert_eq!(got_set, want);
     let duplicates = got.len() - got_set.len();
-    eprintln!("posts acknowledged before the kill: {} of {n_posts}; duplicate rows: {duplicates}", acked_before_kill.len());
+    eprintln!(
+        "posts acknowledged before the kill: {} of {n_posts}; duplicate rows: {duplicates}",
+        acked_before_kill.len()
+    );
     assert_eq!(duplicates, 0, "an event was emitted twice");
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use common::*;
-use pipe_tests::alli::{generate, AlliSim, Dataset, SimConfig};
+use pipe_sim::alli::{AlliSim, Dataset, SimConfig, generate};
 use serde_json::Value;
 
 /// Reads the messages and conversations datasets under argv[1]; timestamps as integer µs.
@@ -125,15 +125,24 @@ async fn rest_and_graphql_export_the_same_complete_rows() {
         log_rest.iter().filter(|l| l.contains(&format!("/conversations/{enc}/chats"))).count()
     };
     for c in &d.conversations {
-        assert_eq!(chats_pages(&c.id), c.chats.len().div_ceil(100).max(1), "REST pages of {} ({} chats)", c.id, c.chats.len());
+        assert_eq!(
+            chats_pages(&c.id),
+            c.chats.len().div_ceil(100).max(1),
+            "REST pages of {} ({} chats)",
+            c.id,
+            c.chats.len()
+        );
     }
-    assert!(log_rest.iter().filter(|l| l.contains("GET /webapi/v2/conversations?")).count() >= 9, "63 conversations, 7 per page");
+    assert!(
+        log_rest.iter().filter(|l| l.contains("GET /webapi/v2/conversations?")).count() >= 9,
+        "63 conversations, 7 per page"
+    );
     let continuations = log_gql.iter().filter(|l| l.ends_with("AlliConversationChats")).count();
     assert_eq!(continuations, 1 + 2, "one node(id:) page for 101 chats, two for 250");
     assert_eq!(log_gql.iter().filter(|l| l.ends_with("AlliLogin")).count(), 1);
 
     // Every other column of the messages, against the truth.
-    let chats: HashMap<&str, (&pipe_tests::alli::ConversationTruth, &pipe_tests::alli::ChatTruth)> =
+    let chats: HashMap<&str, (&pipe_sim::alli::ConversationTruth, &pipe_sim::alli::ChatTruth)> =
         d.conversations.iter().flat_map(|c| c.chats.iter().map(move |m| (m.id.as_str(), (c, m)))).collect();
     for (api, msgs) in [("rest", &rest_msgs), ("graphql", &gql_msgs)] {
         let mut seqs: BTreeMap<&str, Vec<(i64, u64)>> = BTreeMap::new();
@@ -152,7 +161,10 @@ async fn rest_and_graphql_export_the_same_complete_rows() {
                 assert_eq!(raw, chat.rest_json(), "REST raw is the chat as served");
                 let tags: Vec<&str> = m["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
                 assert_eq!(tags, c.categories.iter().map(String::as_str).collect::<Vec<_>>(), "categories → tags");
-                assert_eq!(m["attributes"].get("alli.rating").and_then(Value::as_str), chat.rating.map(|r| if r { "true" } else { "false" }));
+                assert_eq!(
+                    m["attributes"].get("alli.rating").and_then(Value::as_str),
+                    chat.rating.map(|r| if r { "true" } else { "false" })
+                );
                 assert_eq!(m["attributes"].get("alli.citations").is_some(), !chat.citations.is_empty());
                 assert_eq!(m["attributes"].get("alli.format").is_some(), chat.rest_draftjs);
             } else {
@@ -162,11 +174,17 @@ async fn rest_and_graphql_export_the_same_complete_rows() {
                     assert_eq!(m["sender_name"].as_str(), chat.agent_name.as_deref(), "agent name");
                 }
             }
-            seqs.entry(m["conversation_id"].as_str().unwrap()).or_default().push((m["sent_at"].as_i64().unwrap(), m["seq"].as_u64().unwrap()));
+            seqs.entry(m["conversation_id"].as_str().unwrap())
+                .or_default()
+                .push((m["sent_at"].as_i64().unwrap(), m["seq"].as_u64().unwrap()));
         }
         for (id, mut s) in seqs {
             s.sort();
-            assert_eq!(s.iter().map(|x| x.1).collect::<Vec<_>>(), (0..s.len() as u64).collect::<Vec<_>>(), "{api}: seq of {id}");
+            assert_eq!(
+                s.iter().map(|x| x.1).collect::<Vec<_>>(),
+                (0..s.len() as u64).collect::<Vec<_>>(),
+                "{api}: seq of {id}"
+            );
         }
     }
     // Both APIs have bot chats in Draft.js; REST also in plain text.
@@ -183,16 +201,29 @@ async fn rest_and_graphql_export_the_same_complete_rows() {
             assert_eq!(row["channel_id"].as_str(), Some(d.apps[c.app].id.as_str()), "{api}: channel_id");
             assert_eq!(row["visitor_id"].as_str(), Some(c.user.id.as_str()), "{api}: visitor_id");
             let name = c.user.full_name();
-            assert_eq!(row["visitor_name"].as_str(), (!name.is_empty()).then_some(name.as_str()), "{api}: visitor_name");
+            assert_eq!(
+                row["visitor_name"].as_str(),
+                (!name.is_empty()).then_some(name.as_str()),
+                "{api}: visitor_name"
+            );
             assert_eq!(row["created_at"].as_i64(), Some(c.created_at_ms * 1000), "{api}: created_at");
             assert_eq!(row["is_ended"].as_bool(), Some(c.is_end()), "{api}: is_ended");
-            assert_eq!(row["last_message_at"].as_i64(), c.last_chat_time_ms().map(|t| t * 1000), "{api}: last_message_at");
+            assert_eq!(
+                row["last_message_at"].as_i64(),
+                c.last_chat_time_ms().map(|t| t * 1000),
+                "{api}: last_message_at"
+            );
             let raw: Value = serde_json::from_str(row["raw"].as_str().unwrap()).unwrap();
             assert!(raw.get("chats").is_none(), "{api}: raw without the embedded chats");
             if api == "rest" {
                 assert_eq!(row["message_count"].as_u64(), Some(c.chats.len() as u64));
                 assert_eq!(row["title"].as_str(), (!c.title.is_empty()).then_some(c.title.as_str()));
-                let vars: BTreeMap<String, String> = row["variables"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+                let vars: BTreeMap<String, String> = row["variables"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                    .collect();
                 assert_eq!(vars, c.variables, "REST variables");
                 assert_eq!(row["state"].as_str(), Some(if c.is_end() { "ended" } else { "open" }));
             } else {
@@ -201,7 +232,8 @@ async fn rest_and_graphql_export_the_same_complete_rows() {
             }
         }
     }
-    let account = |rows: &[Value]| rows.iter().map(|r| r["account_id"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>();
+    let account =
+        |rows: &[Value]| rows.iter().map(|r| r["account_id"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>();
     let (ra, ga) = (account(&rest_msgs), account(&gql_msgs));
     assert!(ra.len() == 1 && ra.iter().next().unwrap().starts_with("key-"), "{ra:?}");
     assert!(ga.len() == 1 && ga.iter().next().unwrap().starts_with("login-"), "{ga:?}");
@@ -246,8 +278,10 @@ async fn auth_failures_are_one_line_naming_alli_and_the_status() {
 
     // GraphQL: a stale token is refused with 401.
     let stale = "stale-token-0a9b8c7d";
-    let toml = graphql_pipeline("tok", &sim, &d.email, "out", "")
-        .replace(&format!("email = \"{}\"\npassword = \"${{E2E_ALLI_PASSWORD}}\"\n", d.email), "token = \"${E2E_ALLI_TOKEN}\"\naccount_id = \"proj\"\n");
+    let toml = graphql_pipeline("tok", &sim, &d.email, "out", "").replace(
+        &format!("email = \"{}\"\npassword = \"${{E2E_ALLI_PASSWORD}}\"\n", d.email),
+        "token = \"${E2E_ALLI_TOKEN}\"\naccount_id = \"proj\"\n",
+    );
     std::fs::write(dir.path().join("tok.toml"), toml).unwrap();
     let out = run_pipe(dir.path(), &["run", "tok.toml"], &[("E2E_ALLI_TOKEN", stale)]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -330,7 +364,8 @@ async fn second_runs_fetch_only_conversations_with_new_chats() {
         all.extend(row_set(&m2));
         assert_eq!(all, d1.message_rows().into_iter().collect::<BTreeSet<_>>(), "{api}: runs 1 + 2 = the truth");
     }
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/inc-rest.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/inc-rest.json")).unwrap()).unwrap();
     assert_eq!(state["source_state"]["unit"], "ms", "{state}");
     assert!(state["source_state"]["scan"].is_null());
 }
@@ -343,7 +378,8 @@ async fn a_run_cut_by_limit_resumes_without_fetching_again() {
     let extra = "checkpoint_every = 2";
     let first = run(dir.path(), "p1.toml", &rest_pipeline("cut", &sim, "out/1", extra), &d, &["--limit", "5"]).await;
     assert!(first.status.success(), "{}", stderr(&first));
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/cut.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/cut.json")).unwrap()).unwrap();
     assert!(state["source_state"]["watermark"].is_null() && state["source_state"]["scan"].is_object(), "{state}");
     let second = run(dir.path(), "p2.toml", &rest_pipeline("cut", &sim, "out/2", extra), &d, &[]).await;
     assert!(second.status.success(), "{}", stderr(&second));

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use pipe_tests::giosg::{crypto, generate, ChatTruth, Dataset, GiosgSim, MessageTruth, SimConfig, SimOptions};
+use pipe_sim::giosg::{ChatTruth, Dataset, GiosgSim, MessageTruth, SimConfig, SimOptions, crypto, generate};
 use serde_json::Value;
 
 /// Reads a Parquet dataset with pyarrow; prints `{"rows": [...]}` with maps as objects and
@@ -39,7 +39,9 @@ fn read_parquet(dir: &Path) -> Vec<Value> {
 /// Output rows by (conversation_id, message_id).
 fn by_message(rows: &[Value]) -> HashMap<(String, String), &Value> {
     rows.iter()
-        .map(|r| ((r["conversation_id"].as_str().unwrap().to_string(), r["message_id"].as_str().unwrap().to_string()), r))
+        .map(|r| {
+            ((r["conversation_id"].as_str().unwrap().to_string(), r["message_id"].as_str().unwrap().to_string()), r)
+        })
         .collect()
 }
 
@@ -50,7 +52,9 @@ fn id_of(m: &MessageTruth) -> String {
 /// Every line of a dead-letter file (none if it does not exist).
 fn dead_letters(file: &Path) -> Vec<Value> {
     match std::fs::read_to_string(file) {
-        Ok(text) => text.lines().map(|l| serde_json::from_str(l).expect("a dead letter is one JSON object per line")).collect(),
+        Ok(text) => {
+            text.lines().map(|l| serde_json::from_str(l).expect("a dead letter is one JSON object per line")).collect()
+        }
         Err(_) => Vec::new(),
     }
 }
@@ -70,7 +74,12 @@ const PARQUET: &str = "[[sinks]]\nplugin = \"parquet\"\npath = \"out\"\n\n";
 
 /// Starts the simulator on `dataset`, writes `key_pem` and the pipeline into a fresh
 /// directory, runs `pipe run`, and returns the directory and the process output.
-async fn run_with(dataset: Arc<Dataset>, key_pem: &str, top: &str, body: &str) -> (tempfile::TempDir, std::process::Output) {
+async fn run_with(
+    dataset: Arc<Dataset>,
+    key_pem: &str,
+    top: &str,
+    body: &str,
+) -> (tempfile::TempDir, std::process::Output) {
     let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key.pem"), key_pem).unwrap();
@@ -88,7 +97,13 @@ fn encrypted_dataset(chats: usize) -> Dataset {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_encrypted_message_decrypts_to_the_simulators_plaintext() {
     let dataset = Arc::new(encrypted_dataset(120));
-    let (dir, out) = run_with(dataset.clone(), &dataset.private_key_pkcs8_pem, "", &format!("{DECRYPT}[[transforms]]\nplugin = \"tags\"\n\n{PARQUET}[dead_letter]\npath = \"dl\"\n")).await;
+    let (dir, out) = run_with(
+        dataset.clone(),
+        &dataset.private_key_pkcs8_pem,
+        "",
+        &format!("{DECRYPT}[[transforms]]\nplugin = \"tags\"\n\n{PARQUET}[dead_letter]\npath = \"dl\"\n"),
+    )
+    .await;
     assert!(out.status.success(), "pipe failed: {}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("dead letters 0"), "{err}");
@@ -106,9 +121,15 @@ async fn every_encrypted_message_decrypts_to_the_simulators_plaintext() {
         assert_eq!(row["text"].as_str(), m.plaintext.as_deref(), "message {} of chat {}", id_of(m), chat.id());
         assert_eq!(row["is_encrypted"], false);
         assert!(row["ciphertext"].is_null());
-        assert!(row["attributes"].get("giosg.encrypted_symmetric_key").is_none(), "the wrapped key goes with the ciphertext");
+        assert!(
+            row["attributes"].get("giosg.encrypted_symmetric_key").is_none(),
+            "the wrapped key goes with the ciphertext"
+        );
     }
-    assert!(encrypted > 100 && tag_created > 0, "the dataset exercises decryption ({encrypted} messages, {tag_created} tag_created)");
+    assert!(
+        encrypted > 100 && tag_created > 0,
+        "the dataset exercises decryption ({encrypted} messages, {tag_created} tag_created)"
+    );
     assert!(rows.iter().all(|r| r["is_encrypted"] == false), "nothing left encrypted");
     assert!(dead_letters(&dir.path().join("dl/messages.jsonl")).is_empty());
 
@@ -127,7 +148,8 @@ async fn every_encrypted_message_decrypts_to_the_simulators_plaintext() {
 async fn wrong_key_dead_letters_every_encrypted_message_and_keeps_it_encrypted() {
     let dataset = Arc::new(encrypted_dataset(60));
     // No [dead_letter] table: the records go to the default directory, with a warning.
-    let (dir, out) = run_with(dataset.clone(), &crypto::unrelated_private_key_pem(), "", &format!("{DECRYPT}{PARQUET}")).await;
+    let (dir, out) =
+        run_with(dataset.clone(), &crypto::unrelated_private_key_pem(), "", &format!("{DECRYPT}{PARQUET}")).await;
     assert!(out.status.success(), "dead letters alone do not fail the run: {}", stderr(&out));
 
     let truth: Vec<(&ChatTruth, &MessageTruth)> = dataset.encrypted_messages().collect();
@@ -137,14 +159,19 @@ async fn wrong_key_dead_letters_every_encrypted_message_and_keeps_it_encrypted()
         .collect();
     assert_eq!(dls.len(), truth.len(), "one dead letter per encrypted message");
     let err = stderr(&out);
-    assert!(err.contains(&format!("warning: {} dead letter(s)", truth.len())) && err.contains("[dead_letter]"), "{err}");
+    assert!(
+        err.contains(&format!("warning: {} dead letter(s)", truth.len())) && err.contains("[dead_letter]"),
+        "{err}"
+    );
 
     let rows = read_parquet(&dir.path().join("out/messages"));
     assert_eq!(rows.len(), dataset.message_count(), "no row is dropped");
     let rows_by_id = by_message(&rows);
     let dl_by_id: HashMap<(String, String), &Value> = dls
         .iter()
-        .map(|d| ((d["key"]["conversation_id"].as_str().unwrap().into(), d["key"]["message_id"].as_str().unwrap().into()), d))
+        .map(|d| {
+            ((d["key"]["conversation_id"].as_str().unwrap().into(), d["key"]["message_id"].as_str().unwrap().into()), d)
+        })
         .collect();
     for (chat, m) in &truth {
         let key = (chat.id().to_string(), id_of(m));
@@ -172,10 +199,12 @@ async fn one_corrupted_message_gives_exactly_one_hmac_mismatch() {
     let (chat_id, message_id) = dataset.corrupt_one_encrypted_message().expect("the dataset has encrypted messages");
     let dataset = Arc::new(dataset);
     let body = format!("{DECRYPT}{PARQUET}[dead_letter]\npath = \"dl\"\n");
-    let (dir, out) = run_with(dataset.clone(), &dataset.private_key_pkcs8_pem, "fail_on_dead_letters = true\n", &body).await;
+    let (dir, out) =
+        run_with(dataset.clone(), &dataset.private_key_pkcs8_pem, "fail_on_dead_letters = true\n", &body).await;
     assert_eq!(out.status.code(), Some(4), "fail_on_dead_letters = true: {}", stderr(&out));
 
-    let dls: Vec<Value> = dead_letters(&dir.path().join("dl/messages.jsonl")).into_iter().filter(|d| d["stage"] == "decrypt").collect();
+    let dls: Vec<Value> =
+        dead_letters(&dir.path().join("dl/messages.jsonl")).into_iter().filter(|d| d["stage"] == "decrypt").collect();
     assert_eq!(dls.len(), 1, "{dls:#?}");
     assert_eq!(dls[0]["reason"], "hmac_mismatch");
     assert_eq!(dls[0]["key"]["conversation_id"].as_str(), Some(chat_id.as_str()));
@@ -217,7 +246,8 @@ impl ExpectedTags {
     }
 
     fn merge(&self, vendor: &[&str], extra: &[String]) -> Vec<String> {
-        let renamed: BTreeSet<String> = vendor.iter().map(|t| self.rename.get(t).copied().unwrap_or(t).to_string()).collect();
+        let renamed: BTreeSet<String> =
+            vendor.iter().map(|t| self.rename.get(t).copied().unwrap_or(t).to_string()).collect();
         let any_rename = vendor.iter().any(|t| self.rename.contains_key(t));
         let adds = extra.iter().any(|t| !renamed.contains(t));
         if any_rename || adds {
@@ -228,7 +258,7 @@ impl ExpectedTags {
     }
 }
 
-/// The canonical role of a giosg message (design.md §3.1), computed from the served JSON.
+/// The canonical role of a giosg message (docs/design.md §3.1), computed from the served JSON.
 fn role_of(m: &Value) -> &'static str {
     match (m["type"].as_str().unwrap(), m["sender_type"].as_str()) {
         ("join" | "leave" | "tag_created" | "system", _) => "system",
@@ -258,7 +288,8 @@ roles = ["visitor"]
 "Language: en" = "lang:en"
 
 "#;
-    let (dir, out) = run_with(dataset.clone(), &dataset.private_key_pkcs8_pem, "", &format!("{DECRYPT}{tags}{PARQUET}")).await;
+    let (dir, out) =
+        run_with(dataset.clone(), &dataset.private_key_pkcs8_pem, "", &format!("{DECRYPT}{tags}{PARQUET}")).await;
     assert!(out.status.success(), "pipe failed: {}", stderr(&out));
     let want = ExpectedTags {
         rules: vec![("order", vec!["order", "tilaus"], None), ("thanks", vec!["thank", "kiitos"], Some("visitor"))],
@@ -296,6 +327,8 @@ roles = ["visitor"]
         let got: Vec<&str> = conv["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
         assert_eq!(got, want.merge(&vendor, &learned), "conversation {}", chat.id());
     }
-    assert!(ruled > 20 && role_filtered > 0 && renamed > 5 && from_encrypted > 0,
-        "the dataset exercises rules ({ruled}), the roles filter ({role_filtered}), renames ({renamed}) and rules on decrypted text ({from_encrypted})");
+    assert!(
+        ruled > 20 && role_filtered > 0 && renamed > 5 && from_encrypted > 0,
+        "the dataset exercises rules ({ruled}), the roles filter ({role_filtered}), renames ({renamed}) and rules on decrypted text ({from_encrypted})"
+    );
 }

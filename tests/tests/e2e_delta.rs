@@ -7,7 +7,7 @@
 //! no table version and no row.
 //!
 //! Needs `target/<profile>/libpipe_plugin_delta.so` built with the `merge` feature:
-//! `cargo build --release --features merge --manifest-path plugins/delta/Cargo.toml --target-dir target`.
+//! `cargo build --release --features merge --manifest-path plugins/sinks/delta/Cargo.toml --target-dir target`.
 
 mod common;
 
@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
-use pipe_tests::giosg::{generate, parse_timestamp, Dataset, GiosgSim, SimConfig, SimOptions};
-use serde_json::{json, Value};
+use pipe_sim::giosg::{Dataset, GiosgSim, SimConfig, SimOptions, generate, parse_timestamp};
+use serde_json::{Value, json};
 
 fn delta_library() -> PathBuf {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
@@ -25,7 +25,7 @@ fn delta_library() -> PathBuf {
     let lib = target.join(profile).join("libpipe_plugin_delta.so");
     assert!(
         lib.exists(),
-        "{} does not exist: build the delta plugin first with `cargo build{} --features merge --manifest-path plugins/delta/Cargo.toml --target-dir target`",
+        "{} does not exist: build the delta plugin first with `cargo build{} --features merge --manifest-path plugins/sinks/delta/Cargo.toml --target-dir target`",
         lib.display(),
         if profile == "release" { " --release" } else { "" }
     );
@@ -147,18 +147,27 @@ async fn merge_runs_overlap_without_duplicates_and_replays_are_skipped() {
     assert!(report2["rows"]["messages"].as_u64().unwrap() > new_messages, "no overlap: {report2}");
 
     // No duplicate primary key; every message; the latest state of every conversation.
-    let msg_keys: Vec<Vec<String>> = t2.messages.iter().map(|r| key(r, &["vendor", "account_id", "conversation_id", "message_id"])).collect();
+    let msg_keys: Vec<Vec<String>> =
+        t2.messages.iter().map(|r| key(r, &["vendor", "account_id", "conversation_id", "message_id"])).collect();
     let unique: BTreeSet<&Vec<String>> = msg_keys.iter().collect();
     assert_eq!(unique.len(), msg_keys.len(), "duplicate message keys");
-    let want_msgs: BTreeSet<(String, String)> =
-        grown.chats.iter().flat_map(|c| c.messages.iter().map(move |m| (c.id().to_string(), m.json["id"].as_str().unwrap().to_string()))).collect();
+    let want_msgs: BTreeSet<(String, String)> = grown
+        .chats
+        .iter()
+        .flat_map(|c| c.messages.iter().map(move |m| (c.id().to_string(), m.json["id"].as_str().unwrap().to_string())))
+        .collect();
     let got_msgs: BTreeSet<(String, String)> = msg_keys.iter().map(|k| (k[2].clone(), k[3].clone())).collect();
     assert_eq!(got_msgs, want_msgs);
-    let conv_keys: Vec<Vec<String>> = t2.conversations.iter().map(|r| key(r, &["vendor", "account_id", "conversation_id"])).collect();
+    let conv_keys: Vec<Vec<String>> =
+        t2.conversations.iter().map(|r| key(r, &["vendor", "account_id", "conversation_id"])).collect();
     assert_eq!(conv_keys.iter().collect::<BTreeSet<_>>().len(), conv_keys.len(), "duplicate conversation keys");
-    let got_convs: BTreeMap<String, i64> =
-        t2.conversations.iter().map(|r| (r["conversation_id"].as_str().unwrap().to_string(), r["updated_at"].as_i64().unwrap())).collect();
-    let want_convs: BTreeMap<String, i64> = grown.chats.iter().map(|c| (c.id().to_string(), micros(&c.chat["updated_at"]))).collect();
+    let got_convs: BTreeMap<String, i64> = t2
+        .conversations
+        .iter()
+        .map(|r| (r["conversation_id"].as_str().unwrap().to_string(), r["updated_at"].as_i64().unwrap()))
+        .collect();
+    let want_convs: BTreeMap<String, i64> =
+        grown.chats.iter().map(|c| (c.id().to_string(), micros(&c.chat["updated_at"]))).collect();
     assert_eq!(got_convs, want_convs, "the latest updated_at of every conversation");
     for r in &t2.conversations {
         if changed.contains(r["conversation_id"].as_str().unwrap()) {

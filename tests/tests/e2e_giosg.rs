@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+use pipe_sim::giosg::{GiosgSim, SimConfig, SimOptions, generate};
 use serde_json::Value;
 
 /// Reads a Parquet dataset with pyarrow and prints `{"schema": [[name, type, nullable]],
@@ -52,29 +52,53 @@ for f in sorted(glob.glob(sys.argv[1] + "/**/*.jsonl", recursive=True)):
 print(json.dumps({"rows": rows}))
 "#;
 
-/// design.md §3, written out independently of the SDK: (name, pyarrow type, nullable).
+/// docs/design.md §3, written out independently of the SDK: (name, pyarrow type, nullable).
 fn expected_messages_schema() -> Vec<(&'static str, &'static str, bool)> {
     let ts = "timestamp[us, tz=UTC]";
     vec![
-        ("vendor", "string", false), ("account_id", "string", false), ("conversation_id", "string", false),
-        ("message_id", "string", false), ("seq", "uint32", false), ("sent_at", ts, false),
-        ("sender_role", "string", false), ("sender_id", "string", true), ("sender_name", "string", true),
-        ("message_type", "string", false), ("text", "string", true), ("is_encrypted", "bool", false),
-        ("ciphertext", "string", true), ("tags", "list<item: string>", false),
-        ("attributes", "map<string, string>", false), ("raw", "string", false), ("extracted_at", ts, false),
+        ("vendor", "string", false),
+        ("account_id", "string", false),
+        ("conversation_id", "string", false),
+        ("message_id", "string", false),
+        ("seq", "uint32", false),
+        ("sent_at", ts, false),
+        ("sender_role", "string", false),
+        ("sender_id", "string", true),
+        ("sender_name", "string", true),
+        ("message_type", "string", false),
+        ("text", "string", true),
+        ("is_encrypted", "bool", false),
+        ("ciphertext", "string", true),
+        ("tags", "list<item: string>", false),
+        ("attributes", "map<string, string>", false),
+        ("raw", "string", false),
+        ("extracted_at", ts, false),
     ]
 }
 
 fn expected_conversations_schema() -> Vec<(&'static str, &'static str, bool)> {
     let ts = "timestamp[us, tz=UTC]";
     vec![
-        ("vendor", "string", false), ("account_id", "string", false), ("conversation_id", "string", false),
-        ("channel_id", "string", true), ("title", "string", true), ("state", "string", true),
-        ("is_ended", "bool", true), ("created_at", ts, true), ("updated_at", ts, true), ("ended_at", ts, true),
-        ("last_message_at", ts, true), ("message_count", "uint32", true), ("visitor_id", "string", true),
-        ("visitor_name", "string", true), ("agent_ids", "list<item: string>", false),
-        ("tag_ids", "list<item: string>", false), ("tags", "list<item: string>", false),
-        ("variables", "map<string, string>", false), ("raw", "string", false), ("extracted_at", ts, false),
+        ("vendor", "string", false),
+        ("account_id", "string", false),
+        ("conversation_id", "string", false),
+        ("channel_id", "string", true),
+        ("title", "string", true),
+        ("state", "string", true),
+        ("is_ended", "bool", true),
+        ("created_at", ts, true),
+        ("updated_at", ts, true),
+        ("ended_at", ts, true),
+        ("last_message_at", ts, true),
+        ("message_count", "uint32", true),
+        ("visitor_id", "string", true),
+        ("visitor_name", "string", true),
+        ("agent_ids", "list<item: string>", false),
+        ("tag_ids", "list<item: string>", false),
+        ("tags", "list<item: string>", false),
+        ("variables", "map<string, string>", false),
+        ("raw", "string", false),
+        ("extracted_at", ts, false),
     ]
 }
 
@@ -119,7 +143,8 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
     let unique: HashSet<&String> = log.iter().collect();
     assert_eq!(unique.len(), log.len(), "a request was repeated");
     let first_pages = |kind: &str| log.iter().filter(|l| l.contains(kind) && !l.contains("cursor=")).count();
-    let with_visitor = dataset.chats.iter().filter(|c| c.memberships.iter().any(|m| m["member_type"] == "visitor")).count();
+    let with_visitor =
+        dataset.chats.iter().filter(|c| c.memberships.iter().any(|m| m["member_type"] == "visitor")).count();
     assert_eq!(first_pages("/messages"), dataset.chats.len(), "each chat's messages listed once");
     assert_eq!(first_pages("/memberships"), dataset.chats.len());
     assert_eq!(first_pages("/tags"), dataset.chats.len());
@@ -152,7 +177,10 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
             assert_eq!(row["message_type"].as_str(), m.json["type"].as_str());
             let raw: Value = serde_json::from_str(row["raw"].as_str().unwrap()).unwrap();
             assert_eq!(raw, m.json, "raw keeps the vendor JSON");
-            assert_eq!(row["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>(), tag_names);
+            assert_eq!(
+                row["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>(),
+                tag_names
+            );
             let role = row["sender_role"].as_str().unwrap();
             let kind = m.json["type"].as_str().unwrap();
             let expected_role = match (kind, m.json["sender_type"].as_str()) {
@@ -184,7 +212,11 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
         }
         // seq numbers the conversation from 0 in sent order.
         seqs.sort();
-        assert_eq!(seqs.iter().map(|(_, s)| *s).collect::<Vec<_>>(), (0..seqs.len() as u64).collect::<Vec<_>>(), "chat {chat_id}");
+        assert_eq!(
+            seqs.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "chat {chat_id}"
+        );
     }
     assert!(encrypted > 0 && purged > 0, "the dataset exercises encryption ({encrypted}) and purges ({purged})");
 
@@ -205,8 +237,10 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
         assert_eq!(row["visitor_id"], visitor.unwrap_or(Value::Null));
         let tags: Vec<&Value> = chat.tags.iter().map(|t| &t["name"]).collect();
         assert_eq!(row["tags"].as_array().unwrap().iter().collect::<Vec<_>>(), tags);
-        let vars: BTreeMap<String, Value> = chat.variables.iter().map(|v| (v["key"].as_str().unwrap().to_string(), v["value"].clone())).collect();
-        let got: BTreeMap<String, Value> = row["variables"].as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
+        let vars: BTreeMap<String, Value> =
+            chat.variables.iter().map(|v| (v["key"].as_str().unwrap().to_string(), v["value"].clone())).collect();
+        let got: BTreeMap<String, Value> =
+            row["variables"].as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
         assert_eq!(got, vars);
         let raw: Value = serde_json::from_str(row["raw"].as_str().unwrap()).unwrap();
         assert_eq!(raw, chat.chat);
@@ -217,10 +251,8 @@ async fn giosg_export_matches_ground_truth_in_parquet_and_json() {
         let js = python_json(READ_JSONL, &[dir.path().join("out/js").join(stream).to_str().unwrap()]);
         let js_rows = js["rows"].as_array().unwrap();
         assert_eq!(js_rows.len(), pq_rows.len(), "{stream}: same row count");
-        let by_id: HashMap<(&str, &str), &Value> = js_rows
-            .iter()
-            .map(|r| ((r["conversation_id"].as_str().unwrap(), r[key].as_str().unwrap()), r))
-            .collect();
+        let by_id: HashMap<(&str, &str), &Value> =
+            js_rows.iter().map(|r| ((r["conversation_id"].as_str().unwrap(), r[key].as_str().unwrap()), r)).collect();
         for r in pq_rows {
             let j = by_id[&(r["conversation_id"].as_str().unwrap(), r[key].as_str().unwrap())];
             let cols: HashSet<&String> = r.as_object().unwrap().keys().collect();
@@ -266,15 +298,20 @@ async fn run_that_fails_half_way_leaves_no_unreadable_parquet_and_exits_1() {
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with(".parquet"), "leftover temporary file {}", f.display());
-        python_json("import sys, json, pyarrow.parquet as pq; pq.read_table(sys.argv[1]); print('{}')", &[f.to_str().unwrap()]);
+        python_json(
+            "import sys, json, pyarrow.parquet as pq; pq.read_table(sys.argv[1]); print('{}')",
+            &[f.to_str().unwrap()],
+        );
     }
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/e2e.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/e2e.json")).unwrap()).unwrap();
     // No complete scan yet, so no watermark; the scan in progress covers exactly the committed
     // chats: the newest ones, down to its done floor.
     assert!(state["source_state"]["watermark"].is_null());
     let done_floor = state["source_state"]["scan"]["done_floor"].as_i64().unwrap();
     let conv = python_json(READ_PARQUET, &[dir.path().join("out/pq/conversations").to_str().unwrap()]);
-    let committed: std::collections::BTreeSet<&str> = conv["rows"].as_array().unwrap().iter().map(|r| r["conversation_id"].as_str().unwrap()).collect();
+    let committed: std::collections::BTreeSet<&str> =
+        conv["rows"].as_array().unwrap().iter().map(|r| r["conversation_id"].as_str().unwrap()).collect();
     let expected: std::collections::BTreeSet<&str> = dataset
         .chats
         .iter()
@@ -312,8 +349,13 @@ async fn rides_out_429s_without_losing_a_message() {
     let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await.unwrap();
     sim.inject_429_every(10);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), pipeline(&sim, &dataset.organization_id, "[[sinks]]\nplugin = \"parquet\"\npath = \"out/pq\"\n")).unwrap();
-    let out = run_pipe(dir.path(), &["run", "p.toml", "--report", "r.json"], &[("E2E_GIOSG_TOKEN", &dataset.token)]).await;
+    std::fs::write(
+        dir.path().join("p.toml"),
+        pipeline(&sim, &dataset.organization_id, "[[sinks]]\nplugin = \"parquet\"\npath = \"out/pq\"\n"),
+    )
+    .unwrap();
+    let out =
+        run_pipe(dir.path(), &["run", "p.toml", "--report", "r.json"], &[("E2E_GIOSG_TOKEN", &dataset.token)]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(sim.throttled() > 0);
     sim.shutdown().await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use pipe_tests::giosg::{generate, GiosgSim, HttpFaults, SimConfig, SimOptions};
+use pipe_sim::giosg::{GiosgSim, HttpFaults, SimConfig, SimOptions, generate};
 use serde_json::Value;
 
 const READ_MESSAGE_KEYS: &str = r#"
@@ -46,8 +46,11 @@ async fn five_xx_truncation_and_resets_lose_nothing() {
         .iter()
         .map(|r| (r["conversation_id"].as_str().unwrap().into(), r["message_id"].as_str().unwrap().into()))
         .collect();
-    let want: BTreeSet<(String, String)> =
-        d.chats.iter().flat_map(|c| c.messages.iter().map(move |m| (c.id().to_string(), m.json["id"].as_str().unwrap().to_string()))).collect();
+    let want: BTreeSet<(String, String)> = d
+        .chats
+        .iter()
+        .flat_map(|c| c.messages.iter().map(move |m| (c.id().to_string(), m.json["id"].as_str().unwrap().to_string())))
+        .collect();
     assert_eq!(rows.as_array().unwrap().len(), want.len(), "exactly once");
     assert_eq!(got, want);
 }
@@ -59,7 +62,11 @@ async fn requests_per_second_keeps_under_the_vendor_limit_and_retry_after_is_res
     let limit = 40.0;
     sim.set_faults(HttpFaults { rate_limit: Some(limit), ..Default::default() });
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), pipeline(&sim, &d.organization_id, "concurrency = 8\nrequests_per_second = 40")).unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        pipeline(&sim, &d.organization_id, "concurrency = 8\nrequests_per_second = 40"),
+    )
+    .unwrap();
     let out = run_pipe(dir.path(), &["run", "p.toml"], &[("E2E_GIOSG_TOKEN", &d.token)]).await;
     let records = sim.request_records();
     sim.shutdown().await;
@@ -69,7 +76,10 @@ async fn requests_per_second_keeps_under_the_vendor_limit_and_retry_after_is_res
     // After a 429 with Retry-After: 1, nothing new arrives until the second has passed (50 ms of
     // slack for requests already on the wire when the 429 was sent).
     for t in &throttled {
-        let early = records.iter().filter(|r| r.at > t.at + Duration::from_millis(50) && r.at < t.at + Duration::from_millis(950)).count();
+        let early = records
+            .iter()
+            .filter(|r| r.at > t.at + Duration::from_millis(50) && r.at < t.at + Duration::from_millis(950))
+            .count();
         assert_eq!(early, 0, "requests within Retry-After of the 429 at {:?}", t.at);
     }
     // And the allowed rate is used: the whole run is not much slower than requests / limit.
@@ -86,12 +96,24 @@ async fn proxy_variables_are_honoured() {
     std::fs::write(dir.path().join("p.toml"), pipeline(&sim, &d.organization_id, "retry_budget = 1")).unwrap();
     // A proxy that does not exist: the run can only fail if the variable is used.
     let dead_proxy = "http://127.0.0.1:9";
-    let env = [("E2E_GIOSG_TOKEN", d.token.as_str()), ("HTTP_PROXY", dead_proxy), ("http_proxy", dead_proxy), ("NO_PROXY", ""), ("no_proxy", "")];
+    let env = [
+        ("E2E_GIOSG_TOKEN", d.token.as_str()),
+        ("HTTP_PROXY", dead_proxy),
+        ("http_proxy", dead_proxy),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ];
     let out = run_pipe(dir.path(), &["run", "p.toml"], &env).await;
     assert_ne!(out.status.code(), Some(0), "requests went around HTTP_PROXY");
     assert_eq!(sim.requests(), 0);
     // NO_PROXY exempts the simulator's host.
-    let env = [("E2E_GIOSG_TOKEN", d.token.as_str()), ("HTTP_PROXY", dead_proxy), ("http_proxy", dead_proxy), ("NO_PROXY", "127.0.0.1"), ("no_proxy", "127.0.0.1")];
+    let env = [
+        ("E2E_GIOSG_TOKEN", d.token.as_str()),
+        ("HTTP_PROXY", dead_proxy),
+        ("http_proxy", dead_proxy),
+        ("NO_PROXY", "127.0.0.1"),
+        ("no_proxy", "127.0.0.1"),
+    ];
     let out = run_pipe(dir.path(), &["run", "p.toml"], &env).await;
     sim.shutdown().await;
     assert!(out.status.success(), "{}", stderr(&out));

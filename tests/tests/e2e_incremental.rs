@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use pipe_tests::giosg::{generate, parse_timestamp, Dataset, GiosgSim, SimConfig, SimOptions};
-use serde_json::{json, Value};
+use pipe_sim::giosg::{Dataset, GiosgSim, SimConfig, SimOptions, generate, parse_timestamp};
+use serde_json::{Value, json};
 
 /// Every committed row of a Parquet dataset, as JSON objects (primary keys and a few columns).
 const READ_KEYS: &str = r#"
@@ -45,7 +45,10 @@ async fn run(dir: &Path, toml: &str, token: &str) -> std::process::Output {
 fn committed(dir: &Path) -> (BTreeSet<(String, String)>, BTreeMap<String, i64>, usize) {
     let v = python_json(READ_KEYS, &[dir.join("out").to_str().unwrap()]);
     let msgs: Vec<&Value> = v["messages"].as_array().unwrap().iter().collect();
-    let keys = msgs.iter().map(|m| (m["conversation_id"].as_str().unwrap().to_string(), m["message_id"].as_str().unwrap().to_string())).collect();
+    let keys = msgs
+        .iter()
+        .map(|m| (m["conversation_id"].as_str().unwrap().to_string(), m["message_id"].as_str().unwrap().to_string()))
+        .collect();
     let mut convs = BTreeMap::new();
     for c in v["conversations"].as_array().unwrap() {
         let e = convs.entry(c["conversation_id"].as_str().unwrap().to_string()).or_insert(i64::MIN);
@@ -55,7 +58,11 @@ fn committed(dir: &Path) -> (BTreeSet<(String, String)>, BTreeMap<String, i64>, 
 }
 
 fn truth(d: &Dataset) -> (BTreeSet<(String, String)>, BTreeMap<String, i64>) {
-    let keys = d.chats.iter().flat_map(|c| c.messages.iter().map(move |m| (c.id().to_string(), m.json["id"].as_str().unwrap().to_string()))).collect();
+    let keys = d
+        .chats
+        .iter()
+        .flat_map(|c| c.messages.iter().map(move |m| (c.id().to_string(), m.json["id"].as_str().unwrap().to_string())))
+        .collect();
     let convs = d.chats.iter().map(|c| (c.id().to_string(), micros(&c.chat["updated_at"]))).collect();
     (keys, convs)
 }
@@ -94,8 +101,10 @@ async fn second_run_fetches_only_new_and_changed_chats() {
     let mut grown = all.clone();
     let changed = grown.end_open_chats();
     assert!(!changed.is_empty(), "the dataset has open chats to change");
-    let new: BTreeSet<String> = grown.chats[150..].iter().filter(|c| c.chat["is_ended"] == true).map(|c| c.id().to_string()).collect();
-    let new_open: BTreeSet<String> = grown.chats[150..].iter().filter(|c| c.chat["is_ended"] == false).map(|c| c.id().to_string()).collect();
+    let new: BTreeSet<String> =
+        grown.chats[150..].iter().filter(|c| c.chat["is_ended"] == true).map(|c| c.id().to_string()).collect();
+    let new_open: BTreeSet<String> =
+        grown.chats[150..].iter().filter(|c| c.chat["is_ended"] == false).map(|c| c.id().to_string()).collect();
 
     let sim = GiosgSim::start(Arc::new(grown.clone()), SimOptions::default()).await.unwrap();
     let out = run(dir.path(), &pipeline(&sim.base_url(), &grown.organization_id, ""), &grown.token).await;
@@ -115,7 +124,8 @@ async fn second_run_fetches_only_new_and_changed_chats() {
 async fn chat_missing_messages_ends_the_run_partial_naming_it() {
     let mut d = generate(&SimConfig { encrypted_every: 0, ..SimConfig::small(30) });
     // The server silently loses messages of one chat (as if a page went missing).
-    let victim = d.chats.iter().position(|c| c.messages.iter().filter(|m| m.json["type"] == "msg").count() >= 3).unwrap();
+    let victim =
+        d.chats.iter().position(|c| c.messages.iter().filter(|m| m.json["type"] == "msg").count() >= 3).unwrap();
     let id = d.chats[victim].id().to_string();
     let msgs = &mut d.chats[victim].messages;
     let first_msg = msgs.iter().position(|m| m.json["type"] == "msg").unwrap();
@@ -123,11 +133,13 @@ async fn chat_missing_messages_ends_the_run_partial_naming_it() {
     let sim = GiosgSim::start(Arc::new(d.clone()), SimOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.toml"), pipeline(&sim.base_url(), &d.organization_id, "")).unwrap();
-    let out = run_pipe(dir.path(), &["run", "p.toml", "--report", "report.json"], &[("E2E_GIOSG_TOKEN", &d.token)]).await;
+    let out =
+        run_pipe(dir.path(), &["run", "p.toml", "--report", "report.json"], &[("E2E_GIOSG_TOKEN", &d.token)]).await;
     sim.shutdown().await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains(&id), "the error names the chat: {}", stderr(&out));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["outcome"], "partial");
     assert_eq!(report["completeness"]["incomplete_conversations"], json!([id]));
     // Everything that did arrive is committed nonetheless.
@@ -150,9 +162,14 @@ async fn slow_proxy(upstream: std::net::SocketAddr, delay: Duration) -> String {
                     let mut buf = vec![0u8; 16 * 1024];
                     loop {
                         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                        let n = match cr.read(&mut buf).await { Ok(0) | Err(_) => break, Ok(n) => n };
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
                         tokio::time::sleep(delay).await;
-                        if sw.write_all(&buf[..n]).await.is_err() { break }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
                     }
                     let _ = tokio::io::AsyncWriteExt::shutdown(&mut sw).await;
                 };
@@ -211,7 +228,8 @@ async fn killed_twenty_times_loses_nothing_and_shows_no_partial_file() {
         child.start_kill().unwrap();
         child.wait().await.unwrap();
         kills += 1;
-        let state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).expect("the state file always parses");
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).expect("the state file always parses");
         assert!(state["source_state"].is_object());
     }
     assert!(kills >= 10, "only {kills} kills landed mid-run (the run is too fast for the test)");

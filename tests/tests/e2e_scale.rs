@@ -1,4 +1,4 @@
-//! Growing past one machine (design.md §8), end to end with the real `pipe` binary:
+//! Growing past one machine (docs/design.md §8), end to end with the real `pipe` binary:
 //! many accounts in one pipeline, `--shard K/N`, and object storage (an S3-compatible server,
 //! moto, on loopback) for the Parquet dataset and the state.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{python_json, run_pipe, stderr};
-use pipe_tests::giosg::{generate, Dataset, GiosgSim, HttpFaults, SimConfig, SimOptions};
+use pipe_sim::giosg::{Dataset, GiosgSim, HttpFaults, SimConfig, SimOptions, generate};
 use serde_json::Value;
 
 /// `n` simulated giosg organizations, each its own server, with distinct ids and tokens.
@@ -67,7 +67,13 @@ print(json.dumps(out))
             rows.as_array()
                 .unwrap()
                 .iter()
-                .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_str().unwrap().to_string(), r[2].as_str().unwrap().to_string()))
+                .map(|r| {
+                    (
+                        r[0].as_str().unwrap().to_string(),
+                        r[1].as_str().unwrap().to_string(),
+                        r[2].as_str().unwrap().to_string(),
+                    )
+                })
                 .collect()
         })
         .collect()
@@ -91,7 +97,11 @@ async fn three_shards_together_equal_one_unsharded_run() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let all_out = root.join("all");
-    std::fs::write(root.join("all.toml"), fleet_pipeline(&fleet, &all_out.display().to_string(), &root.join("state-all").display().to_string())).unwrap();
+    std::fs::write(
+        root.join("all.toml"),
+        fleet_pipeline(&fleet, &all_out.display().to_string(), &root.join("state-all").display().to_string()),
+    )
+    .unwrap();
     let out = run_pipe(root, &["run", "all.toml", "-q"], &[]).await;
     assert!(out.status.success(), "unsharded run failed:\n{}", stderr(&out));
 
@@ -102,10 +112,16 @@ async fn three_shards_together_equal_one_unsharded_run() {
     for k in 0..3 {
         let o = root.join(format!("shard{k}"));
         let file = format!("shard{k}.toml");
-        std::fs::write(root.join(&file), fleet_pipeline(&fleet, &o.display().to_string(), &root.join("state").display().to_string())).unwrap();
+        std::fs::write(
+            root.join(&file),
+            fleet_pipeline(&fleet, &o.display().to_string(), &root.join("state").display().to_string()),
+        )
+        .unwrap();
         shard_outs.push(o);
         let root = root.to_path_buf();
-        runs.push(tokio::spawn(async move { run_pipe(&root, &["run", &file, "--shard", &format!("{k}/3"), "-q"], &[]).await }));
+        runs.push(tokio::spawn(async move {
+            run_pipe(&root, &["run", &file, "--shard", &format!("{k}/3"), "-q"], &[]).await
+        }));
     }
     for (k, r) in runs.into_iter().enumerate() {
         let out = r.await.unwrap();
@@ -134,7 +150,10 @@ async fn three_shards_together_equal_one_unsharded_run() {
     assert_eq!(union, want, "the shards together equal the unsharded run");
 
     // One state document per account, none shared between shards.
-    let mut docs: Vec<String> = std::fs::read_dir(root.join("state/fleet")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut docs: Vec<String> = std::fs::read_dir(root.join("state/fleet"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     docs.sort();
     let mut want_docs: Vec<String> = (0..9).map(|i| format!("brand-{i}.json")).collect();
     want_docs.sort();
@@ -157,9 +176,10 @@ async fn one_failing_account_does_not_stop_the_others() {
     let fleet = fleet(3, 8).await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let text = fleet_pipeline(&fleet, &root.join("out").display().to_string(), &root.join("state").display().to_string())
-        // Brand 1's token is wrong: its account fails with 401, the others finish.
-        .replace("token = \"token-of-brand-1\"", "token = \"revoked-token\"");
+    let text =
+        fleet_pipeline(&fleet, &root.join("out").display().to_string(), &root.join("state").display().to_string())
+            // Brand 1's token is wrong: its account fails with 401, the others finish.
+            .replace("token = \"token-of-brand-1\"", "token = \"revoked-token\"");
     std::fs::write(root.join("p.toml"), text).unwrap();
     let out = run_pipe(root, &["run", "p.toml"], &[]).await;
     assert_eq!(out.status.code(), Some(3), "a failed account makes the run partial:\n{}", stderr(&out));
@@ -234,7 +254,10 @@ fn moto_available() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_and_state_on_s3_and_a_killed_run_leaves_no_partial_object() {
-    assert!(moto_available(), "moto is not installed in the test Python: `.ci/run` installs it (pip install 'moto[server]')");
+    assert!(
+        moto_available(),
+        "moto is not installed in the test Python: `.ci/run` installs it (pip install 'moto[server]')"
+    );
     let moto = Moto::start();
     moto.py("s3.create_bucket(Bucket='lake'); print(json.dumps(True))");
     let d = Arc::new(generate(&SimConfig { encrypted_every: 0, ..SimConfig::small(120) }));
@@ -261,7 +284,8 @@ async fn parquet_and_state_on_s3_and_a_killed_run_leaves_no_partial_object() {
     // Wait for the first uploaded state document (a commit happened), then kill -9.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let has_state = moto.py("r = s3.list_objects_v2(Bucket='lake', Prefix='state/'); print(json.dumps(r.get('KeyCount', 0) > 0))");
+        let has_state = moto
+            .py("r = s3.list_objects_v2(Bucket='lake', Prefix='state/'); print(json.dumps(r.get('KeyCount', 0) > 0))");
         if has_state == Value::Bool(true) {
             break;
         }
@@ -281,9 +305,13 @@ async fn parquet_and_state_on_s3_and_a_killed_run_leaves_no_partial_object() {
          for k in keys:\n    rows += pq.read_metadata('lake/' + k, filesystem=fs).num_rows\n\
          print(json.dumps({'keys': keys, 'rows': rows}))",
     );
-    let keys: Vec<String> = listing["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    let keys: Vec<String> =
+        listing["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
     assert!(!keys.is_empty(), "the killed run committed files before it died");
-    assert!(keys.iter().all(|k| k.ends_with(".parquet") && !k.contains("/.")), "only complete files are visible: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k.ends_with(".parquet") && !k.contains("/.")),
+        "only complete files are visible: {keys:?}"
+    );
 
     // A clean run resumes from the state on S3 and completes the dataset.
     sim.set_faults(HttpFaults::default());
@@ -294,8 +322,10 @@ async fn parquet_and_state_on_s3_and_a_killed_run_leaves_no_partial_object() {
          st = json.loads(s3.get_object(Bucket='lake', Key='state/s3run.json')['Body'].read())\n\
          print(json.dumps({'ids': sorted(set(t.column('message_id').to_pylist())), 'rows': t.num_rows, 'state': st}))",
     );
-    let ids: BTreeSet<String> = got["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-    let want: BTreeSet<String> = d.chats.iter().flat_map(|c| c.messages.iter().map(|m| m.json["id"].as_str().unwrap().to_string())).collect();
+    let ids: BTreeSet<String> =
+        got["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let want: BTreeSet<String> =
+        d.chats.iter().flat_map(|c| c.messages.iter().map(|m| m.json["id"].as_str().unwrap().to_string())).collect();
     assert_eq!(ids, want, "after the kill and a resumed run, every message is in the bucket");
     assert_eq!(got["state"]["pipeline"], "s3run");
     assert!(got["state"]["source_state"].is_object(), "{}", got["state"]);
@@ -324,16 +354,26 @@ async fn two_backfill_windows_split_the_history_and_keep_their_own_state() {
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let pipeline = |out: &str| fleet_pipeline(&fleet, &root.join(out).display().to_string(), &root.join("state").display().to_string());
+    let pipeline = |out: &str| {
+        fleet_pipeline(&fleet, &root.join(out).display().to_string(), &root.join("state").display().to_string())
+    };
     std::fs::write(root.join("a.toml"), pipeline("a")).unwrap();
     std::fs::write(root.join("b.toml"), pipeline("b")).unwrap();
-    for (file, w) in [("a.toml", format!("{}..{}", fmt(first), fmt(mid))), ("b.toml", format!("{}..{}", fmt(mid), fmt(end)))] {
+    for (file, w) in
+        [("a.toml", format!("{}..{}", fmt(first), fmt(mid))), ("b.toml", format!("{}..{}", fmt(mid), fmt(end)))]
+    {
         let out = run_pipe(root, &["run", file, "--window", &w, "-q"], &[]).await;
         assert!(out.status.success(), "window {w}:\n{}", stderr(&out));
     }
     let sets = messages_in(&[&root.join("a"), &root.join("b")]);
     assert!(!sets[0].is_empty() && !sets[1].is_empty(), "both windows hold chats");
-    assert!(sets[0].is_disjoint(&sets[1]), "no chat is in both windows: {} and {} rows, {} shared", sets[0].len(), sets[1].len(), sets[0].intersection(&sets[1]).count());
+    assert!(
+        sets[0].is_disjoint(&sets[1]),
+        "no chat is in both windows: {} and {} rows, {} shared",
+        sets[0].len(),
+        sets[1].len(),
+        sets[0].intersection(&sets[1]).count()
+    );
     let union: BTreeSet<_> = sets[0].union(&sets[1]).cloned().collect();
     assert_eq!(union, truth(&fleet), "the windows together cover the history");
     // Every chat of window a was created before `mid`, every chat of window b at or after it.
@@ -344,7 +384,10 @@ async fn two_backfill_windows_split_the_history_and_keep_their_own_state() {
     let mid_us = mid.timestamp_micros() as f64;
     assert!(split[0][1].as_f64().unwrap() < mid_us && split[1][0].as_f64().unwrap() >= mid_us, "{split}");
     // Windows keep their own state; the regular runs' state is untouched.
-    let docs: Vec<String> = std::fs::read_dir(root.join("state")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let docs: Vec<String> = std::fs::read_dir(root.join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(docs.iter().all(|n| n.starts_with("fleet@")), "{docs:?}");
     assert_eq!(docs.len(), 2, "{docs:?}");
 }
@@ -359,8 +402,12 @@ async fn max_concurrent_accounts_bounds_the_accounts_in_flight() {
     }
     for limit in [1, 3] {
         let dir = tempfile::tempdir().unwrap();
-        let text = fleet_pipeline(&fleet, &dir.path().join("out").display().to_string(), &dir.path().join("state").display().to_string())
-            .replace("max_concurrent_accounts = 3", &format!("max_concurrent_accounts = {limit}"));
+        let text = fleet_pipeline(
+            &fleet,
+            &dir.path().join("out").display().to_string(),
+            &dir.path().join("state").display().to_string(),
+        )
+        .replace("max_concurrent_accounts = 3", &format!("max_concurrent_accounts = {limit}"));
         std::fs::write(dir.path().join("p.toml"), text).unwrap();
         let out = run_pipe(dir.path(), &["run", "p.toml"], &[]).await;
         let err = stderr(&out);

@@ -16,15 +16,13 @@
 mod common;
 mod ffi_support;
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../engine/src/plugin_host/mod.rs"]
-mod plugin_host;
+use pipe_engine::plugin_host;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+use pipe_sim::giosg::{GiosgSim, SimConfig, SimOptions, generate};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -48,7 +46,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn dynamic_vs_builtin_on_the_same_pipeline() {
     let chats = env_or("PIPE_BENCH_CHATS", 3000);
     let rounds = env_or("PIPE_BENCH_ROUNDS", 5);
-    let dataset = Arc::new(generate(&SimConfig { chats, max_messages_per_chat: 30, encrypted_every: 0, ..SimConfig::small(chats) }));
+    let dataset = Arc::new(generate(&SimConfig {
+        chats,
+        max_messages_per_chat: 30,
+        encrypted_every: 0,
+        ..SimConfig::small(chats)
+    }));
     let messages = dataset.message_count();
     let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -101,7 +104,8 @@ async fn cost_of_one_event_crossing() {
     let lib = plugin_host::loader::load(&ffi_support::library("pipe_test_panicky")).unwrap().expect("a plugin");
     let source = lib.plugins.iter().find(|p| p.name == "panicky_source").unwrap().descriptor();
     let PluginFactory::Source(open) = source.factory else { unreachable!() };
-    let ctx = SourceContext { pipeline: "bench".into(), state: None, limit: None, metrics: Arc::new(Metrics::default()) };
+    let ctx =
+        SourceContext { pipeline: "bench".into(), state: None, limit: None, metrics: Arc::new(Metrics::default()) };
     let mut source = open(serde_json::json!({"batches": events}), ctx).unwrap();
     let t0 = Instant::now();
     let mut rows = 0;

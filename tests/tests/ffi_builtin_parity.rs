@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+use pipe_sim::giosg::{GiosgSim, SimConfig, SimOptions, generate};
 use serde_json::Value;
 
 /// Reads a Parquet dataset with pyarrow: its schema and every row (without `extracted_at`) as
@@ -93,8 +93,10 @@ async fn giosg_and_sinks_as_dynamic_libraries_match_the_builtins() {
     ffi_support::plugin_dir(dir.path(), "plugins", &["pipe_giosg", "pipe_parquet", "pipe_json", "pipe_stdout"]);
     let env = [("E2E_GIOSG_TOKEN", dataset.token.as_str())];
 
-    std::fs::write(dir.path().join("builtin.toml"), pipeline(&sim, &dataset.organization_id, "out/builtin", false)).unwrap();
-    std::fs::write(dir.path().join("dynamic.toml"), pipeline(&sim, &dataset.organization_id, "out/dynamic", true)).unwrap();
+    std::fs::write(dir.path().join("builtin.toml"), pipeline(&sim, &dataset.organization_id, "out/builtin", false))
+        .unwrap();
+    std::fs::write(dir.path().join("dynamic.toml"), pipeline(&sim, &dataset.organization_id, "out/dynamic", true))
+        .unwrap();
     let builtin = run_pipe(dir.path(), &["run", "builtin.toml"], &env).await;
     assert!(builtin.status.success(), "built-in run failed: {}", stderr(&builtin));
     let dynamic = run_pipe(dir.path(), &["run", "dynamic.toml"], &env).await;
@@ -113,8 +115,10 @@ async fn giosg_and_sinks_as_dynamic_libraries_match_the_builtins() {
 
     // Parquet, read back by pyarrow: same schema, same rows.
     for stream in ["messages", "conversations"] {
-        let a = python_json(READ_PARQUET_ROWS, &[dir.path().join(format!("out/builtin/pq/{stream}")).to_str().unwrap()]);
-        let b = python_json(READ_PARQUET_ROWS, &[dir.path().join(format!("out/dynamic/pq/{stream}")).to_str().unwrap()]);
+        let a =
+            python_json(READ_PARQUET_ROWS, &[dir.path().join(format!("out/builtin/pq/{stream}")).to_str().unwrap()]);
+        let b =
+            python_json(READ_PARQUET_ROWS, &[dir.path().join(format!("out/dynamic/pq/{stream}")).to_str().unwrap()]);
         assert_eq!(a["schema"], b["schema"], "{stream}: Parquet schemas differ");
         let (ra, rb) = (a["rows"].as_array().unwrap(), b["rows"].as_array().unwrap());
         assert!(!ra.is_empty(), "{stream}: the built-in wrote no rows");

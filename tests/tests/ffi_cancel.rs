@@ -8,14 +8,12 @@
 
 mod ffi_support;
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../engine/src/plugin_host/mod.rs"]
-mod plugin_host;
+use pipe_engine::plugin_host;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use pipe_plugin_abi as abi;
@@ -54,7 +52,8 @@ async fn dropping_a_blocked_library_source_cancels_its_request_within_a_second()
     let lib = plugin_host::loader::load(&ffi_support::library("pipe_giosg")).unwrap().expect("a plugin");
     let giosg = lib.plugins.iter().find(|p| p.name == "giosg").unwrap().descriptor();
     let PluginFactory::Source(open) = giosg.factory else { panic!("giosg is a source") };
-    let ctx = SourceContext { pipeline: "cancel".into(), state: None, limit: None, metrics: Arc::new(Metrics::default()) };
+    let ctx =
+        SourceContext { pipeline: "cancel".into(), state: None, limit: None, metrics: Arc::new(Metrics::default()) };
     let mut source = open(giosg_config(addr), ctx).unwrap();
 
     let next = tokio::spawn(async move { source.next().await.map(|_| ()) });

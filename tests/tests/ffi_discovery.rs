@@ -1,4 +1,4 @@
-//! Discovery of plugin libraries (design.md §5) through the real `pipe` binary: the boundary
+//! Discovery of plugin libraries (docs/design.md §5) through the real `pipe` binary: the boundary
 //! refuses strangers politely.
 
 mod common;
@@ -9,7 +9,9 @@ use common::*;
 const PANICKY_PIPELINE: &str = "name = \"disc\"\nplugin_dirs = [\"plugins\"]\n\n[source]\nplugin = \"panicky_source\"\n\n[[sinks]]\nplugin = \"panicky_sink\"\n\n[state]\npath = \"state\"\n";
 
 fn builtin_pipeline(head: &str) -> String {
-    format!("name = \"disc\"\n{head}\n[source]\nplugin = \"giosg\"\norganization_id = \"org\"\ntoken = \"t\"\n\n[[sinks]]\nplugin = \"json\"\npath = \"out\"\n")
+    format!(
+        "name = \"disc\"\n{head}\n[source]\nplugin = \"giosg\"\norganization_id = \"org\"\ntoken = \"t\"\n\n[[sinks]]\nplugin = \"json\"\npath = \"out\"\n"
+    )
 }
 
 #[tokio::test]
@@ -33,7 +35,11 @@ async fn a_library_with_another_abi_version_is_refused_naming_both_versions() {
     let plugins = dir.path().join("plugins");
     let out = run_pipe(dir.path(), &["run", "q.toml"], &[("PIPE_PLUGIN_PATH", plugins.to_str().unwrap())]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("plugin ABI version 2, but this pipe supports plugin ABI version 1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plugin ABI version 2, but this pipe supports plugin ABI version 1"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -48,7 +54,10 @@ async fn a_shared_library_that_is_not_a_plugin_is_skipped_with_a_warning() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("WARN") && err.contains("libpipe_test_not_a_plugin.so: skipped, not a pipe plugin (no `pipe_plugin_abi_version` symbol)"),
+        err.contains("WARN")
+            && err.contains(
+                "libpipe_test_not_a_plugin.so: skipped, not a pipe plugin (no `pipe_plugin_abi_version` symbol)"
+            ),
         "no warning about the non-plugin:\n{err}"
     );
     assert!(err.contains("numbers") && err.contains("30 rows"), "the plugin beside it did not run:\n{err}");
@@ -64,9 +73,14 @@ async fn a_library_plugin_named_like_a_builtin_needs_allow_override() {
     std::fs::write(dir.path().join("p.toml"), builtin_pipeline("plugin_dirs = [\"plugins\"]")).unwrap();
     let out = run_pipe(dir.path(), &["validate", "p.toml"], &[]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("provides plugin `json`, which is built in; add `allow_override = true`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("provides plugin `json`, which is built in; add `allow_override = true`"),
+        "{}",
+        stderr(&out)
+    );
 
-    std::fs::write(dir.path().join("p.toml"), builtin_pipeline("plugin_dirs = [\"plugins\"]\nallow_override = true")).unwrap();
+    std::fs::write(dir.path().join("p.toml"), builtin_pipeline("plugin_dirs = [\"plugins\"]\nallow_override = true"))
+        .unwrap();
     let out = run_pipe(dir.path(), &["validate", "p.toml"], &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("overrides the built-in"), "{}", stderr(&out));
@@ -85,7 +99,9 @@ async fn a_missing_plugin_dir_is_a_configuration_error() {
 async fn pipe_plugins_lists_libraries_of_pipe_plugin_path_with_origin_abi_and_build_info() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = ffi_support::plugin_dir(dir.path(), "plugins", &["pipe_test_panicky", "pipe_test_not_a_plugin"]);
-    let out = run_pipe(dir.path(), &["plugins"], &[("PIPE_PLUGIN_PATH", &format!("{}:/no/such/dir", plugins.display()))]).await;
+    let out =
+        run_pipe(dir.path(), &["plugins"], &[("PIPE_PLUGIN_PATH", &format!("{}:/no/such/dir", plugins.display()))])
+            .await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{}", stderr(&out));
     let lib = plugins.canonicalize().unwrap().join("libpipe_test_panicky.so");
@@ -96,6 +112,9 @@ async fn pipe_plugins_lists_libraries_of_pipe_plugin_path_with_origin_abi_and_bu
     }
     assert!(text.lines().any(|l| l.starts_with("giosg ") && l.contains("built-in")), "{text}");
     let build = text.lines().find(|l| l.starts_with(lib.to_str().unwrap())).expect("a build info line");
-    assert!(build.contains("pipe-test-plugin-panicky 0.1.0") && build.contains("abi=1") && build.contains("rustc="), "{build}");
+    assert!(
+        build.contains("pipe-test-plugin-panicky 0.1.0") && build.contains("abi=1") && build.contains("rustc="),
+        "{build}"
+    );
     assert!(stderr(&out).contains("libpipe_test_not_a_plugin.so: skipped"), "{}", stderr(&out));
 }

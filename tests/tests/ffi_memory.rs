@@ -10,16 +10,12 @@
 
 mod ffi_support;
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../engine/src/plugin_host/mod.rs"]
-mod plugin_host;
+use pipe_engine::plugin_host;
 
 use std::sync::Arc;
 
 use arrow_array::Int64Array;
-use pipe_plugin_sdk::{
-    Checkpoint, Event, Metrics, PluginDescriptor, PluginFactory, SinkContext, SourceContext,
-};
+use pipe_plugin_sdk::{Checkpoint, Event, Metrics, PluginDescriptor, PluginFactory, SinkContext, SourceContext};
 use serde_json::json;
 
 const WARM_UP: usize = 1000;
@@ -67,7 +63,11 @@ fn rss_kib() -> u64 {
 
 fn descriptor(lib: &str, name: &str) -> PluginDescriptor {
     let lib = plugin_host::loader::load(&ffi_support::library(lib)).unwrap().expect("a plugin library");
-    lib.plugins.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} in {lib:?}", lib = lib.path)).descriptor()
+    lib.plugins
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("{name} in {lib:?}", lib = lib.path))
+        .descriptor()
 }
 
 struct Plugins {

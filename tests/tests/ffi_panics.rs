@@ -67,7 +67,11 @@ async fn a_panic_in_any_run_entry_point_fails_the_run_with_exit_1() {
 async fn a_panic_in_abort_after_a_failure_is_logged_and_the_run_still_fails_cleanly() {
     let out = run("source.next", "", "sink.abort").await;
     assert_failed_cleanly(&out, "panicky_source", "source.next");
-    assert!(stderr(&out).contains("deliberate panic in sink.abort"), "the abort panic was not reported:\n{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deliberate panic in sink.abort"),
+        "the abort panic was not reported:\n{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,5 +90,9 @@ async fn a_panic_in_check_config_is_reported_at_validation() {
     let out = run_pipe(dir.path(), &["validate", "p.toml"], &[]).await;
     // Validation problems are configuration errors (exit 2); the process still ends normally.
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("plugin `panicky_source` panicked: deliberate panic in check_config"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plugin `panicky_source` panicked: deliberate panic in check_config"),
+        "{}",
+        stderr(&out)
+    );
 }

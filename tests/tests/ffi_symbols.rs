@@ -1,4 +1,4 @@
-//! Both builds of a shipped plugin (design.md §5, symbol collisions): linked into `pipe` next
+//! Both builds of a shipped plugin (docs/design.md §5, symbol collisions): linked into `pipe` next
 //! to the other built-ins it exports nothing of the plugin ABI (so several built-ins cannot
 //! collide), and built as a dynamic library it exports the two ABI symbols and nothing else of
 //! ours or of Rust (so copies of std, tokio and arrow in different libraries cannot interpose
@@ -26,7 +26,10 @@ fn nm(args: &[&str], path: &Path) -> Vec<String> {
         .output()
         .unwrap_or_else(|e| panic!("cannot run `nm` ({e}); install binutils to check exported symbols"));
     assert!(out.status.success(), "nm {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().last().map(str::to_string)).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
 }
 
 /// Dependencies' C APIs rustc exports from every cdylib that links them (see the module docs).
@@ -36,9 +39,14 @@ const DEPENDENCY_C_APIS: [&str; 1] = ["crc_fast_"];
 fn each_plugin_library_exports_the_two_abi_symbols_and_nothing_of_rust_or_ours() {
     for stem in ["pipe_giosg", "pipe_parquet", "pipe_json", "pipe_stdout", "pipe_test_panicky"] {
         let exported = nm(&["-D", "--defined-only"], &ffi_support::library(stem));
-        let mut ours: Vec<&String> = exported.iter().filter(|s| !DEPENDENCY_C_APIS.iter().any(|p| s.starts_with(p))).collect();
+        let mut ours: Vec<&String> =
+            exported.iter().filter(|s| !DEPENDENCY_C_APIS.iter().any(|p| s.starts_with(p))).collect();
         ours.sort();
-        assert_eq!(ours, ABI_SYMBOLS.iter().collect::<Vec<_>>(), "lib{stem}.so exports other symbols than the plugin ABI");
+        assert_eq!(
+            ours,
+            ABI_SYMBOLS.iter().collect::<Vec<_>>(),
+            "lib{stem}.so exports other symbols than the plugin ABI"
+        );
     }
 }
 
@@ -46,7 +54,10 @@ fn each_plugin_library_exports_the_two_abi_symbols_and_nothing_of_rust_or_ours()
 fn the_pipe_binary_links_every_builtin_without_abi_symbols() {
     let symbols = nm(&[], &common::pipe_bin());
     for s in ABI_SYMBOLS {
-        assert!(!symbols.iter().any(|x| x == s), "`pipe` contains `{s}`: a built-in plugin crate expands declare_plugin!");
+        assert!(
+            !symbols.iter().any(|x| x == s),
+            "`pipe` contains `{s}`: a built-in plugin crate expands declare_plugin!"
+        );
     }
     // And it does link the built-ins.
     let out = Command::new(common::pipe_bin()).arg("plugins").env_remove("PIPE_PLUGIN_PATH").output().unwrap();

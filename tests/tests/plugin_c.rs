@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
-use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+use pipe_sim::giosg::{GiosgSim, SimConfig, SimOptions, generate};
 use serde_json::Value;
 
 /// Compiles the C plugin into `dir/libc_upper.so` with `$CC` (default gcc).
@@ -36,7 +36,13 @@ fn jsonl_rows(dir: &Path) -> Vec<Value> {
     files_under(dir)
         .into_iter()
         .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
-        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
 
@@ -65,11 +71,18 @@ async fn a_plugin_written_in_c_runs_as_a_transform() {
         )
     };
     std::fs::write(dir.path().join("plain.toml"), pipeline("plain", "")).unwrap();
-    std::fs::write(dir.path().join("upper.toml"), pipeline("upper", "[[transforms]]\nplugin = \"c_upper\"\ncolumn = \"text\"\n\n")).unwrap();
+    std::fs::write(
+        dir.path().join("upper.toml"),
+        pipeline("upper", "[[transforms]]\nplugin = \"c_upper\"\ncolumn = \"text\"\n\n"),
+    )
+    .unwrap();
 
     let out = run_pipe(dir.path(), &["plugins", "--plugin-dir", "plugins"], &[]).await;
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(listing.lines().any(|l| l.starts_with("c_upper") && l.contains("transform") && l.contains(" 1 ")), "{listing}");
+    assert!(
+        listing.lines().any(|l| l.starts_with("c_upper") && l.contains("transform") && l.contains(" 1 ")),
+        "{listing}"
+    );
     assert!(listing.contains("c (gcc), hand-written against pipe_plugin.h"), "{listing}");
 
     for p in ["plain.toml", "upper.toml"] {
@@ -107,7 +120,10 @@ async fn the_c_plugin_passes_the_conformance_kit() {
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{report}\n{}", stderr(&out));
     for check in ["config_errors", "schema", "memory", "no_panics"] {
-        let line = report.lines().find(|l| l.split_whitespace().take(2).eq(["c_upper", check])).unwrap_or_else(|| panic!("no {check}:\n{report}"));
+        let line = report
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq(["c_upper", check]))
+            .unwrap_or_else(|| panic!("no {check}:\n{report}"));
         assert_eq!(line.split_whitespace().nth(2), Some("PASS"), "{line}");
     }
 }

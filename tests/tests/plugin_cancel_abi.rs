@@ -4,15 +4,13 @@
 
 mod ffi_support;
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../engine/src/plugin_host/mod.rs"]
-mod plugin_host;
+use pipe_engine::plugin_host;
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use plugin_host::cancel_probe::{cancel_latency, CancelOutcome};
+use plugin_host::cancel_probe::{CancelOutcome, cancel_latency};
 use serde_json::json;
 
 fn plugin(stem: &str, name: &str) -> std::sync::Arc<plugin_host::ExternalPlugin> {
@@ -37,7 +35,9 @@ fn cancel_interrupts_a_blocked_library_read_within_a_second() {
     let giosg = plugin("pipe_giosg", "giosg");
     let config = json!({"base_url": format!("http://{addr}"), "organization_id": "org", "token": "t"});
     match cancel_latency(&giosg, &config, Duration::from_millis(300), Duration::from_secs(5)).unwrap() {
-        CancelOutcome::Interrupted(took) => assert!(took < Duration::from_secs(1), "next_event returned {took:?} after cancel"),
+        CancelOutcome::Interrupted(took) => {
+            assert!(took < Duration::from_secs(1), "next_event returned {took:?} after cancel")
+        }
         other => panic!("expected an interrupted read, got {other:?}"),
     }
 }
@@ -48,6 +48,7 @@ fn a_source_that_already_ended_has_nothing_to_interrupt() {
     let outcome = cancel_latency(&leaky, &json!({}), Duration::from_millis(300), Duration::from_secs(5)).unwrap();
     assert_eq!(outcome, CancelOutcome::FinishedFirst);
     // A config the plugin refuses is an error, not an outcome.
-    let err = cancel_latency(&leaky, &json!({"nope": 1}), Duration::from_millis(10), Duration::from_secs(1)).unwrap_err();
+    let err =
+        cancel_latency(&leaky, &json!({"nope": 1}), Duration::from_millis(10), Duration::from_secs(1)).unwrap_err();
     assert!(err.contains("nope"), "{err}");
 }

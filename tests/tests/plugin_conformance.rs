@@ -12,7 +12,7 @@ use std::process::Output;
 use std::sync::Arc;
 
 use common::*;
-use pipe_tests::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+use pipe_sim::giosg::{GiosgSim, SimConfig, SimOptions, generate};
 
 /// `pipe plugin check <lib> [--config check.toml]` in `dir`.
 async fn check(dir: &Path, lib: &str, config: Option<&str>) -> (Output, String) {
@@ -50,7 +50,12 @@ async fn every_shipped_plugin_passes() {
     let dir = tempfile::tempdir().unwrap();
     let lib = |stem: &str| ffi_support::library(stem).to_str().unwrap().to_string();
 
-    let giosg = format!("[giosg]\nbase_url = \"{}\"\norganization_id = \"{}\"\ntoken = \"{}\"\npage_size = 10\n", sim.base_url(), dataset.organization_id, dataset.token);
+    let giosg = format!(
+        "[giosg]\nbase_url = \"{}\"\norganization_id = \"{}\"\ntoken = \"{}\"\npage_size = 10\n",
+        sim.base_url(),
+        dataset.organization_id,
+        dataset.token
+    );
     let (out, report) = check(dir.path(), &lib("pipe_giosg"), Some(&giosg)).await;
     assert_all_pass(&out, &report, "giosg");
     for c in ["handshake", "descriptor", "config_errors", "schema", "checkpoint", "cancel", "memory", "no_panics"] {
@@ -62,7 +67,11 @@ async fn every_shipped_plugin_passes() {
     assert!(status == "PASS" || status == "SKIP", "{why}");
     sim.shutdown().await;
 
-    for (stem, name, table) in [("pipe_parquet", "parquet", "path = \"out/pq\""), ("pipe_json", "json", "path = \"out/js\""), ("pipe_stdout", "stdout", "")] {
+    for (stem, name, table) in [
+        ("pipe_parquet", "parquet", "path = \"out/pq\""),
+        ("pipe_json", "json", "path = \"out/js\""),
+        ("pipe_stdout", "stdout", ""),
+    ] {
         let (out, report) = check(dir.path(), &lib(stem), Some(&format!("[{name}]\n{table}\n"))).await;
         assert_all_pass(&out, &report, name);
         assert_eq!(line(&report, name, "commit").0, "PASS", "{report}");
@@ -73,7 +82,8 @@ async fn every_shipped_plugin_passes() {
     let (out, report) = check(dir.path(), "decrypt", Some("[decrypt]\nprivate_key_file = \"key.pem\"\n")).await;
     assert_all_pass(&out, &report, "decrypt");
     assert_eq!(line(&report, "decrypt", "schema").0, "PASS", "{report}");
-    let (out, report) = check(dir.path(), "tags", Some("[tags]\n[[tags.rules]]\ntag = \"billing\"\npattern = \"(?i)invoice\"\n")).await;
+    let (out, report) =
+        check(dir.path(), "tags", Some("[tags]\n[[tags.rules]]\ntag = \"billing\"\npattern = \"(?i)invoice\"\n")).await;
     assert_all_pass(&out, &report, "tags");
     assert_eq!(line(&report, "tags", "schema").0, "PASS", "{report}");
 }
@@ -101,9 +111,13 @@ async fn broken_plugins_fail_with_a_clear_reason() {
 
     let (out, report) = check(dir.path(), &lib("pipe_test_not_a_plugin"), None).await;
     assert_eq!(out.status.code(), Some(1), "{report}");
-    assert!(line(&report, &lib("pipe_test_not_a_plugin"), "handshake").1.contains("not a pipe plugin library"), "{report}");
+    assert!(
+        line(&report, &lib("pipe_test_not_a_plugin"), "handshake").1.contains("not a pipe plugin library"),
+        "{report}"
+    );
 
-    let (out, report) = check(dir.path(), &lib("pipe_test_panicky"), Some("[panicky_source]\npanic_in = \"source.next\"\n")).await;
+    let (out, report) =
+        check(dir.path(), &lib("pipe_test_panicky"), Some("[panicky_source]\npanic_in = \"source.next\"\n")).await;
     assert_eq!(out.status.code(), Some(1), "{report}");
     let (status, why) = line(&report, "panicky_source", "no_panics");
     assert_eq!(status, "FAIL");
@@ -153,7 +167,11 @@ async fn validate_check_probes_the_source() {
 
     let out = run_pipe(dir.path(), &["validate", "p.toml", "--check"], &[("T", "wrong-token")]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("source `giosg`: check failed: giosg rejected the credentials: HTTP 401"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("source `giosg`: check failed: giosg rejected the credentials: HTTP 401"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!stderr(&out).contains("wrong-token"));
     sim.shutdown().await;
 }
@@ -163,11 +181,17 @@ async fn validate_check_probes_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendor_sources_pass_the_kit() {
     let dir = tempfile::tempdir().unwrap();
-    let alli = pipe_tests::alli::AlliSim::start(pipe_tests::alli::generate(&pipe_tests::alli::SimConfig::small(12))).await.unwrap();
+    let alli =
+        pipe_sim::alli::AlliSim::start(pipe_sim::alli::generate(&pipe_sim::alli::SimConfig::small(12))).await.unwrap();
     let d = alli.dataset();
     for table in [
         format!("[alli]\nbase_url = \"{}\"\napi_key = \"{}\"\ncheckpoint_every = 3\n", alli.base_url(), d.api_key),
-        format!("[alli]\napi = \"graphql\"\nbase_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\ncheckpoint_every = 3\n", alli.base_url(), d.email, d.password),
+        format!(
+            "[alli]\napi = \"graphql\"\nbase_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\ncheckpoint_every = 3\n",
+            alli.base_url(),
+            d.email,
+            d.password
+        ),
     ] {
         let (out, report) = check(dir.path(), "alli", Some(&table)).await;
         assert_all_pass(&out, &report, "alli");
@@ -177,10 +201,19 @@ async fn vendor_sources_pass_the_kit() {
     }
 
     let token = "KitBot01:0123456789abcdef0123456789abcdef01234567";
-    let data = Arc::new(pipe_tests::aimylogic::generate(&pipe_tests::aimylogic::SimConfig { seed: 5, clients: 12, max_turns: 6, token: token.into() }));
-    let aimy = pipe_tests::aimylogic::AimylogicSim::start(data.clone()).await.unwrap();
+    let data = Arc::new(pipe_sim::aimylogic::generate(&pipe_sim::aimylogic::SimConfig {
+        seed: 5,
+        clients: 12,
+        max_turns: 6,
+        token: token.into(),
+    }));
+    let aimy = pipe_sim::aimylogic::AimylogicSim::start(data.clone()).await.unwrap();
     let ids: Vec<String> = data.clients.iter().map(|c| serde_json::to_string(&c.id).unwrap()).collect();
-    let table = format!("[aimylogic]\nbase_url = \"{}\"\ntoken = \"{token}\"\nclient_ids = [{}]\ncheckpoint_every = 3\n", aimy.base_url(), ids.join(", "));
+    let table = format!(
+        "[aimylogic]\nbase_url = \"{}\"\ntoken = \"{token}\"\nclient_ids = [{}]\ncheckpoint_every = 3\n",
+        aimy.base_url(),
+        ids.join(", ")
+    );
     let (out, report) = check(dir.path(), "aimylogic", Some(&table)).await;
     assert_all_pass(&out, &report, "aimylogic");
     for c in ["config_errors", "schema", "checkpoint", "cancel", "memory"] {
@@ -188,4 +221,3 @@ async fn vendor_sources_pass_the_kit() {
     }
     assert!(!report.contains(token) && !stderr(&out).contains(token), "the token is never printed");
 }
-

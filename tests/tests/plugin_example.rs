@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const TOKEN: &str = "acme-test-token-42";
 const CONVERSATIONS: usize = 25;
@@ -62,7 +62,11 @@ struct Server {
 }
 
 /// `GET /v1/conversations`: Bearer auth, `updated_since` inclusive, `limit`, cursor = offset.
-async fn conversations(State(s): State<Server>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> (StatusCode, Json<Value>) {
+async fn conversations(
+    State(s): State<Server>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
     s.requests.lock().unwrap().push(format!("{q:?}"));
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad token"})));
@@ -72,7 +76,10 @@ async fn conversations(State(s): State<Server>, headers: HeaderMap, Query(q): Qu
     let offset: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     // RFC 3339 UTC strings of one shape compare like the times (the source sends microseconds).
     let norm = |t: &str| t.trim_end_matches('Z').trim_end_matches(".000000").to_string();
-    let matching: Vec<Value> = account().into_iter().filter(|c| since.is_empty() || norm(c["updated_at"].as_str().unwrap()) >= norm(&since)).collect();
+    let matching: Vec<Value> = account()
+        .into_iter()
+        .filter(|c| since.is_empty() || norm(c["updated_at"].as_str().unwrap()) >= norm(&since))
+        .collect();
     let page: Vec<Value> = matching.iter().skip(offset).take(limit).cloned().collect();
     let next = (offset + limit < matching.len()).then(|| (offset + limit).to_string());
     (StatusCode::OK, Json(json!({"data": page, "next_cursor": next})))
@@ -91,7 +98,13 @@ fn jsonl_rows(dir: &Path) -> Vec<Value> {
     files_under(dir)
         .into_iter()
         .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
-        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
 
@@ -140,14 +153,22 @@ async fn the_standalone_example_library_runs_in_a_pipeline_and_resumes() {
     let out = run_pipe(dir.path(), &["plugins", "--plugin-dir", "plugins"], &[]).await;
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
     for (name, kind) in [("acme", "source"), ("redact_digits", "transform"), ("row_counts", "sink")] {
-        assert!(listing.lines().any(|l| l.starts_with(name) && l.contains(kind) && l.contains("libpipe_example.so")), "{name} not listed:\n{listing}");
+        assert!(
+            listing.lines().any(|l| l.starts_with(name) && l.contains(kind) && l.contains("libpipe_example.so")),
+            "{name} not listed:\n{listing}"
+        );
     }
 
     // `pipe validate` resolves every plugin to its origin and ABI, without a request.
     let out = run_pipe(dir.path(), &["validate", "p.toml"], &env).await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    let origin = |name: &str| text.lines().find(|l| l.split_whitespace().nth(1) == Some(name)).unwrap_or_else(|| panic!("{name}:\n{text}")).to_string();
+    let origin = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("{name}:\n{text}"))
+            .to_string()
+    };
     assert!(origin("acme").ends_with("libpipe_example.so (plugin ABI 1, pipe-plugin-example 0.1.0)"), "{text}");
     assert!(origin("redact_digits").contains("libpipe_example.so (plugin ABI 1"), "{text}");
     assert!(origin("json").ends_with("built-in"), "{text}");
@@ -175,10 +196,15 @@ async fn the_standalone_example_library_runs_in_a_pipeline_and_resumes() {
     assert_eq!(c7["state"], "closed");
     assert_eq!(c7["visitor_name"], "Customer 7");
     assert_eq!(c7["message_count"], 3);
-    let roles: Vec<&str> = messages.iter().filter(|m| m["conversation_id"] == "c007").map(|m| m["sender_role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["conversation_id"] == "c007")
+        .map(|m| m["sender_role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["visitor", "agent", "bot"]);
 
-    let counts: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out/counts/row_counts.json")).unwrap()).unwrap();
+    let counts: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/counts/row_counts.json")).unwrap()).unwrap();
     assert_eq!(counts["rows"], json!({"conversations": CONVERSATIONS, "messages": CONVERSATIONS * 3}));
     let newest = "2026-01-05T08:26:00.000000Z";
     assert_eq!(counts["checkpoint"], json!({"updated_since": newest}));
@@ -188,7 +214,8 @@ async fn the_standalone_example_library_runs_in_a_pipeline_and_resumes() {
     assert!(out.status.success(), "second run failed: {}", stderr(&out));
     let last = server.requests.lock().unwrap().last().cloned().unwrap();
     assert!(last.contains(newest), "the second run did not resume from the checkpoint: {last}");
-    let counts: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out/counts/row_counts.json")).unwrap()).unwrap();
+    let counts: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/counts/row_counts.json")).unwrap()).unwrap();
     assert_eq!(counts["rows"], json!({"conversations": CONVERSATIONS + 1, "messages": CONVERSATIONS * 3 + 3}));
 
     // A bad token stops the run at once, naming the vendor, never the token.
@@ -222,7 +249,10 @@ async fn the_example_library_passes_the_conformance_kit() {
         ("row_counts", "memory"),
         ("row_counts", "config_errors"),
     ] {
-        let line = report.lines().find(|l| l.split_whitespace().take(2).eq([plugin, check])).unwrap_or_else(|| panic!("no {plugin} {check} line:\n{report}"));
+        let line = report
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq([plugin, check]))
+            .unwrap_or_else(|| panic!("no {plugin} {check} line:\n{report}"));
         assert_eq!(line.split_whitespace().nth(2), Some("PASS"), "{line}");
     }
 }

@@ -1,7 +1,7 @@
 //! The Alli simulator's GraphQL schema against the plugin: every document the `alli` plugin
 //! sends validates against the SDL of alli.md §3, and the simulator refuses what does not.
 
-use pipe_tests::alli::{schema, validate_document, SCHEMA_SDL};
+use pipe_sim::alli::{SCHEMA_SDL, schema, validate_document};
 
 #[test]
 fn every_plugin_document_validates_against_the_sdl() {
@@ -16,7 +16,12 @@ fn every_plugin_document_validates_against_the_sdl() {
 
 #[test]
 fn the_sdl_documents_the_alli_surface() {
-    for needle in ["login(email: String!, password: String!)", "union Chat = UserChat | AgentChat | BotChat", "node(id: ID!): Node", "startAt_Gte"] {
+    for needle in [
+        "login(email: String!, password: String!)",
+        "union Chat = UserChat | AgentChat | BotChat",
+        "node(id: ID!): Node",
+        "startAt_Gte",
+    ] {
         assert!(SCHEMA_SDL.contains(needle), "{needle}");
     }
     // The official onboarding example (alli.md §3.2) validates as written.
@@ -26,5 +31,9 @@ fn the_sdl_documents_the_alli_surface() {
     validate_document(example).expect("the onboarding example is valid");
     let users = "query getUsers($filter: UserFilter, $limit: Int) { users(filter: $filter, first: $limit) { edges { node { ownUserId name online variables { edges { node { id name } value readOnly } } } } } }";
     validate_document(users).expect("the users example is valid");
-    assert!(validate_document("{ conversations(first: 5) { edges { node { id chats { edges { node { message } } } } } } }").is_err(), "union fields need fragments");
+    assert!(
+        validate_document("{ conversations(first: 5) { edges { node { id chats { edges { node { message } } } } } } }")
+            .is_err(),
+        "union fields need fragments"
+    );
 }

@@ -2,7 +2,7 @@
 //! reference decryptor, which is itself checked on giosg's public vectors in the crate's unit
 //! tests) and the HTTP behaviour clients depend on.
 
-use pipe_tests::giosg::{self, Dataset, GiosgSim, SimConfig, SimOptions, crypto, parse_timestamp};
+use pipe_sim::giosg::{self, Dataset, GiosgSim, SimConfig, SimOptions, crypto, parse_timestamp};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -176,7 +176,8 @@ fn dataset_is_consistent_and_realistic() {
         assert!(n > 0, "no {what}");
     }
     assert!(open > 10 && unanswered > 5 && empty > 5);
-    for probe in ["ä", "ö", "Здравствуйте", "こんにちは", "你好", "🎉", "👨‍👩‍👧‍👦", "\n", "\"", "\\"] {
+    for probe in ["ä", "ö", "Здравствуйте", "こんにちは", "你好", "🎉", "👨‍👩‍👧‍👦", "\n", "\"", "\\"]
+    {
         assert!(all_text.contains(probe), "no {probe:?} in texts");
     }
     assert!(d.chats.iter().flat_map(|c| &c.variables).any(|v| v["key"] == "username"));
@@ -335,7 +336,11 @@ async fn chat_listing_returns_every_chat_once_in_order() {
             let want: Vec<&str> = expected.iter().map(|c| str_of(c, "id")).collect();
             assert_eq!(ids, want, "{url}");
             assert_eq!(items, expected.iter().map(|&c| c.clone()).collect::<Vec<_>>());
-            let size = match page_size { "" => 25, "&page_size=7" => 7, _ => 100 };
+            let size = match page_size {
+                "" => 25,
+                "&page_size=7" => 7,
+                _ => 100,
+            };
             assert!(pages.iter().all(|&n| n >= 1 && n <= size), "{url}: {pages:?}");
             short_pages += pages[..pages.len() - 1].iter().filter(|&&n| n < size).count();
         }

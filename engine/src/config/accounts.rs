@@ -1,4 +1,4 @@
-//! Many vendor accounts behind one `[source]` (design.md §8): `[[source.accounts]]` tables, or
+//! Many vendor accounts behind one `[source]` (docs/design.md §8): `[[source.accounts]]` tables, or
 //! `source.accounts_file` (a TOML file of `[[accounts]]` tables), each with the keys the
 //! source takes for one account plus a stable `id`. The `[source]` table holds what the
 //! accounts share; an account's keys override them. `${VAR}` references work in both.
@@ -19,7 +19,7 @@ use std::path::Path;
 use pipe_plugin_sdk::PluginKind;
 use serde_json::{Map, Value};
 
-use super::{plugin_spec, toml_json, valid_name, ConfigError, Locator, PluginSpec};
+use super::{ConfigError, Locator, PluginSpec, plugin_spec, toml_json, valid_name};
 use crate::registry::Registry;
 
 /// Keys of `[source]` that the engine reads itself (they never reach the plugin).
@@ -71,18 +71,25 @@ pub fn split(
     let list = match (inline, file) {
         (None, None) => {
             if table.contains_key("max_concurrent_accounts") {
-                return Err(loc.error("source.max_concurrent_accounts", "only applies with [[source.accounts]] or accounts_file"));
+                return Err(loc.error(
+                    "source.max_concurrent_accounts",
+                    "only applies with [[source.accounts]] or accounts_file",
+                ));
             }
             return Ok((base, None));
         }
-        (Some(_), Some(_)) => return Err(loc.error("source.accounts_file", "give either [[source.accounts]] or accounts_file, not both")),
+        (Some(_), Some(_)) => {
+            return Err(loc.error("source.accounts_file", "give either [[source.accounts]] or accounts_file, not both"));
+        }
         (Some(Value::Array(items)), None) => accounts_of(loc, "source.accounts", items, &base, registry, vars)?,
         (Some(_), None) => return Err(loc.error("source.accounts", "must be an array of tables: [[source.accounts]]")),
         (None, Some(Value::String(path))) => {
             let path = super::interpolate::resolve(path, vars).map_err(|m| loc.error("source.accounts_file", m))?;
             from_file(loc, Path::new(&path), &base, registry, vars)?
         }
-        (None, Some(_)) => return Err(loc.error("source.accounts_file", "must be a string (a TOML file of [[accounts]] tables)")),
+        (None, Some(_)) => {
+            return Err(loc.error("source.accounts_file", "must be a string (a TOML file of [[accounts]] tables)"));
+        }
     };
     if list.is_empty() {
         return Err(loc.error("source.accounts", "no accounts listed"));
@@ -131,8 +138,15 @@ fn accounts_of(
         let Value::Object(t) = item else { return Err(loc.error(&path, format!("must be a table: [[{key}]]"))) };
         let id = match t.get("id") {
             Some(Value::String(s)) if valid_name(s) => s.clone(),
-            Some(_) => return Err(loc.error(&format!("{path}.id"), "must be a string of letters, digits, `-`, `_` or `.`")),
-            None => return Err(loc.error(&path, "missing key `id` (a stable name for this account: it keys its state and its shard)")),
+            Some(_) => {
+                return Err(loc.error(&format!("{path}.id"), "must be a string of letters, digits, `-`, `_` or `.`"));
+            }
+            None => {
+                return Err(loc.error(
+                    &path,
+                    "missing key `id` (a stable name for this account: it keys its state and its shard)",
+                ));
+            }
         };
         if out.iter().any(|a| a.id == id) {
             return Err(loc.error(&format!("{path}.id"), format!("`{id}` is used by an earlier account")));

@@ -1,5 +1,5 @@
-//! Pipeline files (design.md §6): parse, resolve `${VAR}`, load the plugin libraries the file
-//! and `$PIPE_PLUGIN_PATH` point to (design.md §5), check against each plugin's config schema,
+//! Pipeline files (docs/design.md §6): parse, resolve `${VAR}`, load the plugin libraries the file
+//! and `$PIPE_PLUGIN_PATH` point to (docs/design.md §5), check against each plugin's config schema,
 //! and report every problem as `file:line: key.path: what is wrong`.
 
 pub mod accounts;
@@ -15,6 +15,11 @@ use serde_json::{Map, Value};
 use crate::plugin_host;
 use crate::registry::Registry;
 pub use toml_json::line_of;
+
+/// The process environment, as the lookup `${VAR}` interpolation uses.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
 
 /// A configuration problem, located in its file. Exit code 2.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,17 +132,30 @@ impl Locator<'_> {
 /// demo's own values).
 ///
 /// Errors: the first problem; [`load_file_all`] reports every one.
-pub fn load_file(path: &Path, registry: &Registry, vars: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
+pub fn load_file(
+    path: &Path,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, ConfigError> {
     load_file_all(path, registry, vars).map_err(|mut all| all.remove(0))
 }
 
 /// [`load_file`], reporting every problem found (in file order of the checks: top-level keys,
 /// plugin libraries, source, transforms, sinks, settings), not just the first. A problem that
 /// hides others (unreadable file, invalid TOML) is reported alone. Never empty on `Err`.
-pub fn load_file_all(path: &Path, registry: &Registry, vars: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, Vec<ConfigError>> {
+pub fn load_file_all(
+    path: &Path,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, Vec<ConfigError>> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError { file: file.clone(), line: None, path: String::new(), message: format!("cannot read the pipeline file: {e}") }]
+        vec![ConfigError {
+            file: file.clone(),
+            line: None,
+            path: String::new(),
+            message: format!("cannot read the pipeline file: {e}"),
+        }]
     })?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
     load_str_all(&text, &file, &stem, registry, vars)
@@ -164,7 +182,12 @@ pub fn load_str_all(
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline, Vec<ConfigError>> {
     let doc = toml_json::parse(text).map_err(|(message, at)| {
-        vec![ConfigError { file: file.into(), line: Some(line_of(text, at)), path: String::new(), message: format!("invalid TOML: {message}") }]
+        vec![ConfigError {
+            file: file.into(),
+            line: Some(line_of(text, at)),
+            path: String::new(),
+            message: format!("invalid TOML: {message}"),
+        }]
     })?;
     let loc = Locator { file, text, spans: &doc.spans };
     let Value::Object(top) = &doc.json else { unreachable!("a TOML document is a table") };
@@ -173,7 +196,10 @@ pub fn load_str_all(
 
     for key in top.keys() {
         if !TOP_KEYS.contains(&key.as_str()) {
-            keep(&mut errors, Err::<(), _>(loc.error(key, format!("unknown key (a pipeline file has: {})", TOP_KEYS.join(", ")))));
+            keep(
+                &mut errors,
+                Err::<(), _>(loc.error(key, format!("unknown key (a pipeline file has: {})", TOP_KEYS.join(", ")))),
+            );
         }
     }
     let name = match top.get("name") {
@@ -182,22 +208,36 @@ pub fn load_str_all(
         Some(_) => keep(&mut errors, Err(loc.error("name", "must be a string of letters, digits, `-`, `_` or `.`"))),
     };
     // Without the libraries, plugin names cannot be resolved: stop here.
-    let Some(registry) = keep(&mut errors, with_plugin_libraries(&loc, top, registry, vars)) else { return Err(errors) };
+    let Some(registry) = keep(&mut errors, with_plugin_libraries(&loc, top, registry, vars)) else {
+        return Err(errors);
+    };
     let registry = &registry;
 
     let source = match top.get("source") {
-        Some(Value::Object(t)) => keep(&mut errors, accounts::split(&loc, t, registry, vars)).and_then(|split| match split {
-            (base, None) => keep(&mut errors, plugin_spec(&loc, "source", &base, PluginKind::Source, registry, vars)).map(|s| (s, None)),
-            // With accounts, `[source]` alone may lack per-account keys: each account's merged
-            // table was validated instead; the first one stands for the source's descriptor.
-            (_, Some(accounts)) => Some((accounts.list[0].spec.clone(), Some(accounts))),
-        }),
+        Some(Value::Object(t)) => {
+            keep(&mut errors, accounts::split(&loc, t, registry, vars)).and_then(|split| match split {
+                (base, None) => {
+                    keep(&mut errors, plugin_spec(&loc, "source", &base, PluginKind::Source, registry, vars))
+                        .map(|s| (s, None))
+                }
+                // With accounts, `[source]` alone may lack per-account keys: each account's merged
+                // table was validated instead; the first one stands for the source's descriptor.
+                (_, Some(accounts)) => Some((accounts.list[0].spec.clone(), Some(accounts))),
+            })
+        }
         Some(_) => keep(&mut errors, Err(loc.error("source", "must be a table: [source]"))),
-        None => keep(&mut errors, Err(loc.error("", "missing [source] table (which vendor to read, e.g. plugin = \"giosg\")"))),
+        None => keep(
+            &mut errors,
+            Err(loc.error("", "missing [source] table (which vendor to read, e.g. plugin = \"giosg\")")),
+        ),
     };
-    let transforms = plugin_list(&loc, top, "transforms", PluginKind::Transform, registry, vars).map_err(|e| errors.extend(e)).ok();
+    let transforms =
+        plugin_list(&loc, top, "transforms", PluginKind::Transform, registry, vars).map_err(|e| errors.extend(e)).ok();
     let sinks = match plugin_list(&loc, top, "sinks", PluginKind::Sink, registry, vars) {
-        Ok(sinks) if sinks.is_empty() => keep(&mut errors, Err(loc.error("sinks", "at least one [[sinks]] table is needed (e.g. plugin = \"parquet\")"))),
+        Ok(sinks) if sinks.is_empty() => keep(
+            &mut errors,
+            Err(loc.error("sinks", "at least one [[sinks]] table is needed (e.g. plugin = \"parquet\")")),
+        ),
         Ok(sinks) => Some(sinks),
         Err(e) => {
             errors.extend(e);
@@ -205,7 +245,8 @@ pub fn load_str_all(
         }
     };
 
-    let state_dir = keep(&mut errors, path_setting(&loc, top, "state", vars)).map(|d| d.unwrap_or_else(|| PathBuf::from(".pipe/state")));
+    let state_dir = keep(&mut errors, path_setting(&loc, top, "state", vars))
+        .map(|d| d.unwrap_or_else(|| PathBuf::from(".pipe/state")));
     let dead_letter_dir = keep(&mut errors, path_setting(&loc, top, "dead_letter", vars));
     let fail_on_dead_letters = match top.get("fail_on_dead_letters") {
         None => Some(false),
@@ -218,14 +259,37 @@ pub fn load_str_all(
         Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f.is_finite() && (0.0..=1e9).contains(&f)) => {
             Some(std::time::Duration::from_secs_f64(n.as_f64().unwrap_or(60.0)))
         }
-        Some(_) => keep(&mut errors, Err(loc.error("commit_interval_seconds", "must be a number of seconds, 0 or more, fractions allowed (0 commits at every checkpoint)"))),
+        Some(_) => keep(
+            &mut errors,
+            Err(loc.error(
+                "commit_interval_seconds",
+                "must be a number of seconds, 0 or more, fractions allowed (0 commits at every checkpoint)",
+            )),
+        ),
     };
     match (name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval) {
-        (Some(name), Some((source, accounts)), Some(transforms), Some(sinks), Some(state_dir), Some(dead_letter_dir), Some(fail_on_dead_letters), Some(commit_interval))
-            if errors.is_empty() =>
-        {
+        (
+            Some(name),
+            Some((source, accounts)),
+            Some(transforms),
+            Some(sinks),
+            Some(state_dir),
+            Some(dead_letter_dir),
+            Some(fail_on_dead_letters),
+            Some(commit_interval),
+        ) if errors.is_empty() => {
             let dead_letter_dir = dead_letter_dir.unwrap_or_else(|| PathBuf::from(".pipe/dead_letter").join(&name));
-            Ok(Pipeline { name, source, transforms, sinks, state_dir, dead_letter_dir, fail_on_dead_letters, commit_interval, accounts })
+            Ok(Pipeline {
+                name,
+                source,
+                transforms,
+                sinks,
+                state_dir,
+                dead_letter_dir,
+                fail_on_dead_letters,
+                commit_interval,
+                accounts,
+            })
         }
         _ => Err(errors),
     }
@@ -263,7 +327,8 @@ fn with_plugin_libraries(
     }
     let from_file = plugin_host::discover(&dirs, true).map_err(|e| loc.error("plugin_dirs", e.to_string()))?;
     let env_dirs = plugin_host::env_plugin_path(vars("PIPE_PLUGIN_PATH").as_deref());
-    let from_env = plugin_host::discover(&env_dirs, false).map_err(|e| loc.error("", format!("$PIPE_PLUGIN_PATH: {e}")))?;
+    let from_env =
+        plugin_host::discover(&env_dirs, false).map_err(|e| loc.error("", format!("$PIPE_PLUGIN_PATH: {e}")))?;
     let mut libraries = from_file;
     for lib in from_env {
         if !libraries.iter().any(|l| std::sync::Arc::ptr_eq(l, &lib)) {
@@ -289,7 +354,9 @@ fn path_setting(
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<PathBuf>, ConfigError> {
     let Some(v) = top.get(key) else { return Ok(None) };
-    let Value::Object(t) = v else { return Err(loc.error(key, format!("must be a table: [{key}] with path = \"...\""))) };
+    let Value::Object(t) = v else {
+        return Err(loc.error(key, format!("must be a table: [{key}] with path = \"...\"")));
+    };
     for k in t.keys() {
         if k != "path" {
             return Err(loc.error(&format!("{key}.{k}"), format!("unknown key ([{key}] has: path)")));
@@ -346,19 +413,29 @@ fn plugin_spec(
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(loc.error(&format!("{path}.plugin"), "must be a string")),
         None => {
-            return Err(loc.error(path, format!("missing key `plugin` (one of the {} plugins: {})", kind.as_str(), registry.names(kind).join(", "))))
+            return Err(loc.error(
+                path,
+                format!(
+                    "missing key `plugin` (one of the {} plugins: {})",
+                    kind.as_str(),
+                    registry.names(kind).join(", ")
+                ),
+            ));
         }
     };
     let descriptor = match registry.get(name) {
         Some(d) if d.kind() == kind => d.clone(),
         Some(d) => {
-            return Err(loc.error(&format!("{path}.plugin"), format!("`{name}` is a {} plugin, not a {}", d.kind().as_str(), kind.as_str())))
+            return Err(loc.error(
+                &format!("{path}.plugin"),
+                format!("`{name}` is a {} plugin, not a {}", d.kind().as_str(), kind.as_str()),
+            ));
         }
         None => {
             return Err(loc.error(
                 &format!("{path}.plugin"),
                 format!("unknown {} plugin `{name}` (available: {})", kind.as_str(), registry.names(kind).join(", ")),
-            ))
+            ));
         }
     };
 
@@ -379,7 +456,10 @@ fn plugin_spec(
             if !props.contains_key(k) {
                 let mut known: Vec<&str> = props.keys().map(String::as_str).collect();
                 known.sort();
-                return Err(loc.error(&format!("{path}.{k}"), format!("unknown key for plugin `{name}` (it accepts: {})", known.join(", "))));
+                return Err(loc.error(
+                    &format!("{path}.{k}"),
+                    format!("unknown key for plugin `{name}` (it accepts: {})", known.join(", ")),
+                ));
             }
         }
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{interpolate, line_of, toml_json, ConfigError};
+use super::{ConfigError, interpolate, line_of, toml_json};
 
 /// A config file read and `${VAR}`-resolved, ready to hand out per plugin.
 pub struct ConfigTables {
@@ -21,9 +21,12 @@ impl ConfigTables {
     /// path).
     pub fn load(path: &Path, vars: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
-        let err = |line, key: &str, message: String| ConfigError { file: file.clone(), line, path: key.into(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| err(None, "", format!("cannot read the config file: {e}")))?;
-        let doc = toml_json::parse(&text).map_err(|(m, at)| err(Some(line_of(&text, at)), "", format!("invalid TOML: {m}")))?;
+        let err =
+            |line, key: &str, message: String| ConfigError { file: file.clone(), line, path: key.into(), message };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(None, "", format!("cannot read the config file: {e}")))?;
+        let doc = toml_json::parse(&text)
+            .map_err(|(m, at)| err(Some(line_of(&text, at)), "", format!("invalid TOML: {m}")))?;
         let resolved = interpolate::resolve_value(&doc.json, "", vars).map_err(|(p, m)| {
             let p = p.trim_start_matches('.').to_string();
             let line = doc.spans.get(&p).map(|s| line_of(&text, s.key.start));

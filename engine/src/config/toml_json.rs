@@ -45,7 +45,12 @@ fn table(t: &DeTable<'_>, prefix: &str, spans: &mut HashMap<String, Span>) -> Re
     Ok(Value::Object(map))
 }
 
-fn value(v: &DeValue<'_>, span: Range<usize>, path: &str, spans: &mut HashMap<String, Span>) -> Result<Value, (String, usize)> {
+fn value(
+    v: &DeValue<'_>,
+    span: Range<usize>,
+    path: &str,
+    spans: &mut HashMap<String, Span>,
+) -> Result<Value, (String, usize)> {
     Ok(match v {
         DeValue::String(s) => Value::String(s.to_string()),
         DeValue::Integer(i) => {

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use pipe_plugin_abi::{
-    struct_size, PipeEventV1, PipeSinkOpenArgsV1, PipeSinkStatsV1, PipeSourceCountersV1, PipeSourceOpenArgsV1, PipeStr,
-    PipeStreamV1, PipeTransformOpenArgsV1, PIPE_EVENT_BATCH, PIPE_EVENT_CHECKPOINT, PIPE_EVENT_DEAD_LETTER,
-    PIPE_EVENT_END, PIPE_EVENT_NONE, PIPE_OK,
+    PIPE_EVENT_BATCH, PIPE_EVENT_CHECKPOINT, PIPE_EVENT_DEAD_LETTER, PIPE_EVENT_END, PIPE_EVENT_NONE, PIPE_OK,
+    PipeEventV1, PipeSinkOpenArgsV1, PipeSinkStatsV1, PipeSourceCountersV1, PipeSourceOpenArgsV1, PipeStr,
+    PipeStreamV1, PipeTransformOpenArgsV1, struct_size,
 };
 use pipe_plugin_sdk::ffi::{arrow, wire};
 use pipe_plugin_sdk::reexports::async_trait;
@@ -21,7 +21,7 @@ use pipe_plugin_sdk::{
 };
 use serde_json::Value;
 
-use super::call::{blocking, Instance, OwnedArray, OwnedSchema};
+use super::call::{Instance, OwnedArray, OwnedSchema, blocking};
 use super::loader::ExternalPlugin;
 use super::vtables::{SinkFns, SourceFns, TransformFns, Vtable};
 
@@ -73,7 +73,10 @@ fn read_event(ev: PipeEventV1, streams: &[StreamDecl]) -> Result<(u32, String, O
     let mut schema = OwnedSchema(ev.schema);
     // SAFETY: borrowed strings, valid until the next call on the instance (not made yet).
     let (stream, json) = unsafe {
-        (String::from_utf8_lossy(ev.stream.as_bytes()).into_owned(), String::from_utf8_lossy(ev.json.as_bytes()).into_owned())
+        (
+            String::from_utf8_lossy(ev.stream.as_bytes()).into_owned(),
+            String::from_utf8_lossy(ev.json.as_bytes()).into_owned(),
+        )
     };
     let batch = if ev.kind == PIPE_EVENT_BATCH {
         let declared = streams.iter().find(|d| d.name == stream).map(|d| &d.schema);
@@ -202,7 +205,12 @@ fn next_event(inst: &Instance, fns: &SourceFns, streams: &[StreamDecl]) -> Resul
             PIPE_EVENT_DEAD_LETTER => Event::DeadLetter(wire::dead_letter_from_json(&json)?),
             PIPE_EVENT_CHECKPOINT => Event::Checkpoint(wire::checkpoint_from_json(&json)?),
             PIPE_EVENT_END => Event::End,
-            other => return Err(PluginError::other(format!("plugin `{}` sent an unknown event kind {other}", inst.plugin.name))),
+            other => {
+                return Err(PluginError::other(format!(
+                    "plugin `{}` sent an unknown event kind {other}",
+                    inst.plugin.name
+                )));
+            }
         })
     })
 }
@@ -259,7 +267,10 @@ impl ExternalTransform {
     }
 
     /// Runs `call` (transform or flush) and then drains the outputs, on a blocking thread.
-    async fn run(&mut self, call: impl FnOnce(&Instance, *mut std::ffi::c_void) -> Result<()> + Send + 'static) -> Result<Vec<(String, TransformOutput)>> {
+    async fn run(
+        &mut self,
+        call: impl FnOnce(&Instance, *mut std::ffi::c_void) -> Result<()> + Send + 'static,
+    ) -> Result<Vec<(String, TransformOutput)>> {
         self.take_deferred()?;
         let outputs = self.outputs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let (inst, fns) = (self.inst.clone(), self.fns);
@@ -276,10 +287,17 @@ impl ExternalTransform {
                     let (kind, stream, batch, json) = read?;
                     match kind {
                         PIPE_EVENT_NONE => return Ok(out),
-                        PIPE_EVENT_BATCH => out.push((stream, TransformOutput::Batch(batch.expect("read for batch events")))),
-                        PIPE_EVENT_DEAD_LETTER => out.push((stream, TransformOutput::DeadLetter(wire::dead_letter_from_json(&json)?))),
+                        PIPE_EVENT_BATCH => {
+                            out.push((stream, TransformOutput::Batch(batch.expect("read for batch events"))))
+                        }
+                        PIPE_EVENT_DEAD_LETTER => {
+                            out.push((stream, TransformOutput::DeadLetter(wire::dead_letter_from_json(&json)?)))
+                        }
                         other => {
-                            return Err(PluginError::other(format!("plugin `{}` sent an unknown output kind {other}", inst.plugin.name)))
+                            return Err(PluginError::other(format!(
+                                "plugin `{}` sent an unknown output kind {other}",
+                                inst.plugin.name
+                            )));
                         }
                     }
                 }
@@ -335,7 +353,9 @@ impl Transform for ExternalTransform {
                 // SAFETY: both are ours to fill.
                 unsafe { arrow::export_batch(&batch, &mut array.0, &mut schema.0) }?;
                 // SAFETY: open handle; the array is moved to the callee, the schema borrowed.
-                inst.plugin.status("transform", |err| unsafe { (fns.transform)(h, PipeStr::new(&name), &mut array.0, &schema.0, err) })
+                inst.plugin.status("transform", |err| unsafe {
+                    (fns.transform)(h, PipeStr::new(&name), &mut array.0, &schema.0, err)
+                })
             })
             .await?;
         Ok(outs.into_iter().map(|(_, o)| o).collect())
@@ -367,8 +387,12 @@ pub(super) fn open_sink(plugin: Arc<ExternalPlugin>, config: Value, ctx: SinkCon
         unsafe { arrow::export_schema(&s.schema, &mut schema.0) }?;
         schemas.push(schema);
     }
-    let streams: Vec<PipeStreamV1> =
-        ctx.streams.iter().zip(&schemas).map(|(s, schema)| PipeStreamV1 { name: PipeStr::new(&s.name), schema: &schema.0 }).collect();
+    let streams: Vec<PipeStreamV1> = ctx
+        .streams
+        .iter()
+        .zip(&schemas)
+        .map(|(s, schema)| PipeStreamV1 { name: PipeStr::new(&s.name), schema: &schema.0 })
+        .collect();
     let args = PipeSinkOpenArgsV1 {
         struct_size: struct_size::<PipeSinkOpenArgsV1>(),
         pipeline: PipeStr::new(&ctx.pipeline),
@@ -391,7 +415,10 @@ struct ExternalSink {
 }
 
 impl ExternalSink {
-    async fn call(&self, f: impl FnOnce(&Instance, *mut std::ffi::c_void) -> Result<()> + Send + 'static) -> Result<()> {
+    async fn call(
+        &self,
+        f: impl FnOnce(&Instance, *mut std::ffi::c_void) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
         let inst = self.inst.clone();
         tokio::task::spawn_blocking(move || inst.with(|h| f(&inst, h)))
             .await
@@ -409,7 +436,8 @@ impl Sink for ExternalSink {
             // SAFETY: both are ours to fill.
             unsafe { arrow::export_batch(&batch, &mut array.0, &mut schema.0) }?;
             // SAFETY: open handle; the array is moved to the callee, the schema borrowed.
-            inst.plugin.status("write", |err| unsafe { (fns.write)(h, PipeStr::new(&stream), &mut array.0, &schema.0, err) })
+            inst.plugin
+                .status("write", |err| unsafe { (fns.write)(h, PipeStr::new(&stream), &mut array.0, &schema.0, err) })
         })
         .await
     }
@@ -417,7 +445,10 @@ impl Sink for ExternalSink {
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         let (fns, json) = (self.fns, wire::checkpoint_to_json(checkpoint));
         // SAFETY: open handle; the string is borrowed for the call.
-        self.call(move |inst, h| inst.plugin.status("commit", |err| unsafe { (fns.commit)(h, PipeStr::new(&json), err) })).await
+        self.call(move |inst, h| {
+            inst.plugin.status("commit", |err| unsafe { (fns.commit)(h, PipeStr::new(&json), err) })
+        })
+        .await
     }
 
     async fn abort(&mut self) -> Result<()> {
@@ -431,7 +462,10 @@ impl Sink for ExternalSink {
         // SAFETY: open handle; the struct is ours to fill.
         let status = blocking(|| self.inst.with(|h| unsafe { (self.fns.stats)(h, &mut s) }));
         if status != PIPE_OK {
-            tracing::warn!("plugin `{}`: stats failed (status {status}); the summary omits them", self.inst.plugin.name);
+            tracing::warn!(
+                "plugin `{}`: stats failed (status {status}); the summary omits them",
+                self.inst.plugin.name
+            );
             return SinkStats::default();
         }
         SinkStats { files: s.files, bytes: s.bytes, rows: s.rows }

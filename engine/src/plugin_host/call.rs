@@ -2,12 +2,12 @@
 //! own `free_string`), open instances that close themselves, and Arrow structs that release
 //! whatever a callee did not take.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::{CStr, c_void};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pipe_plugin_abi::{
-    ArrowArray, ArrowSchema, CancelFn, CloseFn, FreeStringFn, PipeError, PIPE_ERROR_ABI, PIPE_ERROR_CANCELLED,
-    PIPE_ERROR_CONFIG, PIPE_ERROR_PANIC, PIPE_OK,
+    ArrowArray, ArrowSchema, CancelFn, CloseFn, FreeStringFn, PIPE_ERROR_ABI, PIPE_ERROR_CANCELLED, PIPE_ERROR_CONFIG,
+    PIPE_ERROR_PANIC, PIPE_OK, PipeError,
 };
 use pipe_plugin_sdk::PluginError;
 

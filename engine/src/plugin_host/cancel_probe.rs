@@ -4,11 +4,11 @@
 //! source directly, keeps `next_event` busy on one thread and calls `cancel` from another, as
 //! the ABI's threading contract allows, and times the call's return.
 
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use pipe_plugin_abi::{
-    struct_size, ArrowArray, ArrowSchema, PipeEventV1, PipeSourceOpenArgsV1, PipeStr, PIPE_EVENT_END, PIPE_EVENT_NONE,
+    ArrowArray, ArrowSchema, PIPE_EVENT_END, PIPE_EVENT_NONE, PipeEventV1, PipeSourceOpenArgsV1, PipeStr, struct_size,
 };
 use serde_json::Value;
 
@@ -32,7 +32,12 @@ pub enum CancelOutcome {
 /// `after`, and waits up to `within` for the read to return.
 ///
 /// Errors: not a source, `open` failed, or a read failed before `cancel` (the message).
-pub fn cancel_latency(plugin: &Arc<ExternalPlugin>, config: &Value, after: Duration, within: Duration) -> Result<CancelOutcome, String> {
+pub fn cancel_latency(
+    plugin: &Arc<ExternalPlugin>,
+    config: &Value,
+    after: Duration,
+    within: Duration,
+) -> Result<CancelOutcome, String> {
     let Vtable::Source(fns) = plugin.vtable else { return Err(format!("`{}` is not a source", plugin.name)) };
     let config = config.to_string();
     let args = PipeSourceOpenArgsV1 {
@@ -61,7 +66,8 @@ pub fn cancel_latency(plugin: &Arc<ExternalPlugin>, config: &Value, after: Durat
                 schema: ArrowSchema::empty(),
             };
             // SAFETY: open handle, calls serialised by `with`; the event is ours to fill.
-            let status = reader.with(|h| reader.plugin.status("next_event", |err| unsafe { (fns.next_event)(h, &mut ev, err) }));
+            let status =
+                reader.with(|h| reader.plugin.status("next_event", |err| unsafe { (fns.next_event)(h, &mut ev, err) }));
             // Whatever Arrow data the event carries is released here.
             drop((OwnedArray(ev.array), OwnedSchema(ev.schema)));
             match status {

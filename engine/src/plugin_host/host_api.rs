@@ -3,12 +3,12 @@
 //! engine's own `tracing` events.
 
 use std::ffi::c_char;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
 use pipe_plugin_abi::{
-    struct_size, PipeHostApiV1, PipeStr, ABI_VERSION, PIPE_LOG_DEBUG, PIPE_LOG_ERROR, PIPE_LOG_INFO, PIPE_LOG_TRACE,
-    PIPE_LOG_WARN,
+    ABI_VERSION, PIPE_LOG_DEBUG, PIPE_LOG_ERROR, PIPE_LOG_INFO, PIPE_LOG_TRACE, PIPE_LOG_WARN, PipeHostApiV1, PipeStr,
+    struct_size,
 };
 use tracing::level_filters::LevelFilter;
 
@@ -55,7 +55,8 @@ unsafe extern "C" fn log(level: u32, target: PipeStr, message: PipeStr) {
     // A panic must not unwind into the plugin's frames.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the library lends both strings for the duration of the call.
-        let (target, message) = unsafe { (String::from_utf8_lossy(target.as_bytes()), String::from_utf8_lossy(message.as_bytes())) };
+        let (target, message) =
+            unsafe { (String::from_utf8_lossy(target.as_bytes()), String::from_utf8_lossy(message.as_bytes())) };
         match level {
             PIPE_LOG_ERROR => tracing::error!(plugin = %target, "{message}"),
             PIPE_LOG_WARN => tracing::warn!(plugin = %target, "{message}"),

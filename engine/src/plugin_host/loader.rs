@@ -1,4 +1,4 @@
-//! Discovery and loading of plugin libraries (design.md §5): every `lib*.so` of the pipeline's
+//! Discovery and loading of plugin libraries (docs/design.md §5): every `lib*.so` of the pipeline's
 //! `plugin_dirs`, then of `$PIPE_PLUGIN_PATH`; the handshake first; libraries never unloaded.
 //!
 //! * A file without `pipe_plugin_abi_version` (or that `dlopen` refuses) is not a plugin: it is
@@ -7,14 +7,14 @@
 //! * A library answering v1 is initialised and its descriptor validated (sizes, kinds, every
 //!   required entry point), so the adapters can call it without further checks.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{CStr, c_char};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use pipe_plugin_abi::{
-    AbiVersionFn, InitV1Fn, PipeError, PipeLibraryV1, PipePluginDescV1, ABI_VERSION, PIPE_KIND_SINK, PIPE_KIND_SOURCE,
-    PIPE_KIND_TRANSFORM, SYMBOL_ABI_VERSION, SYMBOL_INIT_V1,
+    ABI_VERSION, AbiVersionFn, InitV1Fn, PIPE_KIND_SINK, PIPE_KIND_SOURCE, PIPE_KIND_TRANSFORM, PipeError,
+    PipeLibraryV1, PipePluginDescV1, SYMBOL_ABI_VERSION, SYMBOL_INIT_V1,
 };
 use pipe_plugin_sdk::{PluginDescriptor, PluginKind};
 
@@ -42,7 +42,9 @@ impl std::fmt::Display for LoadError {
                 "{}: plugin ABI version {found}, but this pipe supports plugin ABI version {ABI_VERSION}; rebuild the plugin for ABI {ABI_VERSION}",
                 path.display()
             ),
-            LoadError::Broken { path, reason } => write!(f, "{}: not a usable pipe plugin library: {reason}", path.display()),
+            LoadError::Broken { path, reason } => {
+                write!(f, "{}: not a usable pipe plugin library: {reason}", path.display())
+            }
             LoadError::Dir { dir, reason } => write!(f, "plugin directory {}: {reason}", dir.display()),
         }
     }
@@ -166,7 +168,7 @@ fn load_uncached(path: &Path) -> Result<Option<Arc<LoadedLibrary>>, LoadError> {
     // RTLD_NOW: fail here, not at the first call, on a missing symbol. RTLD_LOCAL: the
     // library's symbols (its own std, tokio, arrow) never interpose another library's.
     // SAFETY: loading runs the library's initialisers; plugin directories are trusted by
-    // configuration (design.md §5).
+    // configuration (docs/design.md §5).
     let lib = match unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) } {
         Ok(lib) => lib,
         Err(e) => {
@@ -245,7 +247,9 @@ fn validate_library(d: &PipeLibraryV1) -> Result<(), String> {
     if (d.struct_size as usize) < std::mem::size_of::<PipeLibraryV1>() {
         return Err(format!("PipeLibraryV1 of {} bytes, smaller than v1", d.struct_size));
     }
-    for (what, p) in [("build_info", d.build_info), ("library_name", d.library_name), ("library_version", d.library_version)] {
+    for (what, p) in
+        [("build_info", d.build_info), ("library_name", d.library_name), ("library_version", d.library_version)]
+    {
         if p.is_null() {
             return Err(format!("{what} is null"));
         }
@@ -282,14 +286,17 @@ fn external_plugin(
         return Err("empty plugin name".into());
     }
     let schema_text = leak("config_schema_json", p.config_schema_json)?;
-    let config_schema = serde_json::from_str(schema_text).map_err(|e| format!("`{name}`: config schema is not JSON: {e}"))?;
+    let config_schema =
+        serde_json::from_str(schema_text).map_err(|e| format!("`{name}`: config schema is not JSON: {e}"))?;
     if p.check_config.is_none() {
         return Err(format!("`{name}`: check_config is null"));
     }
     let (kind, vtable) = match p.kind {
         // SAFETY (all three): a non-null vtable is static in the library.
         PIPE_KIND_SOURCE => (PluginKind::Source, Vtable::Source(SourceFns::from_raw(unsafe { p.source.as_ref() })?)),
-        PIPE_KIND_TRANSFORM => (PluginKind::Transform, Vtable::Transform(TransformFns::from_raw(unsafe { p.transform.as_ref() })?)),
+        PIPE_KIND_TRANSFORM => {
+            (PluginKind::Transform, Vtable::Transform(TransformFns::from_raw(unsafe { p.transform.as_ref() })?))
+        }
         PIPE_KIND_SINK => (PluginKind::Sink, Vtable::Sink(SinkFns::from_raw(unsafe { p.sink.as_ref() })?)),
         other => return Err(format!("`{name}`: unknown plugin kind {other}")),
     };

@@ -1,4 +1,4 @@
-//! The plugin host: plugins shipped as dynamic libraries, run like built-ins (design.md §5).
+//! The plugin host: plugins shipped as dynamic libraries, run like built-ins (docs/design.md §5).
 //!
 //! * [`loader`]: discovery (`plugin_dirs`, `$PIPE_PLUGIN_PATH`, `lib*.so`), the handshake
 //!   (`pipe_plugin_abi_version` first; a foreign version is refused naming both), init and
@@ -19,4 +19,4 @@ pub mod loader;
 mod slots;
 mod vtables;
 
-pub use loader::{discover, env_plugin_path, ExternalPlugin, LoadedLibrary};
+pub use loader::{ExternalPlugin, LoadedLibrary, discover, env_plugin_path};

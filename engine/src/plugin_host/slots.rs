@@ -10,7 +10,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use pipe_plugin_sdk::{PluginDescriptor, PluginFactory, PluginKind, Result, SinkContext, Sink, Source, SourceContext, Transform};
+use pipe_plugin_sdk::{
+    PluginDescriptor, PluginFactory, PluginKind, Result, Sink, SinkContext, Source, SourceContext, Transform,
+};
 use serde_json::Value;
 
 use super::adapter;

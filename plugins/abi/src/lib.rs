@@ -1,7 +1,7 @@
 //! # pipe-plugin-abi
 //!
-//! The C ABI between `pipe` and plugins shipped as dynamic libraries (design.md §5,
-//! plugin-abi.md §5). This crate *is* the ABI: `#[repr(C)]` structs, status codes, symbol
+//! The C ABI between `pipe` and plugins shipped as dynamic libraries (docs/design.md §5,
+//! docs/plugin-abi.md §5). This crate *is* the ABI: `#[repr(C)]` structs, status codes, symbol
 //! names, function-pointer types, and its own declarations of the Arrow C Data Interface
 //! structs, so no arrow-rs type or version is part of it. `pipe_plugin.h` beside this crate
 //! is the same ABI for C; a test checks that the two agree.

@@ -22,23 +22,84 @@ macro_rules! layout {
 
 fn layouts() -> Vec<Layout> {
     vec![
-        layout!("struct ArrowSchema", ArrowSchema { format, name, metadata, flags, n_children, children, dictionary, release, private_data }),
-        layout!("struct ArrowArray", ArrowArray { length, null_count, offset, n_buffers, n_children, buffers, children, dictionary, release, private_data }),
-        layout!("struct ArrowArrayStream", ArrowArrayStream { get_schema, get_next, get_last_error, release, private_data }),
+        layout!(
+            "struct ArrowSchema",
+            ArrowSchema { format, name, metadata, flags, n_children, children, dictionary, release, private_data }
+        ),
+        layout!(
+            "struct ArrowArray",
+            ArrowArray {
+                length,
+                null_count,
+                offset,
+                n_buffers,
+                n_children,
+                buffers,
+                children,
+                dictionary,
+                release,
+                private_data
+            }
+        ),
+        layout!(
+            "struct ArrowArrayStream",
+            ArrowArrayStream { get_schema, get_next, get_last_error, release, private_data }
+        ),
         layout!("PipeStr", PipeStr { ptr, len }),
         layout!("PipeError", PipeError { struct_size, code, message, config_path }),
-        layout!("PipeHostApiV1", PipeHostApiV1 { struct_size, abi_version, host_version, log, max_log_level, worker_threads }),
-        layout!("PipeLibraryV1", PipeLibraryV1 { abi_version, struct_size, build_info, library_name, library_version, n_plugins, plugins, free_string }),
-        layout!("PipePluginDescV1", PipePluginDescV1 { struct_size, kind, name, version, description, config_schema_json, check_config, source, transform, sink }),
+        layout!(
+            "PipeHostApiV1",
+            PipeHostApiV1 { struct_size, abi_version, host_version, log, max_log_level, worker_threads }
+        ),
+        layout!(
+            "PipeLibraryV1",
+            PipeLibraryV1 {
+                abi_version,
+                struct_size,
+                build_info,
+                library_name,
+                library_version,
+                n_plugins,
+                plugins,
+                free_string
+            }
+        ),
+        layout!(
+            "PipePluginDescV1",
+            PipePluginDescV1 {
+                struct_size,
+                kind,
+                name,
+                version,
+                description,
+                config_schema_json,
+                check_config,
+                source,
+                transform,
+                sink
+            }
+        ),
         layout!("PipeSourceOpenArgsV1", PipeSourceOpenArgsV1 { struct_size, pipeline, config_json, state_json, limit }),
         layout!("PipeStreamV1", PipeStreamV1 { name, schema }),
-        layout!("PipeSinkOpenArgsV1", PipeSinkOpenArgsV1 { struct_size, pipeline, config_json, run_id, streams, n_streams }),
+        layout!(
+            "PipeSinkOpenArgsV1",
+            PipeSinkOpenArgsV1 { struct_size, pipeline, config_json, run_id, streams, n_streams }
+        ),
         layout!("PipeTransformOpenArgsV1", PipeTransformOpenArgsV1 { struct_size, pipeline, config_json }),
         layout!("PipeEventV1", PipeEventV1 { struct_size, kind, stream, json, array, schema }),
-        layout!("PipeSourceCountersV1", PipeSourceCountersV1 { struct_size, requests, retries, conversations, messages, throttled_until_ms }),
+        layout!(
+            "PipeSourceCountersV1",
+            PipeSourceCountersV1 { struct_size, requests, retries, conversations, messages, throttled_until_ms }
+        ),
         layout!("PipeSinkStatsV1", PipeSinkStatsV1 { struct_size, files, bytes, rows }),
-        layout!("PipeSourceVTableV1", PipeSourceVTableV1 { struct_size, open, stream_count, stream, next_event, counters, cancel, close }),
-        layout!("PipeTransformVTableV1", PipeTransformVTableV1 { struct_size, open, output_stream, transform, flush, next_output, cancel, close }),
+        layout!(
+            "PipeSourceVTableV1",
+            PipeSourceVTableV1 { struct_size, open, stream_count, stream, next_event, counters, cancel, close }
+        ),
+        layout!(
+            "PipeTransformVTableV1",
+            PipeTransformVTableV1 { struct_size, open, output_stream, transform, flush, next_output, cancel, close }
+        ),
         layout!("PipeSinkVTableV1", PipeSinkVTableV1 { struct_size, open, write, commit, abort, stats, cancel, close }),
     ]
 }
@@ -127,7 +188,8 @@ fn header_declares_exactly_the_rust_structs() {
 fn header_layout_matches_rust_when_compiled() {
     let mut c = String::from("#include <stddef.h>\n#include \"pipe_plugin.h\"\n");
     for (name, size, fields) in layouts() {
-        writeln!(c, "_Static_assert(sizeof({name}) == {size}, \"sizeof({name}) differs from Rust ({size})\");").unwrap();
+        writeln!(c, "_Static_assert(sizeof({name}) == {size}, \"sizeof({name}) differs from Rust ({size})\");")
+            .unwrap();
         for (field, offset) in fields {
             writeln!(
                 c,

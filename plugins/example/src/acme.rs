@@ -29,19 +29,19 @@ use std::sync::Arc;
 use pipe_plugin_sdk::config::{self, Secret};
 use pipe_plugin_sdk::http::{HttpClient, HttpSettings};
 use pipe_plugin_sdk::reexports::async_trait;
-use pipe_plugin_sdk::reexports::reqwest::header::{HeaderMap, AUTHORIZATION};
+use pipe_plugin_sdk::reexports::reqwest::header::{AUTHORIZATION, HeaderMap};
 use pipe_plugin_sdk::schema::{
-    conversations_schema, messages_schema, ConversationRow, ConversationsBuilder, MessageRow, MessagesBuilder, SenderRole,
-    CONVERSATIONS, MESSAGES,
+    CONVERSATIONS, ConversationRow, ConversationsBuilder, MESSAGES, MessageRow, MessagesBuilder, SenderRole,
+    conversations_schema, messages_schema,
 };
 use pipe_plugin_sdk::time::{format_micros, now_micros, parse_timestamp_micros};
 use pipe_plugin_sdk::{
-    paging, Checkpoint, DeadLetter, Event, Metrics, PluginDescriptor, PluginError, PluginFactory, Result, Source,
-    SourceContext, StreamDecl,
+    Checkpoint, DeadLetter, Event, Metrics, PluginDescriptor, PluginError, PluginFactory, Result, Source,
+    SourceContext, StreamDecl, paging,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The `vendor` column and the name in errors.
 const VENDOR: &str = "acme";
@@ -87,7 +87,9 @@ fn validate(cfg: &AcmeConfig) -> Result<Option<i64>> {
     }
     cfg.start
         .as_deref()
-        .map(|s| parse_timestamp_micros(s).ok_or_else(|| bad("start", "must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")))
+        .map(|s| {
+            parse_timestamp_micros(s).ok_or_else(|| bad("start", "must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z"))
+        })
         .transpose()
 }
 
@@ -111,12 +113,9 @@ fn open(config: Value, ctx: SourceContext) -> Result<Box<dyn Source>> {
     let start = validate(&cfg)?;
     // The checkpoint of the last committed run wins over `start`.
     let updated_since = match &ctx.state {
-        Some(state) => Some(
-            state["updated_since"]
-                .as_str()
-                .and_then(parse_timestamp_micros)
-                .ok_or_else(|| PluginError::other(format!("acme: unusable saved state {state} (reset it with `pipe state reset`)")))?,
-        ),
+        Some(state) => Some(state["updated_since"].as_str().and_then(parse_timestamp_micros).ok_or_else(|| {
+            PluginError::other(format!("acme: unusable saved state {state} (reset it with `pipe state reset`)"))
+        })?),
         None => start,
     };
     let mut headers = HeaderMap::new();
@@ -236,24 +235,31 @@ impl AcmeSource {
             self.pending.push_back(Event::Batch { stream: CONVERSATIONS.into(), batch: conversations.finish() });
         }
         if let Some(newest) = self.newest {
-            self.pending.push_back(Event::Checkpoint(Checkpoint { state: json!({"updated_since": format_micros(newest)}) }));
+            self.pending
+                .push_back(Event::Checkpoint(Checkpoint { state: json!({"updated_since": format_micros(newest)}) }));
         }
         Ok(())
     }
 
     /// One vendor conversation as canonical rows; `Err` says why it cannot be mapped.
-    fn map_conversation(&self, c: &Value, extracted_at: i64) -> std::result::Result<(ConversationRow, Vec<MessageRow>), String> {
+    fn map_conversation(
+        &self,
+        c: &Value,
+        extracted_at: i64,
+    ) -> std::result::Result<(ConversationRow, Vec<MessageRow>), String> {
         let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
         let time = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).and_then(parse_timestamp_micros);
         let id = text(c, "id").ok_or("no `id`")?;
         let updated_at = time(c, "updated_at").ok_or("no parsable `updated_at`")?;
-        let mut raw_messages: Vec<&Value> = c.get("messages").and_then(Value::as_array).map(|m| m.iter().collect()).unwrap_or_default();
+        let mut raw_messages: Vec<&Value> =
+            c.get("messages").and_then(Value::as_array).map(|m| m.iter().collect()).unwrap_or_default();
         // `seq` is the position by sent time; a stable sort keeps the API's order on ties.
         raw_messages.sort_by_key(|m| time(m, "sent_at"));
         let mut messages = Vec::with_capacity(raw_messages.len());
         for (seq, m) in raw_messages.into_iter().enumerate() {
             let message_id = text(m, "id").ok_or_else(|| format!("a message of conversation {id} has no `id`"))?;
-            let sent_at = time(m, "sent_at").ok_or_else(|| format!("message {message_id} has no parsable `sent_at`"))?;
+            let sent_at =
+                time(m, "sent_at").ok_or_else(|| format!("message {message_id} has no parsable `sent_at`"))?;
             let sender_role = match m.get("author").and_then(Value::as_str) {
                 Some("customer") => SenderRole::Visitor,
                 Some("agent") => SenderRole::Agent,
@@ -296,9 +302,17 @@ impl AcmeSource {
             message_count: Some(messages.len() as u32),
             visitor_id: c.pointer("/customer/id").and_then(Value::as_str).map(str::to_string),
             visitor_name: c.pointer("/customer/name").and_then(Value::as_str).map(str::to_string),
-            agent_ids: c.get("agent_ids").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default(),
+            agent_ids: c
+                .get("agent_ids")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
             tag_ids: Vec::new(),
-            tags: c.get("tags").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default(),
+            tags: c
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
             variables: BTreeMap::new(),
             raw: {
                 // `raw` keeps the conversation without its messages (they have their own rows).

@@ -16,7 +16,7 @@ use pipe_plugin_sdk::reexports::async_trait;
 use pipe_plugin_sdk::{Checkpoint, PluginDescriptor, PluginError, PluginFactory, Result, Sink, SinkContext, SinkStats};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The `[[sinks]]` keys of `plugin = "row_counts"`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

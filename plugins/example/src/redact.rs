@@ -55,7 +55,11 @@ pub fn mask(text: &str, min: usize) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= min { out.extend(std::iter::repeat_n('#', run.len())) } else { out.push_str(run) }
+        if run.len() >= min {
+            out.extend(std::iter::repeat_n('#', run.len()))
+        } else {
+            out.push_str(run)
+        }
         run.clear();
     };
     for ch in text.chars() {
@@ -78,7 +82,10 @@ impl Transform for Redact {
     }
 
     async fn transform(&mut self, _stream: &str, batch: RecordBatch) -> Result<Vec<TransformOutput>> {
-        let (index, _) = batch.schema().column_with_name("text").ok_or_else(|| PluginError::other("messages without a `text` column"))?;
+        let (index, _) = batch
+            .schema()
+            .column_with_name("text")
+            .ok_or_else(|| PluginError::other("messages without a `text` column"))?;
         let text = batch
             .column(index)
             .as_any()

@@ -2,7 +2,7 @@
 //! `pipe plugin check target/release/libpipe_example.so --config FILE` runs through the C ABI.
 //! A plugin's own `cargo test` is the cheapest place to run them.
 
-use pipe_plugin_sdk::conformance::{check, Options, Status};
+use pipe_plugin_sdk::conformance::{Options, Status, check};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,6 +25,8 @@ async fn the_source_refuses_bad_configs_with_key_paths() {
     assert_eq!(status("config_errors"), Some(Status::Pass));
     assert_eq!(status("schema"), Some(Status::Skip));
 
-    let err = (pipe_example::acme::descriptor().check_config)(&json!({"base_url": "ftp://x", "account": "a", "token": "t"})).unwrap_err();
+    let err =
+        (pipe_example::acme::descriptor().check_config)(&json!({"base_url": "ftp://x", "account": "a", "token": "t"}))
+            .unwrap_err();
     assert_eq!(err.to_string(), "base_url: must start with https:// (or http:// for a local test server)");
 }

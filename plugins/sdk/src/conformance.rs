@@ -40,10 +40,12 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use futures::FutureExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
-use crate::plugin::{Event, PluginDescriptor, PluginFactory, PluginKind, SinkContext, SourceContext, StreamDecl, TransformOutput};
+use crate::plugin::{
+    Event, PluginDescriptor, PluginFactory, PluginKind, SinkContext, SourceContext, StreamDecl, TransformOutput,
+};
 use crate::schema::{conversations_schema, messages_schema};
 use crate::{Checkpoint, PluginError};
 
@@ -179,7 +181,11 @@ pub async fn check(plugin: &PluginDescriptor, opts: &Options) -> Report {
             let readable = !schema.detail.starts_with(READ_FAILED);
             checks.push(schema);
             checks.push(checkpoint);
-            checks.push(if readable { kit.source_cancel(cfg).await } else { skip("cancel", "not run: the source cannot read with this config (see schema)") });
+            checks.push(if readable {
+                kit.source_cancel(cfg).await
+            } else {
+                skip("cancel", "not run: the source cannot read with this config (see schema)")
+            });
             checks.push(kit.memory(cfg).await);
         }
         (Some(cfg), PluginKind::Transform) => {
@@ -231,7 +237,10 @@ impl std::fmt::Display for CallError {
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "(non-string panic)".into())
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic)".into())
 }
 
 struct Kit<'a> {
@@ -272,8 +281,13 @@ impl Kit<'_> {
 
     fn descriptor(&mut self) -> CheckResult {
         let d = self.plugin;
-        if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-            return fail("descriptor", format!("name `{}` must be non-empty lower-case ASCII letters, digits, `_` or `-`", d.name));
+        if d.name.is_empty()
+            || !d.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            return fail(
+                "descriptor",
+                format!("name `{}` must be non-empty lower-case ASCII letters, digits, `_` or `-`", d.name),
+            );
         }
         if d.version.is_empty() {
             return fail("descriptor", "empty version");
@@ -282,11 +296,24 @@ impl Kit<'_> {
             Ok(s) => s,
             Err(e) => return fail("descriptor", format!("config_schema {e}")),
         };
-        let is_object = schema.get("type").and_then(Value::as_str) == Some("object") || schema.get("properties").is_some();
+        let is_object =
+            schema.get("type").and_then(Value::as_str) == Some("object") || schema.get("properties").is_some();
         if !is_object {
-            return fail("descriptor", format!("the config JSON Schema does not describe a table (no \"type\": \"object\"): {schema}"));
+            return fail(
+                "descriptor",
+                format!("the config JSON Schema does not describe a table (no \"type\": \"object\"): {schema}"),
+            );
         }
-        pass("descriptor", format!("{} {} {}, config schema with {} key(s)", d.kind().as_str(), d.name, d.version, schema.get("properties").and_then(Value::as_object).map_or(0, |p| p.len())))
+        pass(
+            "descriptor",
+            format!(
+                "{} {} {}, config schema with {} key(s)",
+                d.kind().as_str(),
+                d.name,
+                d.version,
+                schema.get("properties").and_then(Value::as_object).map_or(0, |p| p.len())
+            ),
+        )
     }
 
     fn check_config(&mut self, config: &Value) -> Result<(), CallError> {
@@ -309,8 +336,12 @@ impl Kit<'_> {
         match self.check_config(&json!("not a table")) {
             Ok(()) => return fail(NAME, "check_config accepted a string as the plugin's table"),
             Err(CallError::Error(PluginError::Config { message, .. })) if !message.trim().is_empty() => {}
-            Err(CallError::Error(PluginError::Config { .. })) => return fail(NAME, "a config error with an empty message"),
-            Err(e) => return fail(NAME, format!("a wrong config must be a config error (key path + message), got: {e}")),
+            Err(CallError::Error(PluginError::Config { .. })) => {
+                return fail(NAME, "a config error with an empty message");
+            }
+            Err(e) => {
+                return fail(NAME, format!("a wrong config must be a config error (key path + message), got: {e}"));
+            }
         }
         let schema = (self.plugin.config_schema)();
         let mut detail = String::from("a non-table is a config error");
@@ -318,9 +349,15 @@ impl Kit<'_> {
             let mut cfg = self.opts.config.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));
             cfg["pipe_conformance_unknown_key"] = json!(true);
             match self.check_config(&cfg) {
-                Ok(()) => return fail(NAME, "the config schema forbids unknown keys, but check_config accepted `pipe_conformance_unknown_key`"),
+                Ok(()) => {
+                    return fail(
+                        NAME,
+                        "the config schema forbids unknown keys, but check_config accepted `pipe_conformance_unknown_key`",
+                    );
+                }
                 Err(CallError::Error(PluginError::Config { path, message }))
-                    if path.contains("pipe_conformance_unknown_key") || message.contains("pipe_conformance_unknown_key") => {}
+                    if path.contains("pipe_conformance_unknown_key")
+                        || message.contains("pipe_conformance_unknown_key") => {}
                 Err(CallError::Error(PluginError::Config { .. })) if self.opts.config.is_none() => {
                     // Without a working config, a missing required key may be reported first.
                 }
@@ -342,7 +379,11 @@ impl Kit<'_> {
     }
 
     /// Opens the source (the config is the caller's), returning its declared streams too.
-    async fn open_source(&mut self, cfg: &Value, state: Option<Value>) -> Result<(Box<dyn crate::Source>, Vec<StreamDecl>), CallError> {
+    async fn open_source(
+        &mut self,
+        cfg: &Value,
+        state: Option<Value>,
+    ) -> Result<(Box<dyn crate::Source>, Vec<StreamDecl>), CallError> {
         let PluginFactory::Source(open) = self.plugin.factory else { unreachable!("a source") };
         let cfg = cfg.clone();
         let source = self.call("source.open", async move { open(cfg, Kit::source_ctx(state)) }).await?;
@@ -399,11 +440,19 @@ impl Kit<'_> {
         let schema = match &first.mismatch {
             Some(m) => fail("schema", m.clone()),
             None if first.batches == 0 => skip("schema", "the source emitted no batch with this config"),
-            None => pass("schema", format!("{} batch(es) on {} declared stream(s), each with its declared schema", first.batches, first.streams)),
+            None => pass(
+                "schema",
+                format!(
+                    "{} batch(es) on {} declared stream(s), each with its declared schema",
+                    first.batches, first.streams
+                ),
+            ),
         };
         let read_note = if first.truncated { " (read stopped early: max events or timeout)" } else { "" };
         let checkpoint = match &first.last_checkpoint {
-            None if first.rows == 0 => skip("checkpoint", "the source emitted no rows with this config; nothing to resume"),
+            None if first.rows == 0 => {
+                skip("checkpoint", "the source emitted no rows with this config; nothing to resume")
+            }
             None => fail("checkpoint", format!("{} rows but no checkpoint: a rerun can only start over", first.rows)),
             Some(state) => {
                 // The state must survive the trip through the engine's state file.
@@ -412,11 +461,17 @@ impl Kit<'_> {
                     Err(e) => fail("checkpoint", format!("reopening with the last checkpoint failed: {e}")),
                     Ok(second) if second.rows >= first.rows && first.rows_at_checkpoint > 0 => fail(
                         "checkpoint",
-                        format!("resumed from the last checkpoint (after {} of {} rows), the source emitted {} rows again: it starts over", first.rows_at_checkpoint, first.rows, second.rows),
+                        format!(
+                            "resumed from the last checkpoint (after {} of {} rows), the source emitted {} rows again: it starts over",
+                            first.rows_at_checkpoint, first.rows, second.rows
+                        ),
                     ),
                     Ok(second) => pass(
                         "checkpoint",
-                        format!("{} rows, {} checkpoint(s){read_note}; resumed from the last one: {} rows", first.rows, first.checkpoints, second.rows),
+                        format!(
+                            "{} rows, {} checkpoint(s){read_note}; resumed from the last one: {} rows",
+                            first.rows, first.checkpoints, second.rows
+                        ),
                     ),
                 }
             }
@@ -452,11 +507,16 @@ impl Kit<'_> {
         }
         // The plugin (and its library's runtime) must still work after a cancel.
         match self.open_source(cfg, None).await {
-            Ok((mut again, _)) => match tokio::time::timeout(self.opts.read_timeout, self.call("source.next", again.next())).await {
-                Ok(Ok(_)) => pass(NAME, format!("abandoned in {} ms; reopened and read an event afterwards", took.as_millis())),
-                Ok(Err(e)) => fail(NAME, format!("after a cancel, a new instance fails: {e}")),
-                Err(_) => fail(NAME, "after a cancel, a new instance hangs"),
-            },
+            Ok((mut again, _)) => {
+                match tokio::time::timeout(self.opts.read_timeout, self.call("source.next", again.next())).await {
+                    Ok(Ok(_)) => pass(
+                        NAME,
+                        format!("abandoned in {} ms; reopened and read an event afterwards", took.as_millis()),
+                    ),
+                    Ok(Err(e)) => fail(NAME, format!("after a cancel, a new instance fails: {e}")),
+                    Err(_) => fail(NAME, "after a cancel, a new instance hangs"),
+                }
+            }
             Err(e) => fail(NAME, format!("after a cancel, reopening fails: {e}")),
         }
     }
@@ -583,7 +643,11 @@ impl Kit<'_> {
             self.opts.warm_up_cycles,
             self.opts.max_growth_per_cycle
         );
-        if per_cycle > self.opts.max_growth_per_cycle { fail(NAME, format!("grows: {detail}")) } else { pass(NAME, detail) }
+        if per_cycle > self.opts.max_growth_per_cycle {
+            fail(NAME, format!("grows: {detail}"))
+        } else {
+            pass(NAME, detail)
+        }
     }
 }
 
@@ -697,7 +761,10 @@ mod tests {
     #[async_trait]
     impl crate::Source for Numbers {
         fn streams(&self) -> Vec<StreamDecl> {
-            vec![StreamDecl { name: "n".into(), schema: Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)])) }]
+            vec![StreamDecl {
+                name: "n".into(),
+                schema: Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)])),
+            }]
         }
         async fn next(&mut self) -> crate::Result<Event> {
             assert!(!self.cfg.panic_in_next, "boom");
@@ -705,9 +772,18 @@ mod tests {
             Ok(match self.step {
                 1 if self.cfg.lie => {
                     let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Utf8, false)]));
-                    Event::Batch { stream: "n".into(), batch: RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["1"]))])? }
+                    Event::Batch {
+                        stream: "n".into(),
+                        batch: RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["1"]))])?,
+                    }
                 }
-                1 => Event::Batch { stream: "n".into(), batch: RecordBatch::try_new(self.streams()[0].schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])? },
+                1 => Event::Batch {
+                    stream: "n".into(),
+                    batch: RecordBatch::try_new(
+                        self.streams()[0].schema.clone(),
+                        vec![Arc::new(Int64Array::from(vec![1, 2]))],
+                    )?,
+                },
                 2 => Event::Checkpoint(Checkpoint { state: json!({"done": true}) }),
                 _ => Event::End,
             })

@@ -1,7 +1,7 @@
 //! The one error type that crosses from a plugin to the engine.
 
 /// An error raised by a plugin. The engine maps [`PluginError::Config`] to exit code 2 and every
-/// other variant to exit code 1 (design.md §7). Messages must never contain a secret.
+/// other variant to exit code 1 (docs/design.md §7). Messages must never contain a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The plugin's configuration is invalid. `path` is the key path inside the plugin's table

@@ -17,8 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
 
 use crate::metrics::Metrics;
@@ -101,7 +101,10 @@ impl HttpClient {
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| config_err(format!("{} is not a PEM certificate bundle: {e}", path.display())))?;
             if certs.is_empty() {
-                return Err(config_err(format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())));
+                return Err(config_err(format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                )));
             }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
@@ -117,7 +120,10 @@ impl HttpClient {
                 Some(Arc::new(governor::RateLimiter::direct(quota)))
             }
             Some(_) => {
-                return Err(PluginError::Config { path: "requests_per_second".into(), message: "must be a positive number".into() })
+                return Err(PluginError::Config {
+                    path: "requests_per_second".into(),
+                    message: "must be a positive number".into(),
+                });
             }
         };
         Ok(HttpClient {
@@ -158,7 +164,9 @@ impl HttpClient {
     /// Takes one retry from the run's budget; false when it is spent.
     fn take_retry(&self) -> bool {
         self.retries_left
-            .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1))
+            .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| {
+                n.checked_sub(1)
+            })
             .is_ok()
     }
 
@@ -183,8 +191,10 @@ impl HttpClient {
 
     /// A header value that is marked sensitive (hidden from reqwest's own debug output).
     pub fn sensitive_header(value: &str) -> Result<HeaderValue> {
-        let mut v = HeaderValue::from_str(value)
-            .map_err(|_| PluginError::Config { path: "token".into(), message: "contains characters not allowed in an HTTP header".into() })?;
+        let mut v = HeaderValue::from_str(value).map_err(|_| PluginError::Config {
+            path: "token".into(),
+            message: "contains characters not allowed in an HTTP header".into(),
+        })?;
         v.set_sensitive(true);
         Ok(v)
     }
@@ -233,13 +243,19 @@ impl HttpClient {
                         match resp.bytes().await {
                             Ok(body) => match serde_json::from_slice::<Value>(&body) {
                                 Ok(v) => return Ok(v),
-                                Err(e) => Failure::retry(format!("unparsable JSON body ({} bytes): {e}", body.len()), None),
+                                Err(e) => {
+                                    Failure::retry(format!("unparsable JSON body ({} bytes): {e}", body.len()), None)
+                                }
                             },
                             Err(e) => Failure::retry(format!("body read failed: {}", error_chain(&e)), None),
                         }
                     } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         let wait = retry_after(resp.headers()).map(|w| w.max(s.min_retry_after));
-                        let wait = if status == StatusCode::TOO_MANY_REQUESTS { Some(wait.unwrap_or(s.min_retry_after)) } else { wait };
+                        let wait = if status == StatusCode::TOO_MANY_REQUESTS {
+                            Some(wait.unwrap_or(s.min_retry_after))
+                        } else {
+                            wait
+                        };
                         Failure::retry(format!("HTTP {status}"), wait)
                     } else {
                         let body = resp.text().await.unwrap_or_default();
@@ -297,10 +313,8 @@ impl Failure {
 fn backoff(s: &HttpSettings, attempt: u32) -> Duration {
     let exp = s.initial_backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
     let exp = exp.min(s.max_backoff);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let frac = 0.5 + (nanos % 1000) as f64 / 2000.0;
     exp.mul_f64(frac)
 }

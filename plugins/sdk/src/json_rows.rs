@@ -1,4 +1,4 @@
-//! JSON Lines encoding of Arrow batches, as design.md §3 defines it for every JSON output.
+//! JSON Lines encoding of Arrow batches, as docs/design.md §3 defines it for every JSON output.
 //!
 //! One JSON object per row, one row per line, keys in schema order, and every column present
 //! on every line (a null is written as `null`, not left out, so a loader sees a fixed set of
@@ -13,17 +13,16 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::Result;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch};
 use arrow_json::WriterBuilder;
 use arrow_json::writer::{Encoder, EncoderFactory, EncoderOptions, LineDelimited, NullableEncoder};
 use arrow_schema::{ArrowError, DataType, FieldRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
-use crate::Result;
 
 /// Appends the rows of `batch` to `out` as JSON Lines: one object per row, each ending in `\n`.
 ///
@@ -128,12 +127,7 @@ impl<'a, T: ArrowPrimitiveType<Native = i64>> TimestampEncoder<'a, T> {
                 )));
             }
         }
-        Ok(TimestampEncoder {
-            array,
-            format,
-            to_datetime,
-            text: String::new(),
-        })
+        Ok(TimestampEncoder { array, format, to_datetime, text: String::new() })
     }
 }
 
@@ -160,16 +154,12 @@ mod tests {
 
     #[test]
     fn millisecond_precision_and_nulls() {
-        let ts = TimestampMillisecondArray::from(vec![Some(1_686_739_774_406), None])
-            .with_timezone("+02:00");
+        let ts = TimestampMillisecondArray::from(vec![Some(1_686_739_774_406), None]).with_timezone("+02:00");
         let schema = Schema::new(vec![Field::new("t", ts.data_type().clone(), true)]);
         let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ts)]).unwrap();
         let mut out = Vec::new();
         encode_rows(&batch, &mut out).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "{\"t\":\"2023-06-14T10:49:34.406Z\"}\n{\"t\":null}\n"
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"t\":\"2023-06-14T10:49:34.406Z\"}\n{\"t\":null}\n");
     }
 
     #[test]

@@ -54,7 +54,10 @@ pub fn items_at(body: &Value, pointer: &str, vendor: &str, url: &str) -> Result<
     match body.pointer(pointer) {
         Some(Value::Array(items)) => Ok(items.clone()),
         Some(Value::Null) => Ok(Vec::new()),
-        _ => Err(PluginError::Protocol { vendor: vendor.into(), message: format!("no array at `{pointer}` in the response of {}", path_only(url)) }),
+        _ => Err(PluginError::Protocol {
+            vendor: vendor.into(),
+            message: format!("no array at `{pointer}` in the response of {}", path_only(url)),
+        }),
     }
 }
 
@@ -65,7 +68,8 @@ fn path_only(url: &str) -> &str {
 /// `url` with query parameter `name` set to `value` (replacing an existing one).
 pub fn with_param(url: &str, name: &str, value: &str) -> Result<String> {
     let mut u = url::Url::parse(url).map_err(|e| PluginError::other(format!("bad URL {url}: {e}")))?;
-    let kept: Vec<(String, String)> = u.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let kept: Vec<(String, String)> =
+        u.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     u.query_pairs_mut().clear().extend_pairs(kept).append_pair(name, value);
     Ok(u.into())
 }
@@ -115,8 +119,12 @@ impl HttpClient {
                     Paging::Cursor { items, cursor, param } => {
                         let page = items_at(&body, items, vendor, &url)?;
                         let next = match body.pointer(cursor) {
-                            Some(Value::String(c)) if !c.is_empty() && !page.is_empty() => Next::Url(with_param(&first_url, param, c)?),
-                            Some(Value::Number(n)) if !page.is_empty() => Next::Url(with_param(&first_url, param, &n.to_string())?),
+                            Some(Value::String(c)) if !c.is_empty() && !page.is_empty() => {
+                                Next::Url(with_param(&first_url, param, c)?)
+                            }
+                            Some(Value::Number(n)) if !page.is_empty() => {
+                                Next::Url(with_param(&first_url, param, &n.to_string())?)
+                            }
                             _ => Next::Done,
                         };
                         (page, next)
@@ -125,7 +133,11 @@ impl HttpClient {
                         let page = items_at(&body, items, vendor, &url)?;
                         let seen = seen + page.len() as u64;
                         let total = body.pointer(total).and_then(Value::as_u64);
-                        let next = if page.is_empty() || total.is_some_and(|t| seen >= t) { Next::Done } else { Next::Page(page_no + 1, seen) };
+                        let next = if page.is_empty() || total.is_some_and(|t| seen >= t) {
+                            Next::Done
+                        } else {
+                            Next::Page(page_no + 1, seen)
+                        };
                         (page, next)
                     }
                 };
@@ -145,15 +157,24 @@ impl HttpClient {
     /// the `after` cursor, `None` first) to `url` until `pageInfo.hasNextPage` is false. The
     /// connection is at pointer `connection` in the response (`/data/chats`); nodes are
     /// `edges[].node`. GraphQL `errors` fail the call with their messages.
-    pub async fn relay_all(&self, url: &str, connection: &str, request: impl Fn(Option<&str>) -> Value) -> Result<Vec<Value>> {
+    pub async fn relay_all(
+        &self,
+        url: &str,
+        connection: &str,
+        request: impl Fn(Option<&str>) -> Value,
+    ) -> Result<Vec<Value>> {
         let mut nodes = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let body = self.post_json(url, &request(after.as_deref())).await?;
             if let Some(Value::Array(errors)) = body.get("errors") {
                 if !errors.is_empty() {
-                    let msgs: Vec<&str> = errors.iter().filter_map(|e| e.get("message").and_then(Value::as_str)).collect();
-                    return Err(PluginError::Protocol { vendor: self.vendor().into(), message: format!("GraphQL errors: {}", msgs.join("; ")) });
+                    let msgs: Vec<&str> =
+                        errors.iter().filter_map(|e| e.get("message").and_then(Value::as_str)).collect();
+                    return Err(PluginError::Protocol {
+                        vendor: self.vendor().into(),
+                        message: format!("GraphQL errors: {}", msgs.join("; ")),
+                    });
                 }
             }
             let conn = body.pointer(connection).ok_or_else(|| PluginError::Protocol {

@@ -1,4 +1,4 @@
-//! The plugin protocol (design.md §5), one trait per plugin kind.
+//! The plugin protocol (docs/design.md §5), one trait per plugin kind.
 //!
 //! * A [`Source`] declares its streams ([`StreamDecl`]: name + Arrow schema) when it is opened,
 //!   receives its last committed checkpoint in [`SourceContext::state`], and then yields
@@ -21,8 +21,8 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::metrics::Metrics;
 use crate::Result;
+use crate::metrics::Metrics;
 
 /// A named stream and its Arrow schema, declared by a source at open (and passed to sinks).
 #[derive(Debug, Clone)]
@@ -175,7 +175,9 @@ pub trait Source: Send {
     /// failing endpoint).
     async fn probe(&mut self) -> Result<String> {
         Ok(match self.next().await? {
-            Event::Batch { stream, batch } => format!("read a first batch of {} row(s) on `{stream}`", batch.num_rows()),
+            Event::Batch { stream, batch } => {
+                format!("read a first batch of {} row(s) on `{stream}`", batch.num_rows())
+            }
             Event::DeadLetter(d) => format!("read a first record (a dead letter: {})", d.reason),
             Event::Checkpoint(_) => "read a first checkpoint".to_string(),
             Event::End => "reachable; nothing to export (the source ended at once)".to_string(),

@@ -1,4 +1,4 @@
-//! The canonical chat schemas, v1 (design.md §3), and the builders every source fills them with.
+//! The canonical chat schemas, v1 (docs/design.md §3), and the builders every source fills them with.
 //!
 //! Two streams:
 //!
@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{
-    BooleanBuilder, ListBuilder, MapBuilder, StringBuilder, TimestampMicrosecondBuilder,
-    UInt32Builder,
+    BooleanBuilder, ListBuilder, MapBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -40,10 +39,7 @@ pub fn list_utf8_type() -> DataType {
 
 /// `Map<Utf8, Utf8>` exactly as arrow-rs's `MapBuilder<StringBuilder, StringBuilder>` produces it.
 pub fn map_utf8_type() -> DataType {
-    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
-        .finish()
-        .data_type()
-        .clone()
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()).finish().data_type().clone()
 }
 
 /// The `messages` schema:
@@ -183,7 +179,7 @@ impl SenderRole {
 pub struct MessageRow {
     /// Vendor name (`giosg`, `alli`, `aimylogic`, or a plugin's own).
     pub vendor: String,
-    /// The vendor account (design.md §3.1).
+    /// The vendor account (docs/design.md §3.1).
     pub account_id: String,
     /// The vendor's conversation id, as given.
     pub conversation_id: String,
@@ -390,8 +386,7 @@ impl MessagesBuilder {
             Arc::new(self.extracted_at.finish()),
         ];
         self.len = 0;
-        RecordBatch::try_new(messages_schema(), columns)
-            .expect("builder columns match the messages schema")
+        RecordBatch::try_new(messages_schema(), columns).expect("builder columns match the messages schema")
     }
 }
 
@@ -515,8 +510,7 @@ impl ConversationsBuilder {
             Arc::new(self.extracted_at.finish()),
         ];
         self.len = 0;
-        RecordBatch::try_new(conversations_schema(), columns)
-            .expect("builder columns match the conversations schema")
+        RecordBatch::try_new(conversations_schema(), columns).expect("builder columns match the conversations schema")
     }
 }
 
@@ -567,10 +561,7 @@ mod tests {
 
     #[test]
     fn default_child_names() {
-        assert_eq!(
-            list_utf8_type(),
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
-        );
+        assert_eq!(list_utf8_type(), DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))));
         let DataType::Map(entries, false) = map_utf8_type() else { panic!("not a map") };
         assert_eq!(entries.name(), "entries");
         let DataType::Struct(kv) = entries.data_type() else { panic!("entries not a struct") };

@@ -1,6 +1,6 @@
 //! Staged output files, shared by the file sinks (`json`, `parquet`).
 //!
-//! The rules (design.md §6): a file is written under a temporary name and only appears under
+//! The rules (docs/design.md §6): a file is written under a temporary name and only appears under
 //! its final name when a commit covers it, so a reader globbing `**/*.parquet` or `*.jsonl`
 //! never sees a partial or uncommitted file; runs only add files, never replace one.
 //!
@@ -49,16 +49,8 @@ impl Staging {
     /// Staging for the sink whose output root is `root`; files are named after `run_id`
     /// (characters other than ASCII letters, digits, `-`, `_` and `.` become `_`).
     pub fn new(root: impl Into<PathBuf>, run_id: &str) -> Self {
-        let run_id = run_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let run_id =
+            run_id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
         Staging {
             root: root.into(),
             run_id,
@@ -80,8 +72,7 @@ impl Staging {
     /// Errors: [`PluginError::Io`] when the directory or file cannot be created, or when the
     /// final name already exists (runs only add files; a reused run id is refused).
     pub fn create(&mut self, dir: &Path, ext: &str) -> Result<(File, StagedFile)> {
-        fs::create_dir_all(dir)
-            .map_err(|e| PluginError::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(dir).map_err(|e| PluginError::io(format!("creating {}", dir.display()), e))?;
         let seq = self.next_seq;
         self.next_seq += 1;
         let name = format!("part-{}-{seq:05}.{ext}", self.run_id);
@@ -154,11 +145,7 @@ impl Staging {
         if !published.is_empty()
             && let Some(parent) = self.root.parent()
         {
-            dirs.insert(if parent.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                parent.into()
-            });
+            dirs.insert(if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.into() });
         }
         for dir in &dirs {
             sync_dir(dir).map_err(|e| PluginError::io(format!("syncing {}", dir.display()), e))?;
@@ -180,8 +167,7 @@ impl Staging {
                 Ok(()) => deleted += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    first_error
-                        .get_or_insert(PluginError::io(format!("deleting {}", temp.display()), e));
+                    first_error.get_or_insert(PluginError::io(format!("deleting {}", temp.display()), e));
                 }
             }
         }
@@ -199,10 +185,7 @@ impl Staging {
 
 fn already_exists(path: &Path) -> PluginError {
     PluginError::io(
-        format!(
-            "{} exists already; runs only add files (is the run id reused?)",
-            path.display()
-        ),
+        format!("{} exists already; runs only add files (is the run id reused?)", path.display()),
         io::Error::from(io::ErrorKind::AlreadyExists),
     )
 }
@@ -245,10 +228,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 ///
 /// Errors: [`PluginError::Other`] naming the stream.
 pub fn check_stream_name(stream: &str) -> Result<()> {
-    let bad = stream.is_empty()
-        || stream.starts_with('.')
-        || stream.starts_with('_')
-        || stream.contains(['/', '\\', '\0']);
+    let bad =
+        stream.is_empty() || stream.starts_with('.') || stream.starts_with('_') || stream.contains(['/', '\\', '\0']);
     if bad {
         return Err(PluginError::other(format!(
             "stream name {stream:?} cannot be a directory name (empty, a path separator, or a leading `.` or `_`)"
@@ -280,25 +261,10 @@ mod tests {
         let mut s = Staging::new(dir.path(), "run:1");
         let (mut f, staged) = s.create(&dir.path().join("a"), "jsonl").unwrap();
         f.write_all(b"x\n").unwrap();
-        assert!(
-            staged
-                .temp
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(".part-run_1-00000")
-        );
+        assert!(staged.temp.file_name().unwrap().to_str().unwrap().starts_with(".part-run_1-00000"));
         s.ready(staged.clone(), 1);
         assert_eq!(s.publish().unwrap(), vec![staged.final_path.clone()]);
-        assert_eq!(
-            s.stats(),
-            SinkStats {
-                files: 1,
-                bytes: 2,
-                rows: 1
-            }
-        );
+        assert_eq!(s.stats(), SinkStats { files: 1, bytes: 2, rows: 1 });
         assert!(!staged.temp.exists());
         assert_eq!(fs::read(&staged.final_path).unwrap(), b"x\n");
 

@@ -21,8 +21,8 @@
 
 use std::sync::Arc;
 
-use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
 
 use crate::{PluginError, Result};
 
@@ -74,8 +74,10 @@ impl Location {
                 .map(|s| (Arc::new(s) as Arc<dyn ObjectStore>, path_of(prefix_str)))
                 .map_err(|e| e.to_string()),
             "file" => {
-                let dir = parsed.to_file_path().map_err(|()| config_error(format!("`{url}` is not an absolute file URL")))?;
-                std::fs::create_dir_all(&dir).map_err(|e| config_error(format!("cannot create {}: {e}", dir.display())))?;
+                let dir =
+                    parsed.to_file_path().map_err(|()| config_error(format!("`{url}` is not an absolute file URL")))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| config_error(format!("cannot create {}: {e}", dir.display())))?;
                 object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map(|s| (Arc::new(s) as Arc<dyn ObjectStore>, ObjectPath::default()))
                     .map_err(|e| e.to_string())
@@ -83,7 +85,7 @@ impl Location {
             other => {
                 return Err(config_error(format!(
                     "`{url}`: unsupported scheme `{other}` (use s3://, gs://, az:// or file://, or a local path)"
-                )))
+                )));
             }
         };
         let (store, prefix) = built.map_err(|e| config_error(format!("cannot open `{url}`: {e}")))?;
@@ -125,9 +127,8 @@ pub async fn upload_file(store: &Arc<dyn ObjectStore>, local: &std::path::Path, 
     use object_store::buffered::BufWriter;
     use tokio::io::AsyncWriteExt as _;
 
-    let mut file = tokio::fs::File::open(local)
-        .await
-        .map_err(|e| PluginError::io(format!("opening {}", local.display()), e))?;
+    let mut file =
+        tokio::fs::File::open(local).await.map_err(|e| PluginError::io(format!("opening {}", local.display()), e))?;
     let mut writer = BufWriter::with_capacity(store.clone(), key.clone(), 10 * 1024 * 1024).with_max_concurrency(4);
     let copied = match tokio::io::copy(&mut file, &mut writer).await {
         Ok(n) => n,
@@ -173,6 +174,9 @@ mod tests {
     #[test]
     fn unsupported_scheme_is_a_config_error_naming_the_key() {
         let err = Location::parse("ftp://host/x", "sinks[0].path").unwrap_err();
-        assert!(matches!(&err, PluginError::Config { path, message } if path == "sinks[0].path" && message.contains("ftp")), "{err}");
+        assert!(
+            matches!(&err, PluginError::Config { path, message } if path == "sinks[0].path" && message.contains("ftp")),
+            "{err}"
+        );
     }
 }

@@ -19,9 +19,7 @@ pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
         }
     }
     // A space before the offset (`2023-06-14 10:49:34+00:00`) is common in exports.
-    DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z")
-        .ok()
-        .map(|dt| dt.with_timezone(&Utc).timestamp_micros())
+    DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z").ok().map(|dt| dt.with_timezone(&Utc).timestamp_micros())
 }
 
 /// Now, in microseconds since the Unix epoch, UTC (for `extracted_at`).

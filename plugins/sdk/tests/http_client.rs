@@ -1,7 +1,7 @@
 //! The shared HTTP client against a local server that misbehaves on purpose.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use pipe_plugin_sdk::http::{HttpClient, HttpSettings};
 use pipe_plugin_sdk::paging::Paging;
 use pipe_plugin_sdk::{Metrics, PluginError};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Answers each request with the next scripted response (then 200 `{"ok": true}`), counting
 /// requests and the most requests in flight at once.
@@ -48,7 +48,11 @@ async fn script(steps: Vec<Response>) -> (String, Arc<Script>) {
 }
 
 fn settings() -> HttpSettings {
-    HttpSettings { initial_backoff: Duration::from_millis(10), min_retry_after: Duration::from_millis(300), ..HttpSettings::new("acme") }
+    HttpSettings {
+        initial_backoff: Duration::from_millis(10),
+        min_retry_after: Duration::from_millis(300),
+        ..HttpSettings::new("acme")
+    }
 }
 
 fn client(s: HttpSettings) -> (HttpClient, Arc<Metrics>) {
@@ -66,7 +70,9 @@ fn status(code: u16, headers: &[(&'static str, &'static str)], body: &'static st
 
 #[tokio::test]
 async fn retries_5xx_429_and_truncated_bodies_then_succeeds() {
-    let (url, s) = script(vec![status(503, &[], ""), status(429, &[("retry-after", "0")], ""), status(200, &[], "{\"ok\": tr")]).await;
+    let (url, s) =
+        script(vec![status(503, &[], ""), status(429, &[("retry-after", "0")], ""), status(200, &[], "{\"ok\": tr")])
+            .await;
     let (c, m) = client(settings());
     let started = Instant::now();
     assert_eq!(c.get_json(&url).await.unwrap(), json!({"ok": true}));
@@ -161,16 +167,33 @@ async fn paging_shapes() {
     async fn relay(Json(body): Json<Value>) -> Json<Value> {
         let after = body["variables"]["after"].as_str().map(str::to_string);
         Json(match after.as_deref() {
-            None => json!({"data": {"chats": {"edges": [{"node": 1}, {"node": 2}], "pageInfo": {"hasNextPage": true, "endCursor": "e2"}}}}),
-            _ => json!({"data": {"chats": {"edges": [{"node": 3}], "pageInfo": {"hasNextPage": false, "endCursor": "e3"}}}}),
+            None => {
+                json!({"data": {"chats": {"edges": [{"node": 1}, {"node": 2}], "pageInfo": {"hasNextPage": true, "endCursor": "e2"}}}})
+            }
+            _ => {
+                json!({"data": {"chats": {"edges": [{"node": 3}], "pageInfo": {"hasNextPage": false, "endCursor": "e3"}}}})
+            }
         })
     }
-    let base = serve(Router::new().route("/c", get(cursor_pages)).route("/n", get(numbered)).route("/g", post(relay))).await;
+    let base =
+        serve(Router::new().route("/c", get(cursor_pages)).route("/n", get(numbered)).route("/g", post(relay))).await;
     let (c, _) = client(settings());
-    let items = c.all_items(format!("{base}/c"), Paging::Cursor { items: "/conversations", cursor: "/cursor", param: "cursor" }).await.unwrap();
+    let items = c
+        .all_items(format!("{base}/c"), Paging::Cursor { items: "/conversations", cursor: "/cursor", param: "cursor" })
+        .await
+        .unwrap();
     assert_eq!(items, vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
-    let items = c.all_items(format!("{base}/n"), Paging::PageNumber { items: "/chats", total: "/totalCount", param: "pageNo", first: 1 }).await.unwrap();
+    let items = c
+        .all_items(
+            format!("{base}/n"),
+            Paging::PageNumber { items: "/chats", total: "/totalCount", param: "pageNo", first: 1 },
+        )
+        .await
+        .unwrap();
     assert_eq!(items, vec![json!(10), json!(11), json!(20), json!(21), json!(30)], "stops at totalCount");
-    let nodes = c.relay_all(&format!("{base}/g"), "/data/chats", |after| json!({"query": "q", "variables": {"after": after}})).await.unwrap();
+    let nodes = c
+        .relay_all(&format!("{base}/g"), "/data/chats", |after| json!({"query": "q", "variables": {"after": after}}))
+        .await
+        .unwrap();
     assert_eq!(nodes, vec![json!(1), json!(2), json!(3)]);
 }

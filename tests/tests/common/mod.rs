@@ -35,8 +35,16 @@ pub fn python() -> PathBuf {
         let venv = workspace().join(".venv/bin/python");
         if venv.exists() { venv } else { PathBuf::from("python3") }
     });
-    let ok = std::process::Command::new(&py).args(["-c", "import pyarrow.parquet"]).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "{} cannot import pyarrow: run `.ci/run` once, or `python3 -m venv .venv && .venv/bin/pip install pyarrow`", py.display());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import pyarrow.parquet"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} cannot import pyarrow: run `.ci/run` once, or `python3 -m venv .venv && .venv/bin/pip install pyarrow`",
+        py.display()
+    );
     py
 }
 

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::ffi::{from_ffi_and_data_type, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi_and_data_type};
 use arrow_array::{Array, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
 use pipe_plugin_abi::{ArrowArray, ArrowSchema};
@@ -56,7 +56,11 @@ pub unsafe fn schema_from_owned(schema: *mut ArrowSchema) -> Result<Schema, Arro
 ///
 /// # Safety
 /// Both pointers must be valid for writes and hold nothing live (they are overwritten).
-pub unsafe fn export_batch(batch: &RecordBatch, array_out: *mut ArrowArray, schema_out: *mut ArrowSchema) -> Result<(), ArrowError> {
+pub unsafe fn export_batch(
+    batch: &RecordBatch,
+    array_out: *mut ArrowArray,
+    schema_out: *mut ArrowSchema,
+) -> Result<(), ArrowError> {
     let ffi_schema = FFI_ArrowSchema::try_from(batch.schema().as_ref())?;
     let data = StructArray::from(batch.clone()).into_data();
     let ffi_array = FFI_ArrowArray::new(&data);

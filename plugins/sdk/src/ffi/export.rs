@@ -1,15 +1,15 @@
 //! `pipe_plugin_init_v1` and the library descriptor: what `declare_plugin!` expands to calls
 //! [`init`], which builds the [`PipeLibraryV1`] once and hands out a pointer to it.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{CString, c_char};
 use std::sync::OnceLock;
 
 use pipe_plugin_abi::{
-    struct_size, PipeError, PipeHostApiV1, PipeLibraryV1, PipePluginDescV1, PipeStr, ABI_VERSION, PIPE_KIND_SINK,
-    PIPE_KIND_SOURCE, PIPE_KIND_TRANSFORM,
+    ABI_VERSION, PIPE_KIND_SINK, PIPE_KIND_SOURCE, PIPE_KIND_TRANSFORM, PipeError, PipeHostApiV1, PipeLibraryV1,
+    PipePluginDescV1, PipeStr, struct_size,
 };
 
-use super::guard::{check_size, free_string, guard, non_null, str_arg, CallError, CallResult};
+use super::guard::{CallError, CallResult, check_size, free_string, guard, non_null, str_arg};
 use super::{runtime, sink, source, transform};
 use crate::{PluginDescriptor, PluginKind};
 
@@ -59,19 +59,23 @@ pub unsafe fn init(
     err: *mut PipeError,
     info: LibraryInfo,
 ) -> i32 {
-    guard(err, || {}, || {
-        non_null(out, "out")?;
-        if !host.is_null() {
-            // SAFETY: non-null host API from the caller; struct_size is read first.
-            check_size::<PipeHostApiV1>(unsafe { (*host).struct_size }, "PipeHostApiV1")?;
-        }
-        // SAFETY: validated above.
-        unsafe { runtime::install(host) };
-        let lib = LIBRARY.get_or_init(|| build(&info));
-        // SAFETY: `out` is non-null and writable per the contract.
-        unsafe { *out = &lib.c };
-        Ok(())
-    })
+    guard(
+        err,
+        || {},
+        || {
+            non_null(out, "out")?;
+            if !host.is_null() {
+                // SAFETY: non-null host API from the caller; struct_size is read first.
+                check_size::<PipeHostApiV1>(unsafe { (*host).struct_size }, "PipeHostApiV1")?;
+            }
+            // SAFETY: validated above.
+            unsafe { runtime::install(host) };
+            let lib = LIBRARY.get_or_init(|| build(&info));
+            // SAFETY: `out` is non-null and writable per the contract.
+            unsafe { *out = &lib.c };
+            Ok(())
+        },
+    )
 }
 
 fn build(info: &LibraryInfo) -> Exported {
@@ -131,13 +135,17 @@ pub(crate) fn descriptor_of(plugin: *const PipePluginDescV1) -> CallResult<&'sta
 
 /// `PipePluginDescV1::check_config`.
 unsafe extern "C" fn check_config(plugin: *const PipePluginDescV1, config_json: PipeStr, err: *mut PipeError) -> i32 {
-    guard(err, || {}, || {
-        let d = descriptor_of(plugin)?;
-        // SAFETY: borrowed for the call.
-        let config = parse_json(unsafe { str_arg(config_json, "config_json") }?, "config_json")?;
-        (d.check_config)(&config)?;
-        Ok(())
-    })
+    guard(
+        err,
+        || {},
+        || {
+            let d = descriptor_of(plugin)?;
+            // SAFETY: borrowed for the call.
+            let config = parse_json(unsafe { str_arg(config_json, "config_json") }?, "config_json")?;
+            (d.check_config)(&config)?;
+            Ok(())
+        },
+    )
 }
 
 /// Parses JSON the host sent.

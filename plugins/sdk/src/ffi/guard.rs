@@ -2,11 +2,11 @@
 //! [`PIPE_ERROR_PANIC`], errors become a status code plus a message owned by this library.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ffi::{CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pipe_plugin_abi::{
-    PipeError, PipeStr, PIPE_ERROR, PIPE_ERROR_ABI, PIPE_ERROR_CANCELLED, PIPE_ERROR_CONFIG, PIPE_ERROR_PANIC, PIPE_OK,
+    PIPE_ERROR, PIPE_ERROR_ABI, PIPE_ERROR_CANCELLED, PIPE_ERROR_CONFIG, PIPE_ERROR_PANIC, PIPE_OK, PipeError, PipeStr,
 };
 
 use crate::PluginError;

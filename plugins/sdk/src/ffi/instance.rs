@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use pipe_plugin_abi::PipeError;
 use tokio_util::sync::CancellationToken;
 
-use super::guard::{guard, guard_void, CallError, CallResult};
+use super::guard::{CallError, CallResult, guard, guard_void};
 use super::runtime::runtime;
 
 /// One open instance of kind-specific state `S`.
@@ -25,7 +25,8 @@ pub(crate) struct Instance<S> {
 impl<S> Instance<S> {
     /// Boxes a new instance and returns its handle.
     pub(crate) fn into_handle(state: S) -> *mut c_void {
-        let instance = Instance { cancel: CancellationToken::new(), poisoned: AtomicBool::new(false), state: Mutex::new(state) };
+        let instance =
+            Instance { cancel: CancellationToken::new(), poisoned: AtomicBool::new(false), state: Mutex::new(state) };
         Box::into_raw(Box::new(instance)).cast()
     }
 
@@ -42,7 +43,11 @@ impl<S> Instance<S> {
     ///
     /// # Safety
     /// As [`Instance::from_handle`].
-    pub(crate) unsafe fn call(h: *mut c_void, err: *mut PipeError, f: impl FnOnce(&mut S, &CancellationToken) -> CallResult) -> i32 {
+    pub(crate) unsafe fn call(
+        h: *mut c_void,
+        err: *mut PipeError,
+        f: impl FnOnce(&mut S, &CancellationToken) -> CallResult,
+    ) -> i32 {
         // SAFETY: per the caller's contract.
         let this = match unsafe { Self::from_handle(h) } {
             Ok(this) => this,

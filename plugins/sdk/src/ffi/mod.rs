@@ -1,4 +1,4 @@
-//! Plugins as dynamic libraries: the SDK side of the C ABI (`pipe-plugin-abi`, design.md §5).
+//! Plugins as dynamic libraries: the SDK side of the C ABI (`pipe-plugin-abi`, docs/design.md §5).
 //!
 //! A plugin crate written against the [`Source`](crate::Source) / [`Transform`](crate::Transform)
 //! / [`Sink`](crate::Sink) traits becomes a loadable library with one macro, in a crate of type
@@ -38,7 +38,7 @@ mod tests;
 mod transform;
 pub mod wire;
 
-pub use export::{build_info, init, LibraryInfo};
+pub use export::{LibraryInfo, build_info, init};
 pub use pipe_plugin_abi as abi;
 pub use runtime::runtime;
 

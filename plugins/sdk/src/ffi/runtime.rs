@@ -9,11 +9,13 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::OnceLock;
 
-use pipe_plugin_abi::{PipeHostApiV1, PipeStr, PIPE_LOG_DEBUG, PIPE_LOG_ERROR, PIPE_LOG_INFO, PIPE_LOG_TRACE, PIPE_LOG_WARN};
+use pipe_plugin_abi::{
+    PIPE_LOG_DEBUG, PIPE_LOG_ERROR, PIPE_LOG_INFO, PIPE_LOG_TRACE, PIPE_LOG_WARN, PipeHostApiV1, PipeStr,
+};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
-use super::guard::{in_guard, record_panic, CallError, CallResult};
+use super::guard::{CallError, CallResult, in_guard, record_panic};
 
 /// The host's log callback.
 type LogFn = unsafe extern "C" fn(level: u32, target: PipeStr, message: PipeStr);

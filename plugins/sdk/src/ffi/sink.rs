@@ -4,13 +4,13 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use pipe_plugin_abi::{
-    struct_size, ArrowArray, ArrowSchema, PipeError, PipePluginDescV1, PipeSinkOpenArgsV1, PipeSinkStatsV1,
-    PipeSinkVTableV1, PipeStr, PipeStreamV1,
+    ArrowArray, ArrowSchema, PipeError, PipePluginDescV1, PipeSinkOpenArgsV1, PipeSinkStatsV1, PipeSinkVTableV1,
+    PipeStr, PipeStreamV1, struct_size,
 };
 
 use super::export::{descriptor_of, parse_json};
-use super::guard::{check_size, guard, non_null, str_arg, CallError};
-use super::instance::{cancel, close, Instance};
+use super::guard::{CallError, check_size, guard, non_null, str_arg};
+use super::instance::{Instance, cancel, close};
 use super::runtime::{block_on_cancellable, runtime};
 use super::{arrow, wire};
 use crate::{PluginFactory, Sink, SinkContext, StreamDecl};
@@ -38,45 +38,61 @@ unsafe extern "C" fn open(
     out: *mut *mut c_void,
     err: *mut PipeError,
 ) -> i32 {
-    guard(err, || {}, || {
-        non_null(args, "args")?;
-        non_null(out, "out")?;
-        // SAFETY: non-null; struct_size is checked before any other field is read.
-        let args = unsafe { &*args };
-        check_size::<PipeSinkOpenArgsV1>(args.struct_size, "PipeSinkOpenArgsV1")?;
-        let PluginFactory::Sink(factory) = descriptor_of(plugin)?.factory else {
-            return Err(CallError::Abi("not a sink plugin".into()));
-        };
-        // SAFETY: the strings and the stream array are borrowed for the call.
-        let (pipeline, config, run_id) = unsafe {
-            (str_arg(args.pipeline, "pipeline")?, str_arg(args.config_json, "config_json")?, str_arg(args.run_id, "run_id")?)
-        };
-        let raw_streams: &[PipeStreamV1] = if args.n_streams == 0 {
-            &[]
-        } else {
-            non_null(args.streams, "streams")?;
-            // SAFETY: `n_streams` entries, borrowed for the call.
-            unsafe { std::slice::from_raw_parts(args.streams, args.n_streams) }
-        };
-        let mut streams = Vec::with_capacity(raw_streams.len());
-        for s in raw_streams {
-            non_null(s.schema, "stream schema")?;
-            // SAFETY: borrowed for the call.
-            let (name, schema) = unsafe { (str_arg(s.name, "stream name")?, arrow::schema_from_borrowed(s.schema)?) };
-            streams.push(StreamDecl { name: name.to_string(), schema: Arc::new(schema) });
-        }
-        let ctx = SinkContext { pipeline: pipeline.to_string(), streams: streams.clone(), run_id: run_id.to_string() };
-        let sink = {
-            let _rt = runtime().enter();
-            factory(parse_json(config, "config_json")?, ctx)?
-        };
-        // SAFETY: `out` is non-null and writable.
-        unsafe { *out = Instance::into_handle(SinkState { sink, streams }) };
-        Ok(())
-    })
+    guard(
+        err,
+        || {},
+        || {
+            non_null(args, "args")?;
+            non_null(out, "out")?;
+            // SAFETY: non-null; struct_size is checked before any other field is read.
+            let args = unsafe { &*args };
+            check_size::<PipeSinkOpenArgsV1>(args.struct_size, "PipeSinkOpenArgsV1")?;
+            let PluginFactory::Sink(factory) = descriptor_of(plugin)?.factory else {
+                return Err(CallError::Abi("not a sink plugin".into()));
+            };
+            // SAFETY: the strings and the stream array are borrowed for the call.
+            let (pipeline, config, run_id) = unsafe {
+                (
+                    str_arg(args.pipeline, "pipeline")?,
+                    str_arg(args.config_json, "config_json")?,
+                    str_arg(args.run_id, "run_id")?,
+                )
+            };
+            let raw_streams: &[PipeStreamV1] = if args.n_streams == 0 {
+                &[]
+            } else {
+                non_null(args.streams, "streams")?;
+                // SAFETY: `n_streams` entries, borrowed for the call.
+                unsafe { std::slice::from_raw_parts(args.streams, args.n_streams) }
+            };
+            let mut streams = Vec::with_capacity(raw_streams.len());
+            for s in raw_streams {
+                non_null(s.schema, "stream schema")?;
+                // SAFETY: borrowed for the call.
+                let (name, schema) =
+                    unsafe { (str_arg(s.name, "stream name")?, arrow::schema_from_borrowed(s.schema)?) };
+                streams.push(StreamDecl { name: name.to_string(), schema: Arc::new(schema) });
+            }
+            let ctx =
+                SinkContext { pipeline: pipeline.to_string(), streams: streams.clone(), run_id: run_id.to_string() };
+            let sink = {
+                let _rt = runtime().enter();
+                factory(parse_json(config, "config_json")?, ctx)?
+            };
+            // SAFETY: `out` is non-null and writable.
+            unsafe { *out = Instance::into_handle(SinkState { sink, streams }) };
+            Ok(())
+        },
+    )
 }
 
-unsafe extern "C" fn write(h: *mut c_void, stream: PipeStr, array: *mut ArrowArray, schema: *const ArrowSchema, err: *mut PipeError) -> i32 {
+unsafe extern "C" fn write(
+    h: *mut c_void,
+    stream: PipeStr,
+    array: *mut ArrowArray,
+    schema: *const ArrowSchema,
+    err: *mut PipeError,
+) -> i32 {
     // SAFETY: `h` is an open sink handle; the array is moved to us, the schema borrowed.
     unsafe {
         Instance::<SinkState>::call(h, err, |s, cancel| {

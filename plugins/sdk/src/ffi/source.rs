@@ -4,13 +4,14 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use pipe_plugin_abi::{
-    struct_size, ArrowSchema, PipeError, PipeEventV1, PipePluginDescV1, PipeSourceCountersV1, PipeSourceOpenArgsV1,
-    PipeSourceVTableV1, PipeStr, PIPE_EVENT_BATCH, PIPE_EVENT_CHECKPOINT, PIPE_EVENT_DEAD_LETTER, PIPE_EVENT_END,
+    ArrowSchema, PIPE_EVENT_BATCH, PIPE_EVENT_CHECKPOINT, PIPE_EVENT_DEAD_LETTER, PIPE_EVENT_END, PipeError,
+    PipeEventV1, PipePluginDescV1, PipeSourceCountersV1, PipeSourceOpenArgsV1, PipeSourceVTableV1, PipeStr,
+    struct_size,
 };
 
 use super::export::{descriptor_of, parse_json};
-use super::guard::{check_size, guard, non_null, str_arg, CallError};
-use super::instance::{cancel, close, Instance};
+use super::guard::{CallError, check_size, guard, non_null, str_arg};
+use super::instance::{Instance, cancel, close};
 use super::runtime::{block_on_cancellable, runtime};
 use super::{arrow, wire};
 use crate::{Event, Metrics, PluginFactory, Source, SourceContext, StreamDecl};
@@ -42,39 +43,47 @@ unsafe extern "C" fn open(
     out: *mut *mut c_void,
     err: *mut PipeError,
 ) -> i32 {
-    guard(err, || {}, || {
-        non_null(args, "args")?;
-        non_null(out, "out")?;
-        // SAFETY: non-null; struct_size is checked before any other field is read.
-        let args = unsafe { &*args };
-        check_size::<PipeSourceOpenArgsV1>(args.struct_size, "PipeSourceOpenArgsV1")?;
-        let PluginFactory::Source(factory) = descriptor_of(plugin)?.factory else {
-            return Err(CallError::Abi("not a source plugin".into()));
-        };
-        // SAFETY: the strings are borrowed for the call.
-        let (pipeline, config, state) = unsafe {
-            (str_arg(args.pipeline, "pipeline")?, str_arg(args.config_json, "config_json")?, str_arg(args.state_json, "state_json")?)
-        };
-        let config = parse_json(config, "config_json")?;
-        let state = if state.is_empty() { None } else { Some(parse_json(state, "state_json")?) };
-        let metrics = Arc::new(Metrics::default());
-        let ctx = SourceContext {
-            pipeline: pipeline.to_string(),
-            state,
-            limit: u64::try_from(args.limit).ok(),
-            metrics: metrics.clone(),
-        };
-        // Sources may spawn their work on the runtime while opening.
-        let source = {
-            let _rt = runtime().enter();
-            factory(config, ctx)?
-        };
-        let streams = source.streams();
-        let state = SourceState { source, streams, metrics, last_stream: String::new(), last_json: String::new() };
-        // SAFETY: `out` is non-null and writable.
-        unsafe { *out = Instance::into_handle(state) };
-        Ok(())
-    })
+    guard(
+        err,
+        || {},
+        || {
+            non_null(args, "args")?;
+            non_null(out, "out")?;
+            // SAFETY: non-null; struct_size is checked before any other field is read.
+            let args = unsafe { &*args };
+            check_size::<PipeSourceOpenArgsV1>(args.struct_size, "PipeSourceOpenArgsV1")?;
+            let PluginFactory::Source(factory) = descriptor_of(plugin)?.factory else {
+                return Err(CallError::Abi("not a source plugin".into()));
+            };
+            // SAFETY: the strings are borrowed for the call.
+            let (pipeline, config, state) = unsafe {
+                (
+                    str_arg(args.pipeline, "pipeline")?,
+                    str_arg(args.config_json, "config_json")?,
+                    str_arg(args.state_json, "state_json")?,
+                )
+            };
+            let config = parse_json(config, "config_json")?;
+            let state = if state.is_empty() { None } else { Some(parse_json(state, "state_json")?) };
+            let metrics = Arc::new(Metrics::default());
+            let ctx = SourceContext {
+                pipeline: pipeline.to_string(),
+                state,
+                limit: u64::try_from(args.limit).ok(),
+                metrics: metrics.clone(),
+            };
+            // Sources may spawn their work on the runtime while opening.
+            let source = {
+                let _rt = runtime().enter();
+                factory(config, ctx)?
+            };
+            let streams = source.streams();
+            let state = SourceState { source, streams, metrics, last_stream: String::new(), last_json: String::new() };
+            // SAFETY: `out` is non-null and writable.
+            unsafe { *out = Instance::into_handle(state) };
+            Ok(())
+        },
+    )
 }
 
 unsafe extern "C" fn stream_count(h: *mut c_void, out: *mut usize, err: *mut PipeError) -> i32 {
@@ -88,7 +97,13 @@ unsafe extern "C" fn stream_count(h: *mut c_void, out: *mut usize, err: *mut Pip
     }
 }
 
-unsafe extern "C" fn stream(h: *mut c_void, index: usize, name: *mut PipeStr, schema: *mut ArrowSchema, err: *mut PipeError) -> i32 {
+unsafe extern "C" fn stream(
+    h: *mut c_void,
+    index: usize,
+    name: *mut PipeStr,
+    schema: *mut ArrowSchema,
+    err: *mut PipeError,
+) -> i32 {
     // SAFETY: `h` is an open source handle per the ABI.
     unsafe {
         Instance::<SourceState>::call(h, err, |s, _| {

@@ -1,8 +1,8 @@
 //! The SDK side of the ABI in-process, without `dlopen`: the exported entry points called
-//! through the descriptor `init` returns, as a host would (plugin-abi.md §5.6's "static init"
+//! through the descriptor `init` returns, as a host would (docs/plugin-abi.md §5.6's "static init"
 //! test). The engine's tests cover the same through real `.so` files.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::{CStr, c_void};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,9 +10,9 @@ use arrow_array::RecordBatch;
 use pipe_plugin_abi as abi;
 use serde_json::json;
 
-use super::{arrow as ffi_arrow, init, LibraryInfo};
-use crate::schema::{conversations_schema, ConversationRow, ConversationsBuilder, CONVERSATIONS};
-use crate::{config, Event, PluginDescriptor, PluginError, PluginFactory, Result, Source, StreamDecl};
+use super::{LibraryInfo, arrow as ffi_arrow, init};
+use crate::schema::{CONVERSATIONS, ConversationRow, ConversationsBuilder, conversations_schema};
+use crate::{Event, PluginDescriptor, PluginError, PluginFactory, Result, Source, StreamDecl, config};
 
 /// A source that emits one conversations batch, then blocks forever (until cancelled), or
 /// panics / fails when its config says so.

@@ -6,13 +6,13 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use pipe_plugin_abi::{
-    struct_size, ArrowArray, ArrowSchema, PipeError, PipeEventV1, PipePluginDescV1, PipeStr, PipeTransformOpenArgsV1,
-    PipeTransformVTableV1, PIPE_EVENT_BATCH, PIPE_EVENT_DEAD_LETTER, PIPE_EVENT_NONE,
+    ArrowArray, ArrowSchema, PIPE_EVENT_BATCH, PIPE_EVENT_DEAD_LETTER, PIPE_EVENT_NONE, PipeError, PipeEventV1,
+    PipePluginDescV1, PipeStr, PipeTransformOpenArgsV1, PipeTransformVTableV1, struct_size,
 };
 
 use super::export::{descriptor_of, parse_json};
-use super::guard::{check_size, guard, non_null, str_arg, CallError};
-use super::instance::{cancel, close, Instance};
+use super::guard::{CallError, check_size, guard, non_null, str_arg};
+use super::instance::{Instance, cancel, close};
 use super::runtime::{block_on_cancellable, runtime};
 use super::{arrow, wire};
 use crate::{PluginFactory, StreamDecl, Transform, TransformOutput};
@@ -44,32 +44,36 @@ unsafe extern "C" fn open(
     out: *mut *mut c_void,
     err: *mut PipeError,
 ) -> i32 {
-    guard(err, || {}, || {
-        non_null(args, "args")?;
-        non_null(out, "out")?;
-        // SAFETY: non-null; struct_size is checked before any other field is read.
-        let args = unsafe { &*args };
-        check_size::<PipeTransformOpenArgsV1>(args.struct_size, "PipeTransformOpenArgsV1")?;
-        let PluginFactory::Transform(factory) = descriptor_of(plugin)?.factory else {
-            return Err(CallError::Abi("not a transform plugin".into()));
-        };
-        // SAFETY: borrowed for the call.
-        let config = parse_json(unsafe { str_arg(args.config_json, "config_json") }?, "config_json")?;
-        let transform = {
-            let _rt = runtime().enter();
-            factory(config)?
-        };
-        let state = TransformState {
-            transform,
-            inputs: Vec::new(),
-            pending: VecDeque::new(),
-            last_stream: String::new(),
-            last_json: String::new(),
-        };
-        // SAFETY: `out` is non-null and writable.
-        unsafe { *out = Instance::into_handle(state) };
-        Ok(())
-    })
+    guard(
+        err,
+        || {},
+        || {
+            non_null(args, "args")?;
+            non_null(out, "out")?;
+            // SAFETY: non-null; struct_size is checked before any other field is read.
+            let args = unsafe { &*args };
+            check_size::<PipeTransformOpenArgsV1>(args.struct_size, "PipeTransformOpenArgsV1")?;
+            let PluginFactory::Transform(factory) = descriptor_of(plugin)?.factory else {
+                return Err(CallError::Abi("not a transform plugin".into()));
+            };
+            // SAFETY: borrowed for the call.
+            let config = parse_json(unsafe { str_arg(args.config_json, "config_json") }?, "config_json")?;
+            let transform = {
+                let _rt = runtime().enter();
+                factory(config)?
+            };
+            let state = TransformState {
+                transform,
+                inputs: Vec::new(),
+                pending: VecDeque::new(),
+                last_stream: String::new(),
+                last_json: String::new(),
+            };
+            // SAFETY: `out` is non-null and writable.
+            unsafe { *out = Instance::into_handle(state) };
+            Ok(())
+        },
+    )
 }
 
 unsafe extern "C" fn output_stream(
@@ -86,7 +90,10 @@ unsafe extern "C" fn output_stream(
             non_null(input, "input")?;
             non_null(out, "out")?;
             non_null(touched, "touched")?;
-            let decl = StreamDecl { name: str_arg(name, "name")?.to_string(), schema: Arc::new(arrow::schema_from_borrowed(input)?) };
+            let decl = StreamDecl {
+                name: str_arg(name, "name")?.to_string(),
+                schema: Arc::new(arrow::schema_from_borrowed(input)?),
+            };
             let output = s.transform.output_stream(&decl);
             s.inputs.retain(|d| d.name != decl.name);
             s.inputs.push(decl);

@@ -1,7 +1,7 @@
 //! The JSON forms of dead letters and checkpoints on the wire, shared by the library side and
 //! the host side so both read what the other writes.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::{Checkpoint, DeadLetter, PluginError, Result};
 
@@ -22,7 +22,8 @@ pub fn dead_letter_to_json(dl: &DeadLetter) -> String {
 ///
 /// Errors: [`PluginError::Other`] for anything else.
 pub fn dead_letter_from_json(text: &str) -> Result<DeadLetter> {
-    let v: Value = serde_json::from_str(text).map_err(|e| PluginError::other(format!("dead letter is not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| PluginError::other(format!("dead letter is not JSON: {e}")))?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     Ok(DeadLetter {
         stream: s("stream"),
@@ -43,6 +44,7 @@ pub fn checkpoint_to_json(cp: &Checkpoint) -> String {
 ///
 /// Errors: [`PluginError::Other`] when it is not JSON.
 pub fn checkpoint_from_json(text: &str) -> Result<Checkpoint> {
-    let state = serde_json::from_str(text).map_err(|e| PluginError::other(format!("checkpoint state is not JSON: {e}")))?;
+    let state =
+        serde_json::from_str(text).map_err(|e| PluginError::other(format!("checkpoint state is not JSON: {e}")))?;
     Ok(Checkpoint { state })
 }

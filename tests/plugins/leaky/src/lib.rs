@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use pipe_plugin_sdk::reexports::async_trait;
-use pipe_plugin_sdk::{config, Checkpoint, Event, PluginDescriptor, PluginFactory, Result, Source, StreamDecl};
+use pipe_plugin_sdk::{Checkpoint, Event, PluginDescriptor, PluginFactory, Result, Source, StreamDecl, config};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
@@ -67,7 +67,10 @@ impl Source for Leaky {
         if self.emitted < self.batches {
             let start = i64::from(self.emitted) * 10;
             self.emitted += 1;
-            let batch = RecordBatch::try_new(numbers_schema(), vec![Arc::new(Int64Array::from_iter_values(start..start + 10))])?;
+            let batch = RecordBatch::try_new(
+                numbers_schema(),
+                vec![Arc::new(Int64Array::from_iter_values(start..start + 10))],
+            )?;
             return Ok(Event::Batch { stream: "numbers".into(), batch });
         }
         if !self.checkpointed {

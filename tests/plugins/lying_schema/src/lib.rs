@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use pipe_plugin_sdk::reexports::async_trait;
-use pipe_plugin_sdk::{config, Checkpoint, Event, PluginDescriptor, PluginFactory, Result, Source, StreamDecl};
+use pipe_plugin_sdk::{Checkpoint, Event, PluginDescriptor, PluginFactory, Result, Source, StreamDecl, config};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
@@ -64,7 +64,10 @@ impl Source for Lying {
             self.emitted += 1;
             // The lie: the declared column is Int64, the emitted one Utf8.
             let emitted = Arc::new(Schema::new(vec![Field::new("n", DataType::Utf8, false)]));
-            let batch = RecordBatch::try_new(emitted, vec![Arc::new(StringArray::from_iter_values((start..start + 10).map(|n| n.to_string())))])?;
+            let batch = RecordBatch::try_new(
+                emitted,
+                vec![Arc::new(StringArray::from_iter_values((start..start + 10).map(|n| n.to_string())))],
+            )?;
             return Ok(Event::Batch { stream: "numbers".into(), batch });
         }
         if !self.checkpointed {

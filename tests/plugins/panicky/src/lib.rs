@@ -12,12 +12,12 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use pipe_plugin_sdk::reexports::async_trait;
 use pipe_plugin_sdk::{
-    config, Checkpoint, DeadLetter, Event, PluginDescriptor, PluginFactory, Result, Sink, SinkStats, Source, StreamDecl,
-    Transform, TransformOutput,
+    Checkpoint, DeadLetter, Event, PluginDescriptor, PluginFactory, Result, Sink, SinkStats, Source, StreamDecl,
+    Transform, TransformOutput, config,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Config of all three plugins.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -117,7 +117,10 @@ impl Source for PanickySource {
         if self.emitted < self.cfg.batches {
             let start = i64::from(self.emitted) * 10;
             self.emitted += 1;
-            let batch = RecordBatch::try_new(numbers_schema(), vec![Arc::new(Int64Array::from_iter_values(start..start + 10))])?;
+            let batch = RecordBatch::try_new(
+                numbers_schema(),
+                vec![Arc::new(Int64Array::from_iter_values(start..start + 10))],
+            )?;
             return Ok(Event::Batch { stream: "numbers".into(), batch });
         }
         if !self.done {

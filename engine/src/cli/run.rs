@@ -1,0 +1,122 @@
+//! `pipe run`: run a pipeline, print its summary, map its outcome to an exit code and write
+//! the `--report` JSON.
+
+use std::path::Path;
+
+use crate::config::Pipeline;
+use crate::exit::{EXIT_CONFIG, EXIT_DEAD_LETTERS, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
+use crate::runtime::progress::Progress;
+use crate::runtime::{self, RunError, RunOptions, RunReport};
+
+/// Runs `p` with a progress display, prints the summary (to stdout when `summary_to_stdout`,
+/// else stderr unless `quiet`) and every reason the run is partial, writes the report JSON to
+/// `report_file`, and returns the exit code.
+pub async fn run_pipeline(
+    p: &Pipeline,
+    opts: &RunOptions,
+    quiet: bool,
+    summary_to_stdout: bool,
+    report_file: Option<&Path>,
+) -> u8 {
+    let mut progress = Progress::start(quiet);
+    tracing::info!(pipeline = %p.name, source = p.source.descriptor.name, "run started");
+    let result = runtime::run(p, opts, &progress).await;
+    progress.finish();
+    match result {
+        Ok(report) => {
+            let text = summary(p, &report);
+            if summary_to_stdout {
+                println!("{text}")
+            } else if !quiet {
+                eprintln!("{text}")
+            }
+            if report.dead_letters > 0 && !p.fail_on_dead_letters && !quiet {
+                eprintln!("{}", dead_letter_warning(p, report.dead_letters));
+            }
+            let code = if !report.stopped_early.is_empty() {
+                for why in &report.stopped_early {
+                    eprintln!("error: partial: {why}");
+                }
+                eprintln!("       what arrived is committed; the next run continues from the checkpoint");
+                EXIT_PARTIAL
+            } else if !report.incomplete.is_empty() {
+                let shown: Vec<&str> = report.incomplete.iter().take(20).map(String::as_str).collect();
+                eprintln!(
+                    "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}{}",
+                    report.incomplete.len(),
+                    shown.join(", "),
+                    if report.incomplete.len() > shown.len() { ", ..." } else { "" }
+                );
+                EXIT_PARTIAL
+            } else if report.dead_letters > 0 && p.fail_on_dead_letters {
+                eprintln!(
+                    "error: {} dead letter(s) in {} and fail_on_dead_letters = true",
+                    report.dead_letters,
+                    p.dead_letter_dir.display()
+                );
+                EXIT_DEAD_LETTERS
+            } else {
+                EXIT_OK
+            };
+            if let Some(path) = report_file {
+                let outcome = match code {
+                    EXIT_OK => "success",
+                    EXIT_PARTIAL => "partial",
+                    _ => "dead_letters",
+                };
+                let json = serde_json::to_string_pretty(&report.to_json(&p.name, outcome)).expect("report serializes");
+                if let Err(e) = std::fs::write(path, json) {
+                    eprintln!("error: cannot write the run report to {}: {e}", path.display());
+                    return EXIT_FAILED;
+                }
+            }
+            code
+        }
+        Err(RunError::Config(msg)) => {
+            eprintln!("error: {msg}");
+            EXIT_CONFIG
+        }
+        Err(RunError::Failed(e)) => {
+            eprintln!("error: run of `{}` failed: {e:#}", p.name);
+            eprintln!("       nothing after the last checkpoint was committed; the next run resumes from it");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The warning for a run that produced dead letters but does not fail on them. Names the
+/// count and the directory; without a `[dead_letter]` table the records went to the default
+/// directory, which the user never chose, so say how to choose one.
+fn dead_letter_warning(p: &Pipeline, count: u64) -> String {
+    let dir = p.dead_letter_dir.display();
+    let mut text = format!(
+        "warning: {count} dead letter(s): rows that could not be processed (they are still in the output, unprocessed); records in {dir}"
+    );
+    // The config fills this exact default when the pipeline has no [dead_letter] table.
+    if p.dead_letter_dir == Path::new(".pipe/dead_letter").join(&p.name) {
+        text.push_str("\n         (no [dead_letter] table in the pipeline: add `[dead_letter] path = \"...\"` to choose where they go)");
+    }
+    text
+}
+
+/// The end-of-run summary: rows per stream, files, bytes, requests, retries, dead letters,
+/// elapsed.
+fn summary(p: &Pipeline, r: &RunReport) -> String {
+    let mut out = format!("pipeline `{}` finished in {:.1} s\n", p.name, r.elapsed.as_secs_f64());
+    for (stream, rows) in &r.rows {
+        out.push_str(&format!("  {stream:<14} {rows:>10} rows\n"));
+    }
+    for (sink, s) in &r.sinks {
+        if s.files > 0 {
+            out.push_str(&format!("  {sink:<24} {} files, {:.1} MiB\n", s.files, s.bytes as f64 / (1024.0 * 1024.0)));
+        }
+    }
+    out.push_str(&format!(
+        "  requests {} · retries {} · checkpoints {} · dead letters {}",
+        r.requests, r.retries, r.checkpoints, r.dead_letters
+    ));
+    if r.dead_letters > 0 {
+        out.push_str(&format!(" (in {})", p.dead_letter_dir.display()));
+    }
+    out
+}

@@ -1,0 +1,57 @@
+//! `pipe state show|reset FILE`: print or delete the saved state of a pipeline (one document
+//! per account under `[[source.accounts]]`).
+
+use crate::cli::StateAction;
+use crate::cli::errors::config_error;
+use crate::config::{self, env_var};
+use crate::exit::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::registry::Registry;
+use crate::state;
+
+/// Runs `pipe state show` or `pipe state reset`.
+pub async fn state_command(action: StateAction, registry: &Registry) -> u8 {
+    let (file, reset) = match &action {
+        StateAction::Show { file } => (file, false),
+        StateAction::Reset { file } => (file, true),
+    };
+    let p = match config::load_file(file, registry, &|name| Some(env_var(name).unwrap_or_default())) {
+        Ok(p) => p,
+        Err(e) => return config_error(e),
+    };
+    let store = match state::StateStore::open(&p.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let accounts: Vec<Option<String>> = match p.accounts.as_ref().map(|a| &a.list) {
+        None => vec![None],
+        Some(list) => list.iter().map(|a| Some(a.id.clone())).collect(),
+    };
+    let mut code = EXIT_OK;
+    for account in accounts {
+        let key = state::key(&p.name, account.as_deref());
+        let at = store.describe(&key);
+        if reset {
+            match store.remove(&key).await {
+                Ok(true) => println!("removed {at}"),
+                Ok(false) => println!("no state at {at}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    code = EXIT_FAILED;
+                }
+            }
+            continue;
+        }
+        match store.load(&key).await {
+            Ok(Some((doc, _))) => println!("{}", serde_json::to_string_pretty(&doc).expect("JSON serializes")),
+            Ok(None) => println!("no state yet at {at} (the next run starts from scratch)"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,140 @@
+//! # pipe-plugin-parquet
+//!
+//! Sink plugin writing Parquet (`plugin = "parquet"`): one dataset per stream,
+//! `<path>/<stream>/`, optionally Hive-partitioned (`partition_by = ["vendor", "date"]` gives
+//! `<path>/messages/vendor=giosg/date=2024-01-31/part-<run_id>-<seq>.parquet`).
+//!
+//! * Files are zstd-compressed, carry page statistics and the embedded Arrow schema, so every
+//!   reader gets the exact stream schema back (`timestamp[us, tz=UTC]`, `uint32`, lists, maps).
+//! * A file is written under a hidden temporary name (`.part-….parquet.inprogress`), closed
+//!   when it reaches `max_file_rows` rows or about `max_file_bytes` bytes, and renamed to its
+//!   final name only at the next commit, so `**/*.parquet` never matches a partial or
+//!   uncommitted file. `abort` deletes what was not committed.
+//! * Runs only add files: names carry the run id, and an existing name is never replaced.
+//! * Memory stays bounded: the writer flushes a row group every `row_group_rows` rows or
+//!   32 MiB of encoded data, and at most `max_open_files` files are open at once.
+
+mod partition;
+mod sink;
+
+use pipe_plugin_sdk::config;
+use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, Result};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use partition::{DATE_PARTITION, HIVE_DEFAULT_PARTITION};
+pub use sink::ParquetSink;
+
+/// Configuration of the parquet sink (a `[[sinks]]` table with `plugin = "parquet"`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetConfig {
+    /// Output directory: a local path (relative to the working directory) or an object storage
+    /// URL, `s3://bucket/prefix`, `gs://…`, `az://…` or `file:///abs/dir` (credentials from the
+    /// standard environment, see `pipe_plugin_sdk::storage`). Each stream is a dataset below
+    /// it: `<path>/<stream>/[<key>=<value>/...]part-<run_id>-<seq>.parquet`. For object
+    /// storage, files are written to a local spool directory and uploaded at each commit (one
+    /// PUT, or a multipart upload for large files), so an object appears under its final key
+    /// only complete. Required.
+    pub path: String,
+    /// Column compression: `"zstd"` (default) or `"none"`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// A file is closed, and the next one started, once it holds this many rows. Default
+    /// 1000000.
+    #[serde(default = "default_max_file_rows")]
+    pub max_file_rows: u64,
+    /// A file is closed, and the next one started, once its size (written plus still buffered,
+    /// as the writer estimates it) reaches this many bytes. Default 134217728 (128 MiB).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Rows per row group (a row group is also flushed at 32 MiB of encoded data, whichever
+    /// comes first). Default 131072.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Hive partition columns, outermost first: each file lands in
+    /// `<stream>/<key>=<value>/...`. Any string, integer, boolean or date column of the
+    /// stream, or `date`: the UTC date (`YYYY-MM-DD`) of `sent_at` for messages and of
+    /// `created_at` for conversations. Partition columns stay in the files. A null or empty
+    /// value goes to `__HIVE_DEFAULT_PARTITION__`; other values are escaped the way Hive and
+    /// Spark do (`/` becomes `%2F`). Default: not partitioned.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// Most files open at the same time (one per stream and partition being written). When a
+    /// batch needs one more, the least recently written file is closed early; memory is about
+    /// this many row groups. Default 16.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+}
+
+/// Column compression codec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Zstandard, level 3: small files, fast to read; what every modern reader supports.
+    #[default]
+    Zstd,
+    /// No compression.
+    None,
+}
+
+fn default_max_file_rows() -> u64 {
+    1_000_000
+}
+fn default_max_file_bytes() -> u64 {
+    128 * 1024 * 1024
+}
+fn default_row_group_rows() -> usize {
+    128 * 1024
+}
+fn default_max_open_files() -> usize {
+    16
+}
+
+impl ParquetConfig {
+    /// Checks the values serde cannot: a non-empty `path`, limits of at least 1, no repeated
+    /// partition column. (Whether each partition column exists is checked against the stream
+    /// schemas when the sink opens.)
+    ///
+    /// Errors: [`PluginError::Config`] naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let config_error = |path: &str, message: String| Err(PluginError::Config { path: path.into(), message });
+        if self.path.is_empty() {
+            return config_error("path", "must not be empty".into());
+        }
+        if self.path.contains("://") && !pipe_plugin_sdk::storage::is_url(&self.path) {
+            return config_error("path", format!("`{}` is neither a local path nor a URL", self.path));
+        }
+        for (key, value) in [
+            ("max_file_rows", self.max_file_rows),
+            ("max_file_bytes", self.max_file_bytes),
+            ("row_group_rows", self.row_group_rows as u64),
+            ("max_open_files", self.max_open_files as u64),
+        ] {
+            if value == 0 {
+                return config_error(key, "must be at least 1".into());
+            }
+        }
+        for (i, column) in self.partition_by.iter().enumerate() {
+            if self.partition_by[..i].contains(column) {
+                return config_error(&format!("partition_by[{i}]"), format!("`{column}` is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The plugin's descriptor for the engine's registry.
+pub fn descriptor() -> PluginDescriptor {
+    PluginDescriptor {
+        name: "parquet",
+        version: env!("CARGO_PKG_VERSION"),
+        description: "Parquet datasets, one per stream, optionally Hive-partitioned; files published at each checkpoint",
+        config_schema: config::schema_of::<ParquetConfig>,
+        check_config: |cfg| config::parse::<ParquetConfig>(cfg.clone())?.validate(),
+        factory: PluginFactory::Sink(|cfg, ctx| {
+            let cfg: ParquetConfig = config::parse(cfg)?;
+            Ok(Box::new(ParquetSink::open(cfg, ctx)?))
+        }),
+    }
+}

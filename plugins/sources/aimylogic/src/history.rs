@@ -1,0 +1,502 @@
+//! `mode = "history"`: the history of every configured client, one conversation per client,
+//! exported incrementally.
+//!
+//! ## Incremental runs
+//!
+//! The saved state ([`crate::watermark::HistoryState`]) holds, per client, a watermark: the
+//! largest item `timestamp` exported (epoch ms) and the `questionId`s at exactly that time
+//! (docs/vendors/aimylogic.md §4: watermark = max `timestamp`, dedupe by `questionId`). A run:
+//!
+//! 1. fetches each client's **whole** `from`..`to` history, as a first run does. The one
+//!    conversation row per client is an aggregate of the whole history (`message_count`,
+//!    `created_at`, `seq` and session numbers of every message), so it can only be right if
+//!    every item is seen; asking `from = watermark` would save transfer but give partial
+//!    counts and `seq` restarting at 0. The Chat API has no cheaper "what changed" call.
+//! 2. maps the history exactly as a full export would, then emits only the messages newer
+//!    than the client's watermark (`timestamp > ms`, or `= ms` with an unseen `questionId`),
+//!    and, when there is at least one, the client's conversation row again (docs/design.md §3.1:
+//!    a changed conversation is re-emitted; its `updated_at` is later, so the latest wins).
+//!    A client with nothing new emits nothing. Dead letters are emitted for items newer
+//!    than the watermark (items without a usable time: only while the client has none).
+//! 3. advances the watermark and, every `checkpoint_every` clients, checkpoints the
+//!    watermarks plus the list of clients this run has done; a run that stops early is
+//!    resumed after them. The last checkpoint of a finished run has no such list.
+//!
+//! The state is bounded by the client list (watermarks of clients no longer configured are
+//! dropped). A client whose history holds no message emits no row and gets no watermark.
+//! The old `{"mode": "history", "clients_done": n}` state is read as "no watermark" (one
+//! full export, then incremental); any other layout is refused with a `pipe state reset` hint.
+//!
+//! Items that show up later with a timestamp *older* than the watermark (none are expected:
+//! the history is append-only) are not exported by an incremental run; `pipe run
+//! --full-refresh` (the engine passes no state) exports everything again.
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use pipe_plugin_sdk::schema::{
+    CONVERSATIONS, ConversationsBuilder, MESSAGES, MessagesBuilder, conversations_schema, messages_schema,
+};
+use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
+use pipe_plugin_sdk::{
+    Checkpoint, DeadLetter, Event, Metrics, PluginError, REASON_RETRY_BUDGET, Result, Source, SourceContext, StreamDecl,
+};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::client::{ChatApiClient, History};
+use crate::mapping::{MapCtx, MappedClient, item_time, map_history, scrub_raw};
+use crate::watermark::{HistoryState, Watermark};
+use crate::{AimylogicConfig, VENDOR};
+
+/// Messages per emitted batch (a batch is also cut at every checkpoint).
+const BATCH_MESSAGES: usize = 8192;
+
+/// The history source. Opening it starts the export on the current tokio runtime; events
+/// pass through a small bounded channel, so a slow pipeline slows the requests.
+///
+/// The checkpoint state is a [`HistoryState`] (per-client watermarks, see the module docs);
+/// given back at open, only messages newer than each client's watermark are emitted.
+pub struct HistorySource {
+    events: mpsc::Receiver<Result<Event>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HistorySource {
+    /// Validates the config, reads the client ids and starts the export.
+    ///
+    /// `ctx.state` is the last committed checkpoint ([`HistoryState`] layout; the old
+    /// `{"mode": "history", "clients_done": n}` is read as "no watermark").
+    ///
+    /// Errors: [`PluginError::Config`] when no client id is configured, `from`/`to` are not
+    /// times, `base_url` is not http(s), `client_ids_file` cannot be read, or the saved state
+    /// has another layout (the message says to run `pipe state reset`).
+    pub fn open(cfg: AimylogicConfig, ctx: SourceContext) -> Result<Self> {
+        for (key, v) in [("from", &cfg.from), ("to", &cfg.to)] {
+            if let Some(v) = v.as_ref().filter(|v| parse_timestamp_micros(v).is_none() && v.parse::<i64>().is_err()) {
+                return Err(PluginError::Config {
+                    path: key.into(),
+                    message: format!("`{v}` is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds"),
+                });
+            }
+        }
+        let client_ids = cfg.all_client_ids()?;
+        if client_ids.is_empty() {
+            return Err(PluginError::Config {
+                path: if cfg.client_ids_file.is_some() { "client_ids_file".into() } else { "client_ids".into() },
+                message: "no client ids: the Chat API cannot list clients, give `client_ids` or a non-empty `client_ids_file`".into(),
+            });
+        }
+        let mut saved = HistoryState::from_state(ctx.state.as_ref())?;
+        if saved.migrated {
+            tracing::info!(
+                vendor = VENDOR,
+                "saved history state has the old layout without watermarks: this run exports every client once more, later runs only what is new"
+            );
+        }
+        saved.retain(&client_ids);
+        let client = ChatApiClient::new(&cfg, ctx.metrics.clone())?;
+        let export = Export {
+            client,
+            client_ids,
+            account_id: cfg.account_id(),
+            token: cfg.token.expose().to_string(),
+            concurrency: cfg.concurrency.max(1) as usize,
+            checkpoint_every: cfg.checkpoint_every.max(1) as u64,
+            limit: ctx.limit,
+            metrics: ctx.metrics.clone(),
+            state: saved,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(async move {
+            let err_tx = tx.clone();
+            if let Err(e) = export.run(tx).await {
+                let _ = err_tx.send(Err(e)).await;
+            }
+        });
+        Ok(HistorySource { events: rx, task })
+    }
+}
+
+impl Drop for HistorySource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for HistorySource {
+    fn streams(&self) -> Vec<StreamDecl> {
+        vec![
+            StreamDecl { name: CONVERSATIONS.into(), schema: conversations_schema() },
+            StreamDecl { name: MESSAGES.into(), schema: messages_schema() },
+        ]
+    }
+
+    async fn next(&mut self) -> Result<Event> {
+        match self.events.recv().await {
+            Some(ev) => ev,
+            None => Err(PluginError::other("aimylogic export task ended without End (it panicked?)")),
+        }
+    }
+}
+
+struct Export {
+    client: ChatApiClient,
+    client_ids: Vec<String>,
+    account_id: String,
+    token: String,
+    concurrency: usize,
+    checkpoint_every: u64,
+    limit: Option<u64>,
+    metrics: Arc<Metrics>,
+    /// The saved state, advanced as clients are exported.
+    state: HistoryState,
+}
+
+type Tx = mpsc::Sender<Result<Event>>;
+
+async fn send(tx: &Tx, ev: Event) -> Result<()> {
+    tx.send(Ok(ev)).await.map_err(|_| PluginError::other("pipeline stopped reading from the aimylogic source"))
+}
+
+impl Export {
+    async fn run(mut self, tx: Tx) -> Result<()> {
+        let mut out = Output { tx, messages: MessagesBuilder::new(), conversations: ConversationsBuilder::new() };
+        // A resumed run skips what the interrupted one did; a new run starts an empty list.
+        let resumed = self.state.done.is_some();
+        let skip = self.state.done.take().unwrap_or_default();
+        let pending: Vec<String> = self.client_ids.iter().filter(|id| !skip.contains(*id)).cloned().collect();
+        if resumed {
+            tracing::info!(
+                vendor = VENDOR,
+                "resuming an interrupted history run: {} client(s) done, {} to go",
+                skip.len(),
+                pending.len()
+            );
+        }
+        self.state.done = Some(skip);
+        let mut done: u64 = 0;
+        let (mut changed, mut unchanged) = (0u64, 0u64);
+        let ids: Vec<String> = match self.limit {
+            Some(l) => pending.into_iter().take(l as usize).collect(),
+            None => pending,
+        };
+        // Clients fetched `concurrency` at a time, emitted in the configured order.
+        let client = self.client.clone();
+        let mut histories = stream::iter(ids)
+            .map(|id| {
+                let client = client.clone();
+                async move { client.history(&id).await.map(|h| (id, h)) }
+            })
+            .buffered(self.concurrency);
+        loop {
+            let (id, history) = match histories.try_next().await {
+                Ok(Some(x)) => x,
+                Ok(None) => break,
+                // Aimylogic keeps failing: keep what is complete and end partial; the next
+                // run resumes after the clients done.
+                Err(PluginError::RetryBudgetExhausted { vendor, message }) => {
+                    out.flush().await?;
+                    send(&out.tx, Event::Checkpoint(Checkpoint { state: self.state.to_json(false) })).await?;
+                    let dl = DeadLetter {
+                        stream: CONVERSATIONS.into(),
+                        key: json!({"vendor": VENDOR, "account_id": self.account_id}),
+                        stage: VENDOR.into(),
+                        reason: REASON_RETRY_BUDGET.into(),
+                        message: format!(
+                            "{vendor} kept failing and the retry budget is spent; stopped after {done} clients ({message})"
+                        ),
+                        raw: Value::Null,
+                    };
+                    send(&out.tx, Event::DeadLetter(dl)).await?;
+                    return send(&out.tx, Event::End).await;
+                }
+                Err(e) => return Err(e),
+            };
+            let ctx =
+                MapCtx { account_id: &self.account_id, client_id: &id, token: &self.token, extracted_at: now_micros() };
+            let key = json!({"vendor": VENDOR, "account_id": self.account_id, "conversation_id": id});
+            match history {
+                History::Items(items) => {
+                    let mapped = map_history(&ctx, &items);
+                    let new = select_new(self.state.clients.get(&id), mapped);
+                    for dl in new.dead_letters {
+                        send(&out.tx, Event::DeadLetter(dl)).await?;
+                    }
+                    if new.messages.is_empty() {
+                        unchanged += 1;
+                    } else {
+                        changed += 1;
+                        Metrics::add(&self.metrics.messages, new.messages.len() as u64);
+                        for m in &new.messages {
+                            out.messages.append(m);
+                        }
+                        if let Some(c) = &new.conversation {
+                            out.conversations.append(c);
+                            Metrics::add(&self.metrics.conversations, 1);
+                        }
+                        let w = self.state.clients.entry(id.clone()).or_default();
+                        for m in &new.messages {
+                            w.advance(m.sent_at.div_euclid(1000), question_of(&m.message_id));
+                        }
+                    }
+                }
+                History::UnknownClient => {
+                    let dl = DeadLetter {
+                        stream: CONVERSATIONS.into(),
+                        key,
+                        stage: VENDOR.into(),
+                        reason: "unknown_client".into(),
+                        message: format!("aimylogic answered HTTP 404 for the history of client `{id}`"),
+                        raw: Value::Null,
+                    };
+                    send(&out.tx, Event::DeadLetter(dl)).await?;
+                }
+                History::Unrecognized(body) => {
+                    let dl = DeadLetter {
+                        stream: CONVERSATIONS.into(),
+                        key,
+                        stage: VENDOR.into(),
+                        reason: "unrecognized_history".into(),
+                        message: format!("the history of client `{id}` has no messages/history/items array"),
+                        raw: serde_json::from_str(&scrub_raw(&body, &self.token)).unwrap_or(Value::Null),
+                    };
+                    send(&out.tx, Event::DeadLetter(dl)).await?;
+                }
+            }
+            if let Some(d) = self.state.done.as_mut() {
+                d.insert(id);
+            }
+            done += 1;
+            if done.is_multiple_of(self.checkpoint_every) {
+                out.flush().await?;
+                send(&out.tx, Event::Checkpoint(Checkpoint { state: self.state.to_json(false) })).await?;
+            } else if out.messages.len() >= BATCH_MESSAGES {
+                out.flush().await?;
+            }
+        }
+        out.flush().await?;
+        tracing::info!(
+            vendor = VENDOR,
+            "history: {done} client(s) fetched, {changed} with new messages, {unchanged} unchanged"
+        );
+        self.state.done = None;
+        send(&out.tx, Event::Checkpoint(Checkpoint { state: self.state.to_json(true) })).await?;
+        send(&out.tx, Event::End).await
+    }
+}
+
+/// The `questionId` of one of our message ids (`<questionId>:q`, `:r<i>`, `:e`).
+fn question_of(message_id: &str) -> &str {
+    message_id.rsplit_once(':').map_or(message_id, |(q, _)| q)
+}
+
+/// What of a fully mapped client history is not covered by `watermark` (`None`: everything).
+/// The conversation row is kept only when at least one message is new; dead letters only
+/// when their item is newer than the watermark (an item without a usable time: only when
+/// there is no watermark yet).
+fn select_new(watermark: Option<&Watermark>, mut mapped: MappedClient) -> MappedClient {
+    let Some(w) = watermark else {
+        if mapped.messages.is_empty() {
+            mapped.conversation = None;
+        }
+        return mapped;
+    };
+    mapped.messages.retain(|m| w.is_new(m.sent_at.div_euclid(1000), question_of(&m.message_id)));
+    mapped.dead_letters.retain(|dl| item_time(&dl.raw).is_some_and(|t| t.div_euclid(1000) > w.ms));
+    if mapped.messages.is_empty() {
+        mapped.conversation = None;
+    }
+    mapped
+}
+
+/// Rows being built, and where they go.
+struct Output {
+    tx: Tx,
+    messages: MessagesBuilder,
+    conversations: ConversationsBuilder,
+}
+
+impl Output {
+    /// Messages first, then the conversations they belong to (docs/design.md §3.1).
+    async fn flush(&mut self) -> Result<()> {
+        if !self.messages.is_empty() {
+            send(&self.tx, Event::Batch { stream: MESSAGES.into(), batch: self.messages.finish() }).await?;
+        }
+        if !self.conversations.is_empty() {
+            send(&self.tx, Event::Batch { stream: CONVERSATIONS.into(), batch: self.conversations.finish() }).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use axum::Json;
+    use axum::extract::{Path, State};
+    use axum::routing::get;
+
+    use super::*;
+
+    const TOKEN: &str = "UnitTest:00112233445566778899aabbccddeeff00112233";
+
+    /// Histories served per client, and every client asked for.
+    #[derive(Default)]
+    struct Fake {
+        items: Mutex<BTreeMap<String, Vec<Value>>>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    async fn serve(fake: Arc<Fake>) -> String {
+        async fn history(State(f): State<Arc<Fake>>, Path((_t, c)): Path<(String, String)>) -> Json<Value> {
+            f.asked.lock().unwrap().push(c.clone());
+            Json(json!({"clientId": c, "messages": f.items.lock().unwrap().get(&c).cloned().unwrap_or_default()}))
+        }
+        let app = axum::Router::new().route("/chatapi/{token}/client/{client}/history", get(history)).with_state(fake);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn item(qid: &str, ts: &str) -> Value {
+        json!({"questionId": qid, "timestamp": ts, "query": "hi", "response": {"replies": [{"type": "text", "text": "hello"}]}})
+    }
+
+    /// (message ids, conversation ids with their message_count, checkpoints) of one run.
+    struct Run {
+        messages: Vec<String>,
+        conversations: Vec<(String, u64)>,
+        checkpoints: Vec<Value>,
+    }
+
+    async fn run(base: &str, clients: &[&str], state: Option<Value>, limit: Option<u64>) -> Run {
+        let cfg: AimylogicConfig = pipe_plugin_sdk::config::parse(
+            json!({"token": TOKEN, "base_url": base, "client_ids": clients, "checkpoint_every": 1, "concurrency": 1}),
+        )
+        .unwrap();
+        let ctx = SourceContext { pipeline: "t".into(), state, limit, metrics: Arc::default() };
+        let mut src = HistorySource::open(cfg, ctx).unwrap();
+        let mut r = Run { messages: Vec::new(), conversations: Vec::new(), checkpoints: Vec::new() };
+        loop {
+            match src.next().await.unwrap() {
+                Event::Batch { stream, batch } if stream == MESSAGES => {
+                    let ids = batch
+                        .column_by_name("message_id")
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<pipe_plugin_sdk::reexports::arrow_array::StringArray>()
+                        .unwrap()
+                        .clone();
+                    r.messages.extend(ids.iter().map(|s| s.unwrap().to_string()));
+                }
+                Event::Batch { batch, .. } => {
+                    let ids = batch
+                        .column_by_name("conversation_id")
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<pipe_plugin_sdk::reexports::arrow_array::StringArray>()
+                        .unwrap()
+                        .clone();
+                    let counts = batch
+                        .column_by_name("message_count")
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<pipe_plugin_sdk::reexports::arrow_array::UInt32Array>()
+                        .unwrap()
+                        .clone();
+                    r.conversations.extend(
+                        ids.iter().zip(counts.iter()).map(|(i, c)| (i.unwrap().to_string(), c.unwrap() as u64)),
+                    );
+                }
+                Event::Checkpoint(c) => r.checkpoints.push(c.state),
+                Event::DeadLetter(_) => {}
+                Event::End => return r,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn second_run_exports_only_new_items_and_ties_are_kept() {
+        let fake = Arc::new(Fake::default());
+        fake.items
+            .lock()
+            .unwrap()
+            .insert("a".into(), vec![item("a1", "2026-01-01T00:00:00.000"), item("a2", "2026-01-01T00:01:00.000")]);
+        fake.items.lock().unwrap().insert("b".into(), vec![item("b1", "2026-01-01T00:00:00.000")]);
+        let base = serve(fake.clone()).await;
+
+        let first = run(&base, &["a", "b"], None, None).await;
+        assert_eq!(first.messages, ["a1:q", "a1:r0", "a2:q", "a2:r0", "b1:q", "b1:r0"]);
+        assert_eq!(first.conversations, [("a".to_string(), 4), ("b".to_string(), 2)]);
+        let last = first.checkpoints.last().unwrap().clone();
+        assert_eq!(last["clients"]["a"], json!({"ms": 1_767_225_660_000i64, "ids": ["a2"]}));
+        assert!(last.get("done").is_none(), "a finished run has no `done`: {last}");
+        assert_eq!(first.checkpoints[0]["done"], json!(["a"]));
+
+        // Unchanged data: nothing at all.
+        let second = run(&base, &["a", "b"], Some(last.clone()), None).await;
+        assert!(second.messages.is_empty() && second.conversations.is_empty(), "{:?}", second.messages);
+        assert_eq!(second.checkpoints.last().unwrap(), &last);
+
+        // A new item with the watermark's very timestamp, one later: only those, and a's
+        // conversation row again with the whole history's count.
+        fake.items
+            .lock()
+            .unwrap()
+            .get_mut("a")
+            .unwrap()
+            .extend([item("a3", "2026-01-01T00:01:00.000"), item("a4", "2026-01-01T00:02:00.000")]);
+        let third = run(&base, &["a", "b"], Some(last), None).await;
+        assert_eq!(third.messages, ["a3:q", "a3:r0", "a4:q", "a4:r0"]);
+        assert_eq!(third.conversations, [("a".to_string(), 8)]);
+
+        // No state (`--full-refresh`): everything again.
+        let full = run(&base, &["a", "b"], None, None).await;
+        assert_eq!(full.messages.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_run_resumes_after_the_clients_it_did() {
+        let fake = Arc::new(Fake::default());
+        for c in ["a", "b", "c"] {
+            fake.items.lock().unwrap().insert(c.into(), vec![item(&format!("{c}1"), "2026-01-01T00:00:00.000")]);
+        }
+        let base = serve(fake.clone()).await;
+        let first = run(&base, &["a", "b", "c"], None, None).await;
+        // The checkpoint after client a, as if the run had stopped there.
+        let cut = first.checkpoints[0].clone();
+        assert_eq!(cut["done"], json!(["a"]));
+        fake.asked.lock().unwrap().clear();
+        let resumed = run(&base, &["a", "b", "c"], Some(cut), None).await;
+        assert_eq!(resumed.messages, ["b1:q", "b1:r0", "c1:q", "c1:r0"]);
+        assert_eq!(*fake.asked.lock().unwrap(), ["b", "c"], "client a is not fetched again");
+        let end = resumed.checkpoints.last().unwrap();
+        assert!(end.get("done").is_none());
+        assert_eq!(end["clients"].as_object().unwrap().len(), 3);
+
+        // The old layout is migrated (everything once), watermarks of removed clients dropped.
+        let old = run(&base, &["a", "b"], Some(json!({"mode": "history", "clients_done": 3})), None).await;
+        assert_eq!(old.messages.len(), 4);
+        let pruned = run(&base, &["a"], Some(end.clone()), None).await;
+        assert_eq!(
+            pruned.checkpoints.last().unwrap()["clients"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["a"]
+        );
+        // A webhook state is refused with the reset hint.
+        let cfg: AimylogicConfig =
+            pipe_plugin_sdk::config::parse(json!({"token": TOKEN, "base_url": base, "client_ids": ["a"]})).unwrap();
+        let ctx = SourceContext {
+            pipeline: "t".into(),
+            state: Some(json!({"mode": "webhook", "seq": 1})),
+            limit: None,
+            metrics: Arc::default(),
+        };
+        let err = HistorySource::open(cfg, ctx).err().unwrap().to_string();
+        assert!(err.contains("pipe state reset"), "{err}");
+    }
+}

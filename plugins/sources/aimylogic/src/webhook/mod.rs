@@ -1,0 +1,484 @@
+//! `mode = "webhook"`: a service receiving Aimylogic's webhook POSTs (docs/vendors/aimylogic.md
+//! §2.3) and streaming their rows until stopped.
+//!
+//! ## Acknowledgement after durability
+//!
+//! Every accepted POST becomes rows plus an [`Event::Checkpoint`] whose state is
+//! `{"mode": "webhook", "seq": N, "recent": [event keys]}` (N grows by one per POST that
+//! produced something). The engine commits checkpoints at most every
+//! `commit_interval_seconds` (1 in `pipelines/aimylogic-webhook.toml`), also when no further
+//! event arrives, and after every commit reports the saved state through
+//! [`SourceControl::committed`]. The POST is answered 200 only when a committed `seq` covers
+//! it; until then the sender's connection waits (503 after `ack_timeout_seconds`, so it
+//! retries). A crash therefore loses no acknowledged event: everything acknowledged is in
+//! committed files, and everything else was never acknowledged and is sent again.
+//!
+//! Retries after a crash can repeat an event that was committed but whose 200 was lost: the
+//! state remembers the last `dedupe_window` event keys (`clientId`, `questionId`, item
+//! `type`), and such repeats are acknowledged without being emitted again. Within the window
+//! delivery is exactly-once; beyond it at-least-once, with the same primary keys.
+//!
+//! On SIGINT/SIGTERM the engine cancels [`SourceControl::shutdown`]: the listener stops
+//! accepting, POSTs already received are turned into rows, a last checkpoint and `End` are
+//! emitted, the engine commits and the run exits 0.
+//!
+//! Plugins loaded as dynamic libraries get no [`SourceControl`] (the C ABI carries none): this
+//! mode is only useful built in, as shipped.
+//!
+//! Rejected input: a body that is not JSON or not an array (400, `malformed_body`), over
+//! `max_body_bytes` (413, `oversized_body`), an event without `clientId`
+//! (`missing_client_id`) or with another channel's `token` (`token_mismatch`) — each a dead
+//! letter; the valid events of the same POST are accepted.
+//!
+//! Rows: the mapping of [`crate::mapping::map_item`] per event, `seq` numbered within the
+//! event (0 for the request, then the replies) because a listener does not see the whole
+//! conversation; a nightly history run gives the conversation-wide `seq`. One conversation
+//! row per client per POST (latest `updated_at` wins).
+
+mod server;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipe_plugin_sdk::schema::{
+    CONVERSATIONS, ConversationsBuilder, MESSAGES, MessagesBuilder, conversations_schema, messages_schema,
+};
+use pipe_plugin_sdk::time::now_micros;
+use pipe_plugin_sdk::{
+    Checkpoint, DeadLetter, Event, Metrics, PluginError, Result, Source, SourceContext, SourceControl, StreamDecl,
+};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::mapping::{MapCtx, conversation, map_item, question_id, response, scrub_raw};
+use crate::{AimylogicConfig, VENDOR};
+use server::{Shared, Work};
+
+/// POSTs waiting for the source loop.
+const WORK_QUEUE: usize = 64;
+
+/// The webhook listener source. See the [module docs](self).
+pub struct WebhookSource {
+    work: mpsc::Receiver<Work>,
+    queue: VecDeque<Event>,
+    stop: CancellationToken,
+    acked: Arc<watch::Sender<u64>>,
+    closing: bool,
+    ended: bool,
+    seq: u64,
+    recent: VecDeque<String>,
+    recent_set: HashSet<String>,
+    dedupe_window: usize,
+    known_clients: HashSet<String>,
+    record_file: Option<String>,
+    account_id: String,
+    token: String,
+    metrics: Arc<Metrics>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    addr: std::net::SocketAddr,
+}
+
+impl WebhookSource {
+    /// Binds `listen` and starts serving (answers wait for the engine's commits).
+    ///
+    /// Errors: [`PluginError::Config`] for a `path` not starting with `/`, an address that
+    /// cannot be bound (`listen`), an unreadable `client_ids_file`, or a corrupt state.
+    pub fn open(cfg: AimylogicConfig, ctx: SourceContext) -> Result<Self> {
+        if !cfg.path.starts_with('/') || cfg.path == "/healthz" {
+            return Err(PluginError::Config {
+                path: "path".into(),
+                message: format!("`{}` must start with `/` and not be /healthz", cfg.path),
+            });
+        }
+        let listener =
+            std::net::TcpListener::bind(&cfg.listen).and_then(|l| l.set_nonblocking(true).map(|_| l)).map_err(|e| {
+                PluginError::Config { path: "listen".into(), message: format!("cannot listen on {}: {e}", cfg.listen) }
+            })?;
+        let addr = listener.local_addr().map_err(|e| PluginError::io("webhook listener address", e))?;
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|e| PluginError::io("webhook listener", e))?;
+
+        let (seq, recent) = from_state(ctx.state.as_ref())?;
+        let (acked_tx, acked_rx) = watch::channel(seq);
+        let (work_tx, work_rx) = mpsc::channel(WORK_QUEUE);
+        let stop = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            work: work_tx,
+            acked: acked_rx,
+            secret: cfg.secret.as_ref().map(|s| s.expose().to_string()),
+            secret_header: cfg.secret_header.clone(),
+            secret_query: cfg.secret_query.clone(),
+            max_body: cfg.max_body_bytes.max(1),
+            ack_timeout: Duration::from_secs_f64(cfg.ack_timeout_seconds.clamp(0.1, 3600.0)),
+            token: cfg.token.expose().to_string(),
+        });
+        let app = server::router(&cfg.path, shared);
+        let graceful = stop.clone();
+        let serve = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful.cancelled_owned()).await {
+                tracing::error!(vendor = VENDOR, "webhook listener failed: {e}");
+            }
+        });
+        tracing::info!(
+            vendor = VENDOR,
+            "webhook listening on http://{addr}{} (health: http://{addr}/healthz)",
+            cfg.path
+        );
+
+        let record_file = cfg.client_ids_file.clone().filter(|_| cfg.record_client_ids);
+        let known_clients: HashSet<String> = cfg.all_client_ids()?.into_iter().collect();
+        let recent_set = recent.iter().cloned().collect();
+        Ok(WebhookSource {
+            work: work_rx,
+            queue: VecDeque::new(),
+            stop,
+            acked: Arc::new(acked_tx),
+            closing: false,
+            ended: false,
+            seq,
+            recent,
+            recent_set,
+            dedupe_window: cfg.dedupe_window,
+            known_clients,
+            record_file,
+            account_id: cfg.account_id(),
+            token: cfg.token.expose().to_string(),
+            metrics: ctx.metrics,
+            tasks: vec![serve],
+            addr,
+        })
+    }
+
+    /// The address the listener is bound to (useful with `listen = "127.0.0.1:0"`).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    fn state(&self) -> Value {
+        json!({"mode": "webhook", "seq": self.seq, "recent": self.recent})
+    }
+
+    fn remember(&mut self, key: String) {
+        if self.dedupe_window == 0 {
+            return;
+        }
+        self.recent_set.insert(key.clone());
+        self.recent.push_back(key);
+        while self.recent.len() > self.dedupe_window {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_set.remove(&old);
+            }
+        }
+    }
+
+    /// Appends a client id seen for the first time to `client_ids_file`.
+    fn record_client(&mut self, id: &str) {
+        if !self.known_clients.insert(id.to_string()) {
+            return;
+        }
+        let Some(path) = &self.record_file else { return };
+        if id.contains(['\n', '\r']) {
+            tracing::warn!(vendor = VENDOR, "client id with a line break not recorded in {path}");
+            return;
+        }
+        let written =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| writeln!(f, "{id}"));
+        if let Err(e) = written {
+            tracing::warn!(vendor = VENDOR, "cannot append a client id to {path}: {e}");
+        }
+    }
+
+    /// Turns one unit of work into queued events.
+    fn process(&mut self, work: Work) {
+        match work {
+            Work::Rejected(dl) => {
+                self.queue.push_back(Event::DeadLetter(dl));
+                self.seq += 1;
+                self.queue.push_back(Event::Checkpoint(Checkpoint { state: self.state() }));
+            }
+            Work::Events { events, reply } => {
+                let extracted_at = now_micros();
+                let mut messages = MessagesBuilder::new();
+                let mut per_client: BTreeMap<String, (Vec<pipe_plugin_sdk::schema::MessageRow>, Option<bool>, usize)> =
+                    BTreeMap::new();
+                let mut dead = Vec::new();
+                for ev in &events {
+                    let Some(client_id) = client_id(ev) else {
+                        dead.push(self.bad_event(ev, "missing_client_id", "webhook event without a clientId"));
+                        continue;
+                    };
+                    // Aimylogic puts the channel token in every webhook object: another
+                    // channel's events must not be filed under this account.
+                    if ev.get("token").and_then(Value::as_str).is_some_and(|t| t != self.token) {
+                        dead.push(self.bad_event(
+                            ev,
+                            "token_mismatch",
+                            "webhook event carries another channel's token",
+                        ));
+                        continue;
+                    }
+                    let kind = ev.get("type").and_then(Value::as_str).unwrap_or("");
+                    let key = format!("{client_id}\u{1f}{}\u{1f}{kind}", question_id(ev).unwrap_or_default());
+                    if self.recent_set.contains(&key) {
+                        continue; // a retry of an event already emitted
+                    }
+                    let ctx = MapCtx {
+                        account_id: &self.account_id,
+                        client_id: &client_id,
+                        token: &self.token,
+                        extracted_at,
+                    };
+                    match map_item(&ctx, ev, 0, None) {
+                        Ok(rows) => {
+                            self.remember(key);
+                            self.record_client(&client_id);
+                            let entry = per_client.entry(client_id.clone()).or_default();
+                            if let Some(r) = response(ev) {
+                                entry.1 = r.get("endSession").and_then(Value::as_bool).or(entry.1);
+                            }
+                            entry.2 += 1;
+                            entry.0.extend(rows);
+                        }
+                        Err(dl) => dead.push(dl),
+                    }
+                }
+                let mut conversations = ConversationsBuilder::new();
+                for (client_id, (rows, ended, items)) in &per_client {
+                    let ctx = MapCtx { account_id: &self.account_id, client_id, token: &self.token, extracted_at };
+                    for r in rows {
+                        messages.append(r);
+                    }
+                    Metrics::add(&self.metrics.messages, rows.len() as u64);
+                    conversations.append(&conversation(&ctx, rows, None, *ended, 0, *items));
+                }
+                let produced = !dead.is_empty() || !messages.is_empty();
+                self.queue.extend(dead.into_iter().map(Event::DeadLetter));
+                if !messages.is_empty() {
+                    self.queue.push_back(Event::Batch { stream: MESSAGES.into(), batch: messages.finish() });
+                    self.queue.push_back(Event::Batch { stream: CONVERSATIONS.into(), batch: conversations.finish() });
+                }
+                if produced {
+                    self.seq += 1;
+                    self.queue.push_back(Event::Checkpoint(Checkpoint { state: self.state() }));
+                }
+                // Nothing new (all retries): acknowledged once what is already emitted is committed.
+                let _ = reply.send(self.seq);
+            }
+        }
+    }
+
+    fn bad_event(&self, ev: &Value, reason: &str, message: &str) -> DeadLetter {
+        DeadLetter {
+            stream: MESSAGES.into(),
+            key: json!({"vendor": VENDOR, "account_id": self.account_id, "message_id": question_id(ev)}),
+            stage: VENDOR.into(),
+            reason: reason.into(),
+            message: message.into(),
+            raw: serde_json::from_str(&scrub_raw(ev, &self.token)).unwrap_or(Value::Null),
+        }
+    }
+}
+
+fn client_id(ev: &Value) -> Option<String> {
+    match ev.get("clientId")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `(seq, recent keys)` of a saved state; a state of the other mode starts at 0.
+///
+/// Errors: [`PluginError::Config`] when a webhook state has no numeric `seq`.
+fn from_state(state: Option<&Value>) -> Result<(u64, VecDeque<String>)> {
+    let Some(s) = state.filter(|s| s.get("mode").and_then(Value::as_str) == Some("webhook")) else {
+        return Ok((0, VecDeque::new()));
+    };
+    let seq = s.get("seq").and_then(Value::as_u64).ok_or_else(|| PluginError::Config {
+        path: String::new(),
+        message: "the saved webhook state has no numeric `seq`; reset it with `pipe state reset`".into(),
+    })?;
+    let recent = s
+        .get("recent")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok((seq, recent))
+}
+
+impl Drop for WebhookSource {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for WebhookSource {
+    fn streams(&self) -> Vec<StreamDecl> {
+        vec![
+            StreamDecl { name: CONVERSATIONS.into(), schema: conversations_schema() },
+            StreamDecl { name: MESSAGES.into(), schema: messages_schema() },
+        ]
+    }
+
+    fn stops_gracefully(&self) -> bool {
+        true
+    }
+
+    fn attach_control(&mut self, control: SourceControl) {
+        // Committed states → the highest committed `seq`, which the handlers wait for.
+        let acked = self.acked.clone();
+        let mut committed = control.committed;
+        self.tasks.push(tokio::spawn(async move {
+            while committed.changed().await.is_ok() {
+                let seq = committed.borrow_and_update().as_ref().and_then(|s| s.get("seq")).and_then(Value::as_u64);
+                if let Some(seq) = seq {
+                    acked.send_modify(|c| *c = (*c).max(seq));
+                }
+            }
+        }));
+        let stop = self.stop.clone();
+        let shutdown = control.shutdown;
+        self.tasks.push(tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.cancel();
+        }));
+    }
+
+    async fn next(&mut self) -> Result<Event> {
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                return Ok(ev);
+            }
+            if self.ended {
+                return Ok(Event::End);
+            }
+            if self.closing {
+                // Everything received is queued: a last checkpoint, then the end.
+                self.ended = true;
+                self.queue.push_back(Event::Checkpoint(Checkpoint { state: self.state() }));
+                continue;
+            }
+            tokio::select! {
+                biased;
+                work = self.work.recv() => match work {
+                    Some(w) => self.process(w),
+                    None => self.closing = true,
+                },
+                _ = self.stop.cancelled() => {
+                    // Stop taking POSTs; those already handed over are drained by recv above.
+                    tracing::info!(vendor = VENDOR, "webhook listener stopping");
+                    self.work.close();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "UnitTest:00112233445566778899aabbccddeeff00112233";
+
+    fn open(state: Option<Value>) -> (WebhookSource, CancellationToken, watch::Sender<Option<Value>>) {
+        let cfg: AimylogicConfig = pipe_plugin_sdk::config::parse(
+            json!({"mode": "webhook", "token": TOKEN, "listen": "127.0.0.1:0", "path": "/hook"}),
+        )
+        .unwrap();
+        let ctx = SourceContext { pipeline: "t".into(), state, limit: None, metrics: Arc::default() };
+        let mut src = WebhookSource::open(cfg, ctx).unwrap();
+        let shutdown = CancellationToken::new();
+        let (committed, rx) = watch::channel(None);
+        src.attach_control(SourceControl { shutdown: shutdown.clone(), committed: rx });
+        (src, shutdown, committed)
+    }
+
+    fn post(src: &WebhookSource, body: Value) -> tokio::task::JoinHandle<u16> {
+        let url = format!("http://{}/hook", src.local_addr());
+        tokio::spawn(
+            async move { reqwest::Client::new().post(url).json(&body).send().await.unwrap().status().as_u16() },
+        )
+    }
+
+    fn event(qid: &str) -> Value {
+        json!({"token": TOKEN, "clientId": "c1", "questionId": qid, "query": "hi", "data": {"replies": [{"type": "text", "text": "hello"}]}, "timestamp": "2026-01-01T00:00:00.000"})
+    }
+
+    #[tokio::test]
+    async fn acknowledges_only_after_commit_dedupes_and_stops_gracefully() {
+        let (mut src, shutdown, committed) = open(None);
+        let first = post(&src, json!([event("q1")]));
+        let mut seen = Vec::new();
+        loop {
+            match src.next().await.unwrap() {
+                Event::Checkpoint(cp) => {
+                    assert_eq!(cp.state["seq"], 1);
+                    break;
+                }
+                Event::Batch { stream, batch } => seen.push((stream, batch.num_rows())),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(seen, [("messages".to_string(), 2), ("conversations".to_string(), 1)]);
+        // Emitted but not committed: no answer yet.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!first.is_finished(), "acknowledged before the commit");
+        committed.send_replace(Some(json!({"mode": "webhook", "seq": 1})));
+        assert_eq!(first.await.unwrap(), 200);
+
+        // The same event again: nothing emitted, acknowledged at once (already committed).
+        let again = post(&src, json!([event("q1")]));
+        assert!(tokio::time::timeout(Duration::from_millis(300), src.next()).await.is_err(), "a repeat was emitted");
+        assert_eq!(again.await.unwrap(), 200);
+
+        // Another channel's event (and an event without clientId) are dead letters, with
+        // no token in them.
+        let mut foreign = event("q9");
+        foreign["token"] = json!("Other000:ffffffffffffffffffffffffffffffffffffffff");
+        let mixed = post(&src, json!([foreign, {"questionId": "q8"}]));
+        let mut reasons = Vec::new();
+        loop {
+            match src.next().await.unwrap() {
+                Event::DeadLetter(dl) => {
+                    assert!(!dl.raw.to_string().contains("ffffffff"), "{}", dl.raw);
+                    reasons.push(dl.reason);
+                }
+                Event::Checkpoint(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(reasons, ["token_mismatch", "missing_client_id"]);
+        committed.send_replace(Some(json!({"mode": "webhook", "seq": 2})));
+        assert_eq!(mixed.await.unwrap(), 200);
+
+        // Shutdown: a last checkpoint, then End.
+        shutdown.cancel();
+        assert!(matches!(src.next().await.unwrap(), Event::Checkpoint(_)));
+        assert!(matches!(src.next().await.unwrap(), Event::End));
+    }
+
+    #[tokio::test]
+    async fn state_carries_seq_and_dedupe_keys_across_restarts() {
+        let state = json!({"mode": "webhook", "seq": 7, "recent": ["c1\u{1f}q1\u{1f}"]});
+        let (mut src, _shutdown, _committed) = open(Some(state));
+        // Committed seq 7 is known: a repeat of q1 is acknowledged without new rows.
+        let repeat = post(&src, json!([event("q1")]));
+        assert!(tokio::time::timeout(Duration::from_millis(300), src.next()).await.is_err());
+        assert_eq!(repeat.await.unwrap(), 200);
+        // A new event continues the numbering.
+        let _new = post(&src, json!([event("q2")]));
+        loop {
+            if let Event::Checkpoint(cp) = src.next().await.unwrap() {
+                assert_eq!(cp.state["seq"], 8);
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! giosg JSON → canonical rows (docs/design.md §3.1). Pure functions, so they are tested against
+//! the literal payloads of docs/vendors/giosg.md §6 without a server.
+
+use std::collections::BTreeMap;
+
+use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
+use pipe_plugin_sdk::time::parse_timestamp_micros;
+use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
+use serde_json::{Value, json};
+
+use crate::VENDOR;
+
+/// Attribute holding the chat's RSA-wrapped AES key on encrypted message rows.
+pub const ATTR_ENCRYPTED_KEY: &str = "giosg.encrypted_symmetric_key";
+/// Attribute set on purged messages: when giosg purged the content (vendor timestamp string).
+pub const ATTR_PURGED_AT: &str = "giosg.sensitive_data_purged_at";
+
+/// Everything fetched for one chat.
+#[derive(Debug, Clone, Default)]
+pub struct ChatBundle {
+    /// The chat object from `owned_chats`.
+    pub chat: Value,
+    /// Every message from `owned_chats/{id}/messages`, in response order.
+    pub messages: Vec<Value>,
+    /// From `owned_chats/{id}/memberships`.
+    pub memberships: Vec<Value>,
+    /// From `owned_chats/{id}/tags`.
+    pub tags: Vec<Value>,
+    /// From `owned_chats/{id}/visitors/{visitor_id}/variables`.
+    pub variables: Vec<Value>,
+}
+
+/// The rows of one chat.
+#[derive(Debug, Default)]
+pub struct MappedChat {
+    pub conversation: Option<ConversationRow>,
+    pub messages: Vec<MessageRow>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn owned(v: &Value, key: &str) -> Option<String> {
+    s(v, key).map(str::to_string)
+}
+
+fn ts(v: &Value, key: &str) -> Option<i64> {
+    s(v, key).and_then(parse_timestamp_micros)
+}
+
+/// The visitor's id: the `member_id` of the membership whose `member_type` is `visitor`.
+pub fn visitor_id(memberships: &[Value]) -> Option<String> {
+    memberships.iter().find(|m| s(m, "member_type") == Some("visitor")).and_then(|m| owned(m, "member_id"))
+}
+
+/// `sender_role` per docs/design.md §3.1: `join`/`leave`/`tag_created`/`system` messages are
+/// `system` whoever sent them; otherwise `visitor`→visitor, `user`→agent, `rule`→system.
+pub fn sender_role(message_type: &str, sender_type: Option<&str>) -> SenderRole {
+    match message_type {
+        "join" | "leave" | "tag_created" | "system" => SenderRole::System,
+        _ => match sender_type {
+            Some("visitor") => SenderRole::Visitor,
+            Some("user") => SenderRole::Agent,
+            _ => SenderRole::System,
+        },
+    }
+}
+
+fn value_as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn dead_letter(stream: &str, key: Value, reason: &str, message: String, raw: &Value) -> DeadLetter {
+    DeadLetter { stream: stream.into(), key, stage: VENDOR.into(), reason: reason.into(), message, raw: raw.clone() }
+}
+
+/// Maps one chat and everything fetched for it to canonical rows.
+///
+/// `seq` numbers messages from 0 by `created_at` (ties keep response order). A message
+/// without an `id` or a parsable `created_at` cannot be a canonical row: it becomes a dead
+/// letter (`unparsable_message`) instead; likewise a chat without an `id` (`unparsable_chat`).
+pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> MappedChat {
+    let mut out = MappedChat::default();
+    let Some(chat_id) = owned(&b.chat, "id") else {
+        out.dead_letters.push(dead_letter(
+            CONVERSATIONS,
+            json!({"vendor": VENDOR, "account_id": organization_id}),
+            "unparsable_chat",
+            "chat object has no string `id`".into(),
+            &b.chat,
+        ));
+        return out;
+    };
+    let key = |id: Option<&str>| match id {
+        Some(m) => {
+            json!({"vendor": VENDOR, "account_id": organization_id, "conversation_id": chat_id, "message_id": m})
+        }
+        None => json!({"vendor": VENDOR, "account_id": organization_id, "conversation_id": chat_id}),
+    };
+
+    let tag_names: Vec<String> = b.tags.iter().filter_map(|t| owned(t, "name")).collect();
+    let tag_ids: Vec<String> = b.tags.iter().filter_map(|t| owned(t, "id")).collect();
+    let chat_key = owned(&b.chat, "encrypted_symmetric_key");
+
+    // Parse, then order by sent time; the stable sort keeps response order for ties.
+    let mut parsed: Vec<(i64, &Value)> = Vec::with_capacity(b.messages.len());
+    for m in &b.messages {
+        match (s(m, "id"), ts(m, "created_at")) {
+            (Some(_), Some(at)) => parsed.push((at, m)),
+            (id, _) => out.dead_letters.push(dead_letter(
+                MESSAGES,
+                key(id),
+                "unparsable_message",
+                "message has no string `id` or no parsable `created_at`".into(),
+                m,
+            )),
+        }
+    }
+    parsed.sort_by_key(|(at, _)| *at);
+
+    for (seq, (sent_at, m)) in parsed.iter().enumerate() {
+        let message_type = s(m, "type").unwrap_or("msg").to_lowercase();
+        let purged_at = owned(m, "sensitive_data_purged_at");
+        let ciphertext = owned(m, "encrypted_message").filter(|c| !c.trim().is_empty());
+        let mut attributes = BTreeMap::new();
+        let text = match (&purged_at, &ciphertext) {
+            (Some(at), _) => {
+                attributes.insert(ATTR_PURGED_AT.to_string(), at.clone());
+                None
+            }
+            (None, Some(_)) => None,
+            (None, None) => owned(m, "message"),
+        };
+        let is_encrypted = purged_at.is_none() && ciphertext.is_some();
+        if is_encrypted {
+            if let Some(k) = &chat_key {
+                attributes.insert(ATTR_ENCRYPTED_KEY.to_string(), k.clone());
+            }
+        }
+        for extra in [
+            "response_text",
+            "response_value",
+            "response_to_message_id",
+            "selected_reply_suggestion_id",
+            "sender_public_name",
+        ] {
+            if let Some(v) = owned(m, extra) {
+                attributes.insert(format!("giosg.{extra}"), v);
+            }
+        }
+        if let Some(Value::Array(a)) = m.get("attachments") {
+            if !a.is_empty() {
+                attributes.insert("giosg.attachments".into(), Value::Array(a.clone()).to_string());
+            }
+        }
+        out.messages.push(MessageRow {
+            vendor: VENDOR.into(),
+            account_id: organization_id.into(),
+            conversation_id: chat_id.clone(),
+            message_id: owned(m, "id").unwrap_or_default(),
+            seq: seq as u32,
+            sent_at: *sent_at,
+            sender_role: sender_role(&message_type, s(m, "sender_type")),
+            sender_id: owned(m, "sender_id"),
+            sender_name: owned(m, "sender_name").or_else(|| owned(m, "sender_public_name")),
+            message_type,
+            text: if is_encrypted { None } else { text },
+            is_encrypted,
+            ciphertext: if is_encrypted { ciphertext } else { None },
+            tags: tag_names.clone(),
+            attributes,
+            raw: m.to_string(),
+            extracted_at,
+        });
+    }
+
+    // Completeness: giosg's `message_count` counts `msg` messages (docs/vendors/giosg.md §3.1).
+    let reported = b.chat.get("message_count").and_then(Value::as_u64);
+    let fetched = b.messages.iter().filter(|m| s(m, "type") == Some("msg")).count() as u64;
+    if let Some(reported) = reported.filter(|r| *r > fetched) {
+        out.dead_letters.push(dead_letter(
+            CONVERSATIONS,
+            key(None),
+            REASON_INCOMPLETE,
+            format!("giosg reports {reported} `msg` messages but {fetched} arrived"),
+            &b.chat,
+        ));
+    }
+
+    let visitor = visitor_id(&b.memberships);
+    let visitor_name = b
+        .memberships
+        .iter()
+        .find(|m| s(m, "member_type") == Some("visitor"))
+        .and_then(|m| owned(m, "member_name").or_else(|| owned(m, "member_public_name")));
+    let variables: BTreeMap<String, String> = b
+        .variables
+        .iter()
+        .filter_map(|v| Some((owned(v, "key")?, v.get("value").map(value_as_text).unwrap_or_default())))
+        .collect();
+    let visitor_name = visitor_name.or_else(|| variables.get("username").cloned());
+    let mut agent_ids: Vec<String> = b
+        .memberships
+        .iter()
+        .filter(|m| s(m, "member_type") == Some("user"))
+        .filter_map(|m| owned(m, "member_id"))
+        .collect();
+    agent_ids.dedup();
+
+    let flag = |k: &str| b.chat.get(k).and_then(Value::as_bool);
+    let state = if flag("is_ended") == Some(true) {
+        "ended"
+    } else if flag("is_waiting") == Some(true) {
+        "waiting"
+    } else if flag("is_pending") == Some(true) {
+        "pending"
+    } else {
+        "open"
+    };
+    out.conversation = Some(ConversationRow {
+        vendor: VENDOR.into(),
+        account_id: organization_id.into(),
+        conversation_id: chat_id,
+        channel_id: owned(&b.chat, "room_id"),
+        title: None,
+        state: Some(state.into()),
+        is_ended: flag("is_ended"),
+        created_at: ts(&b.chat, "created_at"),
+        updated_at: ts(&b.chat, "updated_at"),
+        ended_at: ts(&b.chat, "ended_at"),
+        last_message_at: parsed.last().map(|(at, _)| *at),
+        message_count: b.chat.get("message_count").and_then(Value::as_u64).map(|n| n.min(u32::MAX as u64) as u32),
+        visitor_id: visitor,
+        visitor_name,
+        agent_ids,
+        tag_ids,
+        tags: tag_names,
+        variables,
+        raw: b.chat.to_string(),
+        extracted_at,
+    });
+    out
+}

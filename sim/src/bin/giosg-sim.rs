@@ -1,0 +1,73 @@
+//! The giosg simulator as a standalone server, for benchmarks and trying `pipe` by hand.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use pipe_sim::giosg::{GiosgSim, HttpFaults, SimConfig, SimOptions, generate};
+
+/// Serve simulated giosg organizations (REST `/api/v5`, chat encryption off) on 127.0.0.1.
+///
+/// Prints one JSON line per organization, `{"base_url", "organization_id", "token", "chats",
+/// "messages"}`, and serves until its standard input closes (Ctrl-D) or it is killed. Put the
+/// values in `GIOSG_*` variables and run `pipe run pipelines/giosg.toml` against it.
+///
+/// Example: `giosg-sim 1000 30` serves 1,000 chats answering each request after 30 ms.
+#[derive(Parser)]
+#[command(name = "giosg-sim", version)]
+struct Args {
+    /// Chats per organization.
+    #[arg(default_value_t = 300)]
+    chats: usize,
+    /// Added latency of every response, in milliseconds.
+    #[arg(default_value_t = 0)]
+    latency_ms: u64,
+    /// Upper bound on messages per chat.
+    #[arg(default_value_t = 40)]
+    max_messages: usize,
+    /// Organizations to serve, each on its own port with its own seed and token.
+    #[arg(default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    accounts: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut sims = Vec::new();
+    for i in 0..args.accounts {
+        let mut cfg =
+            SimConfig { chats: args.chats, max_messages_per_chat: args.max_messages, encrypted_every: 0, ..SimConfig::demo() };
+        if i > 0 {
+            cfg.seed += i;
+            cfg.organization_id = format!("00000000-0000-4000-8000-{i:012}");
+            cfg.token = format!("{}-{i}", cfg.token);
+        }
+        let dataset = Arc::new(generate(&cfg));
+        let sim = match GiosgSim::start(dataset.clone(), SimOptions::default()).await {
+            Ok(sim) => sim,
+            Err(e) => {
+                eprintln!("giosg-sim: cannot listen on 127.0.0.1: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        sim.set_faults(HttpFaults { latency: Duration::from_millis(args.latency_ms), ..Default::default() });
+        println!(
+            "{}",
+            serde_json::json!({
+                "base_url": sim.base_url(),
+                "organization_id": dataset.organization_id,
+                "token": dataset.token,
+                "chats": dataset.chats.len(),
+                "messages": dataset.message_count(),
+            })
+        );
+        sims.push(sim);
+    }
+    pipe_sim::serve_until_stdin_closes().await;
+    for sim in sims {
+        eprintln!("giosg-sim: {} requests served at {}", sim.requests(), sim.base_url());
+        sim.shutdown().await;
+    }
+    ExitCode::SUCCESS
+}

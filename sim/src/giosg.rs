@@ -1,0 +1,219 @@
+//! giosg API simulator: a deterministic synthetic dataset ([`generate`]) and an HTTP server
+//! ([`GiosgSim`]) that serves it the way giosg's `/api/v5` does (docs/vendors/giosg.md §1–§6).
+//!
+//! The dataset is the ground truth: every chat, message, membership, tag and variable object is
+//! stored exactly as the server sends it, plus each message's plaintext, so end-to-end tests can
+//! compare the pipeline's output with what the "vendor" really holds. Encrypted chats follow
+//! giosg's scheme (RSA-OAEP-SHA1 wrapped AES-256-CBC + HMAC-SHA1 keys) and the dataset carries
+//! the RSA private key that decrypts them.
+//!
+//! What the server deliberately makes hard for clients, because real giosg does too: cursor
+//! pagination with absolute `next` URLs and pages shorter than `page_size`; timestamps with and
+//! without the `Z`; purged, empty, open and encrypted chats; `encrypted_message` keys that are
+//! absent (not null) on join/leave events; unicode and 2000-character texts. Failure knobs
+//! ([`GiosgSim::fail_auth_after`], [`GiosgSim::inject_429_every`]) drive the error-path tests;
+//! decryption failures come from a wrong key ([`crypto::unrelated_private_key_pem`]) or a
+//! damaged message ([`Dataset::corrupt_one_encrypted_message`]).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use pipe_sim::giosg::{generate, GiosgSim, SimConfig, SimOptions};
+//! let dataset = std::sync::Arc::new(generate(&SimConfig::small(20)));
+//! let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await?;
+//! println!("giosg at {} (org {})", sim.base_url(), dataset.organization_id);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod corpus;
+pub mod crypto;
+mod faults;
+mod generate;
+mod http_faults;
+mod paging;
+mod server;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{Value, json};
+
+pub use generate::generate;
+pub use http_faults::{HttpFaults, RequestRecord};
+pub use server::{GiosgSim, SimOptions};
+
+/// Creation time of the first generated chat: every dataset starts here and moves forward by
+/// minutes to hours per chat (300 chats ≈ 6 weeks), so pipelines starting at
+/// `2026-01-01T00:00:00Z` see all of it.
+pub const EPOCH: &str = "2026-01-05T07:00:00.000Z";
+
+/// What to generate. Everything in the dataset derives from `seed` except crypto randomness
+/// (the RSA key, AES/HMAC keys and IVs), so two datasets with one config agree on all ids,
+/// timestamps, texts and plaintexts but not on ciphertexts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Seed of the deterministic generator.
+    pub seed: u64,
+    /// Number of chats.
+    pub chats: usize,
+    /// Upper bound on messages (of all types: msg, join, leave, …) in one chat.
+    pub max_messages_per_chat: usize,
+    /// Every Nth chat in creation order is encrypted (chats N-1, 2N-1, … counted from 0);
+    /// 0 = none.
+    pub encrypted_every: usize,
+    /// The organization id the server answers for (a lower-case UUID).
+    pub organization_id: String,
+    /// The API token the server requires as `Authorization: Token <token>`.
+    pub token: String,
+}
+
+impl SimConfig {
+    /// The `pipe demo` dataset: seed 42, 300 chats, at most 40 messages each, every 5th
+    /// encrypted.
+    pub fn demo() -> Self {
+        Self {
+            seed: 42,
+            chats: 300,
+            max_messages_per_chat: 40,
+            encrypted_every: 5,
+            organization_id: "ff6e7834-9d89-11e9-a62f-0242ac110003".to_owned(),
+            token: "giosg-demo-token-0123456789abcdef".to_owned(),
+        }
+    }
+
+    /// A small dataset for tests: `chats` chats of at most 12 messages, every 3rd encrypted,
+    /// same organization and token as [`SimConfig::demo`].
+    pub fn small(chats: usize) -> Self {
+        Self { seed: 7, chats, max_messages_per_chat: 12, encrypted_every: 3, ..Self::demo() }
+    }
+}
+
+/// The generated ground truth, shared by the server and the tests that check pipeline output.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Organization id (`account_id` in the canonical schema).
+    pub organization_id: String,
+    /// API token the server accepts.
+    pub token: String,
+    /// Chats in creation order (ascending `created_at`).
+    pub chats: Vec<ChatTruth>,
+    /// PKCS#8 PEM of the RSA-2048 private key that decrypts the encrypted chats; empty if no
+    /// chat is encrypted.
+    pub private_key_pkcs8_pem: String,
+}
+
+impl Dataset {
+    /// The chat with this id.
+    pub fn chat(&self, id: &str) -> Option<&ChatTruth> {
+        self.chats.iter().find(|c| c.id() == id)
+    }
+
+    /// Total number of message objects (all types) over all chats.
+    pub fn message_count(&self) -> usize {
+        self.chats.iter().map(|c| c.messages.len()).sum()
+    }
+
+    /// Grows the dataset the way a day of traffic does, for incremental-run tests: every open
+    /// chat gets one more `msg` message an hour after its last change and ends then
+    /// (`is_ended`, `ended_at`, `updated_at`, `message_count` follow). Returns the ids of the
+    /// chats changed.
+    pub fn end_open_chats(&mut self) -> std::collections::BTreeSet<String> {
+        const TEXT: &str = "Thanks, closing this chat now.";
+        let time = |v: &Value| v.as_str().and_then(parse_timestamp).expect("a giosg timestamp");
+        let mut changed = std::collections::BTreeSet::new();
+        for c in self.chats.iter_mut().filter(|c| c.chat["is_ended"] == false) {
+            let last = c.messages.last().map_or_else(|| time(&c.chat["created_at"]), |m| time(&m.json["created_at"]));
+            let at = format_timestamp(last + chrono::Duration::hours(1), false);
+            let mut m = c
+                .messages
+                .last()
+                .map(|m| m.json.clone())
+                .unwrap_or_else(|| json!({"chat_id": c.id(), "sender_type": "user"}));
+            let obj = m.as_object_mut().expect("a message is an object");
+            obj.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+            obj.insert("type".into(), json!("msg"));
+            obj.insert("created_at".into(), json!(at));
+            obj.insert("message".into(), json!(TEXT));
+            obj.insert("is_encrypted".into(), json!(false));
+            obj.remove("encrypted_message");
+            obj.insert("sensitive_data_purged_at".into(), Value::Null);
+            c.messages.push(MessageTruth { json: m, plaintext: Some(TEXT.into()) });
+            let chat = c.chat.as_object_mut().expect("a chat is an object");
+            chat.insert("is_ended".into(), json!(true));
+            chat.insert("ended_at".into(), json!(at));
+            chat.insert("updated_at".into(), json!(at));
+            let count = chat["message_count"].as_u64().unwrap_or(0) + 1;
+            chat.insert("message_count".into(), json!(count));
+            changed.insert(c.id().to_string());
+        }
+        changed
+    }
+}
+
+/// One chat with everything the API serves about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatTruth {
+    /// The chat object exactly as served by `owned_chats` (§3.1).
+    pub chat: Value,
+    /// Its messages exactly as served, ascending by `created_at` (strictly increasing).
+    pub messages: Vec<MessageTruth>,
+    /// Membership objects (§3.3): the visitor first, then 1–3 users.
+    pub memberships: Vec<Value>,
+    /// Tag objects `{id, name, created_at}` (0–3).
+    pub tags: Vec<Value>,
+    /// Visitor variable objects `{key, value}` (0–4).
+    pub variables: Vec<Value>,
+}
+
+impl ChatTruth {
+    /// The chat id.
+    pub fn id(&self) -> &str {
+        self.chat["id"].as_str().expect("chat id")
+    }
+
+    /// The visitor's id (32 hex chars): the `member_id` of the visitor membership.
+    pub fn visitor_id(&self) -> &str {
+        self.memberships
+            .iter()
+            .find(|m| m["member_type"] == "visitor")
+            .and_then(|m| m["member_id"].as_str())
+            .expect("every chat has a visitor membership")
+    }
+
+    /// Whether the chat's messages are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.chat["is_encrypted"] == true
+    }
+
+    /// Names of the chat's tags, in the order served.
+    pub fn tag_names(&self) -> Vec<&str> {
+        self.tags.iter().filter_map(|t| t["name"].as_str()).collect()
+    }
+}
+
+/// One message as served, plus its plaintext.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageTruth {
+    /// The message object exactly as served (§3.2).
+    pub json: Value,
+    /// The text before encryption (equal to `message` for unencrypted chats); `None` for
+    /// join/leave events and purged messages.
+    pub plaintext: Option<String>,
+}
+
+/// Parses a giosg timestamp: `YYYY-MM-DDTHH:MM:SS[.fff]` with `Z`, with an RFC 3339 offset, or
+/// naive (treated as UTC, as giosg.md §1 prescribes).
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
+}
+
+/// Formats `t` the way giosg does (`2023-06-14T10:49:34.406Z`), or in the older naive form
+/// without the `Z` when `naive` is set.
+pub(crate) fn format_timestamp(t: DateTime<Utc>, naive: bool) -> String {
+    let mut s = t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    if !naive {
+        s.push('Z');
+    }
+    s
+}
