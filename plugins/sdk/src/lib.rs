@@ -41,8 +41,9 @@ pub mod time;
 pub use error::{PluginError, Result};
 pub use metrics::Metrics;
 pub use plugin::{
-    Checkpoint, DeadLetter, Event, PluginDescriptor, PluginFactory, PluginKind, REASON_INCOMPLETE, REASON_RETRY_BUDGET,
-    Sink, SinkContext, SinkStats, Source, SourceContext, SourceControl, StreamDecl, Transform, TransformOutput,
+    Checkpoint, DeadLetter, DeadLetterKind, Event, PluginDescriptor, PluginFactory, PluginKind, REASON_ACCOUNT_FAILED,
+    REASON_INCOMPLETE, REASON_RETRY_BUDGET, Sink, SinkContext, SinkStats, Source, SourceContext, SourceControl,
+    StreamDecl, Transform, TransformOutput,
 };
 
 /// Re-exports plugin authors need so their Arrow and async-trait versions match the SDK's.

@@ -69,6 +69,77 @@ pub const REASON_INCOMPLETE: &str = "incomplete";
 /// has, and the engine ends the run `partial` (exit code 3).
 pub const REASON_RETRY_BUDGET: &str = "retry_budget_exhausted";
 
+/// The dead-letter `reason` the engine uses for an account of `[[source.accounts]]` whose
+/// source failed (refused credentials, vendor down beyond retries): the other accounts go on,
+/// that account's state stays at its last checkpoint, and the run ends `partial` (exit code 3).
+pub const REASON_ACCOUNT_FAILED: &str = "account_failed";
+
+/// A dead letter's [`DeadLetter::reason`], typed: the reasons the engine acts on, and every
+/// other (plugin-specific) reason as it is.
+///
+/// The reason itself stays a string on [`DeadLetter`], in the dead-letter files and across the
+/// C ABI (library plugins send it as a string); this is how the engine reads it. Converting a
+/// kind back to its string gives exactly the reason written to the dead-letter files.
+///
+/// ```
+/// use pipe_plugin_sdk::{DeadLetterKind, REASON_INCOMPLETE};
+///
+/// assert_eq!(DeadLetterKind::from_reason(REASON_INCOMPLETE), DeadLetterKind::Incomplete);
+/// assert_eq!(DeadLetterKind::from_reason("hmac_mismatch"), DeadLetterKind::Other("hmac_mismatch".into()));
+/// assert_eq!(DeadLetterKind::RetryBudgetExhausted.as_reason(), "retry_budget_exhausted");
+/// assert_eq!(String::from(DeadLetterKind::AccountFailed), "account_failed");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterKind {
+    /// [`REASON_INCOMPLETE`]: a conversation whose records did not all arrive.
+    Incomplete,
+    /// [`REASON_RETRY_BUDGET`]: the source stopped early, its retry budget spent.
+    RetryBudgetExhausted,
+    /// [`REASON_ACCOUNT_FAILED`]: one account of a many-account source failed.
+    AccountFailed,
+    /// Any other reason (`hmac_mismatch`, `unparsable_timestamp`, ...): the record is bad, the
+    /// run is not incomplete because of it.
+    Other(String),
+}
+
+impl DeadLetterKind {
+    /// The kind of a reason string; unknown reasons are [`DeadLetterKind::Other`].
+    pub fn from_reason(reason: &str) -> Self {
+        match reason {
+            REASON_INCOMPLETE => DeadLetterKind::Incomplete,
+            REASON_RETRY_BUDGET => DeadLetterKind::RetryBudgetExhausted,
+            REASON_ACCOUNT_FAILED => DeadLetterKind::AccountFailed,
+            other => DeadLetterKind::Other(other.to_string()),
+        }
+    }
+
+    /// The reason string, as written to the dead-letter files.
+    pub fn as_reason(&self) -> &str {
+        match self {
+            DeadLetterKind::Incomplete => REASON_INCOMPLETE,
+            DeadLetterKind::RetryBudgetExhausted => REASON_RETRY_BUDGET,
+            DeadLetterKind::AccountFailed => REASON_ACCOUNT_FAILED,
+            DeadLetterKind::Other(reason) => reason,
+        }
+    }
+}
+
+impl From<DeadLetterKind> for String {
+    fn from(kind: DeadLetterKind) -> String {
+        match kind {
+            DeadLetterKind::Other(reason) => reason,
+            known => known.as_reason().to_string(),
+        }
+    }
+}
+
+impl DeadLetter {
+    /// The typed kind of [`Self::reason`].
+    pub fn kind(&self) -> DeadLetterKind {
+        DeadLetterKind::from_reason(&self.reason)
+    }
+}
+
 /// What a source yields, in order.
 #[derive(Debug, Clone)]
 pub enum Event {
