@@ -1,12 +1,71 @@
-//! Process exit codes: the contract with schedulers and scripts (docs/design.md, "Exit codes").
+//! Process exit codes: the contract with schedulers and scripts (docs/design.md §7). Every verb
+//! returns an [`Exit`]; `main` turns it into a [`std::process::ExitCode`] at the very end.
 
-/// Success: everything extracted and committed.
-pub const EXIT_OK: u8 = 0;
-/// Failure: the run stopped on an error (nothing after the last checkpoint is committed).
-pub const EXIT_FAILED: u8 = 1;
-/// Usage or configuration error (bad flags, bad pipeline file, unknown plugin, ABI mismatch).
-pub const EXIT_CONFIG: u8 = 2;
-/// Partial: committed, but incomplete (completeness check failed, retry budget exhausted).
-pub const EXIT_PARTIAL: u8 = 3;
-/// Dead letters present and `fail_on_dead_letters = true`.
-pub const EXIT_DEAD_LETTERS: u8 = 4;
+use std::process::ExitCode;
+
+use crate::runtime::report::Outcome;
+
+/// How `pipe` ends, as its process exit code (docs/design.md §7). The discriminant is the
+/// code a scheduler sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// 0 — success: everything extracted and committed.
+    Ok = 0,
+    /// 1 — failure: the run stopped on an error (nothing after the last checkpoint is
+    /// committed; the next run resumes from it). Also a failed `plugin check`, `validate
+    /// --check` or `state` command.
+    Failed = 1,
+    /// 2 — usage or configuration error: bad flags, bad pipeline file, unknown plugin, ABI
+    /// mismatch, a plugin refusing its config when opened.
+    Config = 2,
+    /// 3 — partial: committed, but incomplete (completeness check failed, retry budget
+    /// exhausted, an account of `[[source.accounts]]` failed).
+    Partial = 3,
+    /// 4 — dead letters present and `fail_on_dead_letters = true`.
+    DeadLetters = 4,
+}
+
+impl Exit {
+    /// The numeric exit code (0–4).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// A finished run's exit code: success 0, partial 3, dead letters 4.
+impl From<Outcome> for Exit {
+    fn from(outcome: Outcome) -> Exit {
+        match outcome {
+            Outcome::Success => Exit::Ok,
+            Outcome::Partial => Exit::Partial,
+            Outcome::DeadLetters => Exit::DeadLetters,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_documented_ones() {
+        let codes: Vec<u8> =
+            [Exit::Ok, Exit::Failed, Exit::Config, Exit::Partial, Exit::DeadLetters].map(Exit::code).to_vec();
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
+        assert_eq!(ExitCode::from(Exit::Partial), ExitCode::from(3));
+    }
+
+    #[test]
+    fn a_finished_run_exits_by_its_outcome() {
+        assert_eq!(Exit::from(Outcome::Success), Exit::Ok);
+        assert_eq!(Exit::from(Outcome::Partial), Exit::Partial);
+        assert_eq!(Exit::from(Outcome::DeadLetters), Exit::DeadLetters);
+    }
+}

@@ -1,12 +1,13 @@
 //! `pipe`: export chat conversations from customer-chat vendors into analytics storage.
 //!
 //! A thin shell over the `pipe_engine` library: parse the command line, set up logging, run the
-//! verb on a tokio runtime and exit with its code (`pipe_engine::exit`).
+//! verb on a tokio runtime and exit with its code (`pipe_engine::exit::Exit`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use pipe_engine::cli::{self, Cli};
+use pipe_engine::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,11 +16,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
     };
-    let code = runtime.block_on(cli::dispatch(cli));
+    let exit = runtime.block_on(cli::dispatch(cli));
     // Don't wait for stray blocking tasks (a hung request) once we have an answer.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    ExitCode::from(code)
+    exit.into()
 }

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::runtime::window::Window;
+use crate::runtime::plan::Window;
 
 /// Export every chat conversation and message from a customer-chat vendor's API, normalized to
 /// one schema, into Parquet or JSON Lines.
 ///
-/// Start with `pipe demo`: it runs a simulated giosg account and writes Parquet to ./out/demo.
-/// Then copy pipelines/giosg.toml, set the variables it names, and `pipe run` it.
+/// Start with `pipe demo`: it runs simulated giosg, Alli and Aimylogic accounts and writes
+/// Parquet to ./out/demo/<vendor>/. Then copy pipelines/giosg.toml (or alli.toml,
+/// aimylogic.toml), set the variables it names, and `pipe run` it.
 #[derive(Parser)]
 #[command(name = "pipe", version, propagate_version = true)]
 pub struct Cli {

@@ -10,7 +10,7 @@ use pipe_sim::demo::{DemoAccount, VENDORS};
 use crate::cli::errors::config_error;
 use crate::cli::run::run_pipeline;
 use crate::config::{self, env_var};
-use crate::exit::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::exit::Exit;
 use crate::registry::Registry;
 use crate::runtime::RunOptions;
 
@@ -27,35 +27,35 @@ const MARKER: &str = ".pipe-demo";
 /// Runs the demo of `vendor`, or of every vendor when `None`; `size` is the number of
 /// conversations each simulated account holds. Returns the exit code of the first vendor
 /// whose run did not succeed, else 0.
-pub async fn run(out: &Path, size: usize, vendor: Option<&str>, quiet: bool) -> u8 {
+pub async fn command(out: &Path, size: usize, vendor: Option<&str>, quiet: bool) -> Exit {
     let chosen: Vec<&str> = match vendor {
         None | Some("all") => VENDORS.to_vec(),
         Some(v) if VENDORS.contains(&v) => vec![v],
         Some(v) => {
             eprintln!("error: `pipe demo` has no vendor `{v}` (known: {}, all)", VENDORS.join(", "));
-            return EXIT_CONFIG;
+            return Exit::Config;
         }
     };
     for v in chosen {
         let code = run_vendor(v, &out.join(v), size, quiet).await;
-        if code != EXIT_OK {
+        if code != Exit::Ok {
             return code;
         }
     }
-    EXIT_OK
+    Exit::Ok
 }
 
-async fn run_vendor(vendor: &str, dir: &Path, size: usize, quiet: bool) -> u8 {
+async fn run_vendor(vendor: &str, dir: &Path, size: usize, quiet: bool) -> Exit {
     let pipeline = PIPELINES.iter().find(|(v, _)| *v == vendor).map(|(_, text)| *text).expect("a pipeline per vendor");
     if let Err(e) = clear_previous_output(dir) {
         eprintln!("error: {e}");
-        return EXIT_CONFIG;
+        return Exit::Config;
     }
     let account = match DemoAccount::start(vendor, size).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: cannot start the {vendor} simulator on 127.0.0.1: {e}");
-            return EXIT_FAILED;
+            return Exit::Failed;
         }
     };
     println!("{}", account.description);
@@ -70,8 +70,10 @@ async fn run_vendor(vendor: &str, dir: &Path, size: usize, quiet: bool) -> u8 {
         Ok(p) => run_pipeline(&p, &RunOptions { full_refresh: true, ..Default::default() }, quiet, true, None).await,
         Err(e) => config_error(e),
     };
-    if code == EXIT_OK {
-        if let Err(e) = std::fs::write(dir.join(MARKER), "written by `pipe demo`; a later demo replaces this directory\n") {
+    if code == Exit::Ok {
+        if let Err(e) =
+            std::fs::write(dir.join(MARKER), "written by `pipe demo`; a later demo replaces this directory\n")
+        {
             eprintln!("warning: cannot mark {} as demo output: {e}", dir.display());
         }
         println!("  simulator answered {} requests", account.requests());
@@ -88,7 +90,8 @@ async fn run_vendor(vendor: &str, dir: &Path, size: usize, quiet: bool) -> u8 {
 fn clear_previous_output(dir: &Path) -> Result<(), String> {
     let Ok(mut entries) = std::fs::read_dir(dir) else { return Ok(()) };
     if dir.join(MARKER).exists() {
-        return std::fs::remove_dir_all(dir).map_err(|e| format!("cannot replace the earlier demo output {}: {e}", dir.display()));
+        return std::fs::remove_dir_all(dir)
+            .map_err(|e| format!("cannot replace the earlier demo output {}: {e}", dir.display()));
     }
     match entries.next() {
         None => Ok(()),

@@ -1,11 +1,7 @@
-//! Checking plugins from the CLI:
-//!
-//! * `pipe plugin check LIB [--config FILE]` ([`run`]): the conformance kit
-//!   (`pipe_plugin_sdk::conformance`) against every plugin of a library, or against a built-in
-//!   by name. One line per check; exit 0 when none failed, 1 when one did (a library refused
-//!   at the handshake counts as a failed `handshake` check), 2 for usage errors.
-//! * `pipe validate FILE`: where each plugin comes from ([`describe_plugins`]) and, with
-//!   `--check`, the source's probe ([`probe_source`]).
+//! `pipe plugin check LIB [--config FILE]` ([`command`]): the conformance kit
+//! (`pipe_plugin_sdk::conformance`) against every plugin of a library, or against a built-in by
+//! name. One line per check; exit 0 when none failed, 1 when one did (a library refused at the
+//! handshake counts as a failed `handshake` check), 2 for usage errors.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +13,7 @@ use pipe_plugin_sdk::{PluginDescriptor, PluginKind};
 use crate::cli::errors::config_error;
 use crate::config::env_var;
 use crate::config::tables::ConfigTables;
-use crate::exit::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::exit::Exit;
 use crate::plugin_host;
 use crate::plugin_host::ExternalPlugin;
 use crate::plugin_host::cancel_probe::{CancelOutcome, cancel_latency};
@@ -26,7 +22,7 @@ use crate::registry::Registry;
 /// Runs the kit. `target` is a library file (`./libacme.so`) or a built-in plugin's name;
 /// `config` a TOML file with working configs (see [`ConfigTables`]); `cycles` overrides the
 /// measured open/close cycles of the memory check.
-pub async fn run(target: &str, config: Option<&Path>, cycles: Option<usize>, registry: &Registry) -> u8 {
+pub async fn command(target: &str, config: Option<&Path>, cycles: Option<usize>, registry: &Registry) -> Exit {
     let tables = match config.map(|p| ConfigTables::load(p, &env_var)).transpose() {
         Ok(t) => t,
         Err(e) => return config_error(e),
@@ -47,22 +43,22 @@ pub async fn run(target: &str, config: Option<&Path>, cycles: Option<usize>, reg
                     "{:<20} {:<14} FAIL  not a pipe plugin library: no `pipe_plugin_abi_version` symbol, or dlopen refused it (see the warning above)",
                     target, "handshake"
                 );
-                return EXIT_FAILED;
+                return Exit::Failed;
             }
             Err(e) => {
                 println!("{:<20} {:<14} FAIL  {e}", target, "handshake");
-                return EXIT_FAILED;
+                return Exit::Failed;
             }
         }
     } else if let Some(d) = registry.get(target) {
         vec![(d.clone(), None)]
     } else {
         eprintln!("error: `{target}` is neither a file nor a built-in plugin (built-ins: {})", builtin_names(registry));
-        return EXIT_CONFIG;
+        return Exit::Config;
     };
     if plugins.is_empty() {
         println!("{:<20} {:<14} FAIL  the library ships no plugin", target, "descriptor");
-        return EXIT_FAILED;
+        return Exit::Failed;
     }
     let only = plugins.len() == 1;
     let mut failed = false;
@@ -84,65 +80,14 @@ pub async fn run(target: &str, config: Option<&Path>, cycles: Option<usize>, reg
     }
     if failed {
         eprintln!("error: conformance check failed (the FAIL lines above say why)");
-        EXIT_FAILED
+        Exit::Failed
     } else {
-        EXIT_OK
+        Exit::Ok
     }
 }
 
 fn builtin_names(registry: &Registry) -> String {
     registry.all().iter().map(|e| e.descriptor.name).collect::<Vec<_>>().join(", ")
-}
-
-/// How long `pipe validate --check` waits for the source's probe.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// `pipe validate --check`: opens the pipeline's source (no state, nothing committed) and runs
-/// its [`probe`](pipe_plugin_sdk::Source::probe) within [`PROBE_TIMEOUT`]. Prints one line
-/// and returns 0 when it answered, 1 when it failed or timed out (refused credentials name the
-/// vendor and the status, never the secret).
-pub async fn probe_source(p: &crate::config::Pipeline) -> u8 {
-    use pipe_plugin_sdk::{PluginFactory, SourceContext};
-    let spec = &p.source;
-    let PluginFactory::Source(open) = spec.descriptor.factory else { unreachable!("the config resolved a source") };
-    let ctx = SourceContext { pipeline: p.name.clone(), state: None, limit: Some(1), metrics: Default::default() };
-    let name = spec.descriptor.name;
-    let outcome = async {
-        let mut source = open(spec.config.clone(), ctx)?;
-        source.probe().await
-    };
-    match tokio::time::timeout(PROBE_TIMEOUT, outcome).await {
-        Ok(Ok(what)) => {
-            println!("source `{name}`: ok — {what}");
-            EXIT_OK
-        }
-        Ok(Err(e)) => {
-            eprintln!("error: source `{name}`: check failed: {e}");
-            EXIT_FAILED
-        }
-        Err(_) => {
-            eprintln!("error: source `{name}`: check failed: no answer within {} s", PROBE_TIMEOUT.as_secs());
-            EXIT_FAILED
-        }
-    }
-}
-
-/// For `pipe validate`: one line per plugin of the pipeline — role, name, version, and where
-/// it comes from (built in, or which library with which ABI version).
-pub fn describe_plugins(p: &crate::config::Pipeline) {
-    let specs = std::iter::once(&p.source).chain(&p.transforms).chain(&p.sinks);
-    for spec in specs {
-        let d = &spec.descriptor;
-        // A loaded library's plugin is used only when no built-in has its name, or the
-        // pipeline allowed the override; either way the load succeeded, so the library wins.
-        let origin = match plugin_host::loader::library_of(d.name) {
-            Some(lib) => {
-                format!("{} (plugin ABI {}, {} {})", lib.path.display(), lib.abi_version, lib.name, lib.version)
-            }
-            None => "built-in".to_string(),
-        };
-        println!("  {:<14} {:<16} {:<8} {origin}", spec.path, d.name, d.version);
-    }
 }
 
 /// How long the ABI-level cancel check lets the source read before cancelling.

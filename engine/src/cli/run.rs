@@ -1,12 +1,29 @@
-//! `pipe run`: run a pipeline, print its summary, map its outcome to an exit code and write
-//! the `--report` JSON.
+//! `pipe run FILE`: run a pipeline, print its summary, map its outcome to an exit code and
+//! write the `--report` JSON.
 
 use std::path::Path;
 
-use crate::config::Pipeline;
-use crate::exit::{EXIT_CONFIG, EXIT_DEAD_LETTERS, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
+use crate::cli::errors::config_errors;
+use crate::config::{self, Pipeline, env_var};
+use crate::exit::Exit;
+use crate::registry::Registry;
 use crate::runtime::progress::Progress;
-use crate::runtime::{self, RunError, RunOptions, RunReport};
+use crate::runtime::{self, Outcome, RunError, RunOptions, RunReport};
+
+/// Loads the pipeline `file` (every configuration problem printed, exit 2) and runs it with
+/// [`run_pipeline`].
+pub async fn command(
+    file: &Path,
+    opts: &RunOptions,
+    report_file: Option<&Path>,
+    quiet: bool,
+    registry: &Registry,
+) -> Exit {
+    match config::load_file_all(file, registry, &env_var) {
+        Ok(p) => run_pipeline(&p, opts, quiet, false, report_file).await,
+        Err(errors) => config_errors(errors),
+    }
+}
 
 /// Runs `p` with a progress display, prints the summary (to stdout when `summary_to_stdout`,
 /// else stderr unless `quiet`) and every reason the run is partial, writes the report JSON to
@@ -17,7 +34,7 @@ pub async fn run_pipeline(
     quiet: bool,
     summary_to_stdout: bool,
     report_file: Option<&Path>,
-) -> u8 {
+) -> Exit {
     let mut progress = Progress::start(quiet);
     tracing::info!(pipeline = %p.name, source = p.source.descriptor.name, "run started");
     let result = runtime::run(p, opts, &progress).await;
@@ -33,54 +50,54 @@ pub async fn run_pipeline(
             if report.dead_letters > 0 && !p.fail_on_dead_letters && !quiet {
                 eprintln!("{}", dead_letter_warning(p, report.dead_letters));
             }
-            let code = if !report.stopped_early.is_empty() {
-                for why in &report.stopped_early {
-                    eprintln!("error: partial: {why}");
-                }
-                eprintln!("       what arrived is committed; the next run continues from the checkpoint");
-                EXIT_PARTIAL
-            } else if !report.incomplete.is_empty() {
-                let shown: Vec<&str> = report.incomplete.iter().take(20).map(String::as_str).collect();
-                eprintln!(
-                    "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}{}",
-                    report.incomplete.len(),
-                    shown.join(", "),
-                    if report.incomplete.len() > shown.len() { ", ..." } else { "" }
-                );
-                EXIT_PARTIAL
-            } else if report.dead_letters > 0 && p.fail_on_dead_letters {
-                eprintln!(
-                    "error: {} dead letter(s) in {} and fail_on_dead_letters = true",
-                    report.dead_letters,
-                    p.dead_letter_dir.display()
-                );
-                EXIT_DEAD_LETTERS
-            } else {
-                EXIT_OK
-            };
+            let outcome = report.outcome(p.fail_on_dead_letters);
+            explain(p, &report, outcome);
             if let Some(path) = report_file {
-                let outcome = match code {
-                    EXIT_OK => "success",
-                    EXIT_PARTIAL => "partial",
-                    _ => "dead_letters",
-                };
                 let json = serde_json::to_string_pretty(&report.to_json(&p.name, outcome)).expect("report serializes");
                 if let Err(e) = std::fs::write(path, json) {
                     eprintln!("error: cannot write the run report to {}: {e}", path.display());
-                    return EXIT_FAILED;
+                    return Exit::Failed;
                 }
             }
-            code
+            Exit::from(outcome)
         }
         Err(RunError::Config(msg)) => {
             eprintln!("error: {msg}");
-            EXIT_CONFIG
+            Exit::Config
         }
         Err(RunError::Failed(e)) => {
             eprintln!("error: run of `{}` failed: {e:#}", p.name);
             eprintln!("       nothing after the last checkpoint was committed; the next run resumes from it");
-            EXIT_FAILED
+            Exit::Failed
         }
+    }
+}
+
+/// Says on stderr why a finished run did not succeed: what stopped early, which conversations
+/// arrived incomplete, or the dead letters that fail it.
+fn explain(p: &Pipeline, report: &RunReport, outcome: Outcome) {
+    match outcome {
+        Outcome::Success => {}
+        Outcome::Partial if !report.stopped_early.is_empty() => {
+            for why in &report.stopped_early {
+                eprintln!("error: partial: {why}");
+            }
+            eprintln!("       what arrived is committed; the next run continues from the checkpoint");
+        }
+        Outcome::Partial => {
+            let shown: Vec<&str> = report.incomplete.iter().take(20).map(String::as_str).collect();
+            eprintln!(
+                "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}{}",
+                report.incomplete.len(),
+                shown.join(", "),
+                if report.incomplete.len() > shown.len() { ", ..." } else { "" }
+            );
+        }
+        Outcome::DeadLetters => eprintln!(
+            "error: {} dead letter(s) in {} and fail_on_dead_letters = true",
+            report.dead_letters,
+            p.dead_letter_dir.display()
+        ),
     }
 }
 

@@ -1,15 +1,15 @@
 //! `pipe state show|reset FILE`: print or delete the saved state of a pipeline (one document
 //! per account under `[[source.accounts]]`).
 
-use crate::cli::StateAction;
+use crate::cli::args::StateAction;
 use crate::cli::errors::config_error;
 use crate::config::{self, env_var};
-use crate::exit::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::exit::Exit;
 use crate::registry::Registry;
 use crate::state;
 
 /// Runs `pipe state show` or `pipe state reset`.
-pub async fn state_command(action: StateAction, registry: &Registry) -> u8 {
+pub async fn command(action: StateAction, registry: &Registry) -> Exit {
     let (file, reset) = match &action {
         StateAction::Show { file } => (file, false),
         StateAction::Reset { file } => (file, true),
@@ -22,14 +22,14 @@ pub async fn state_command(action: StateAction, registry: &Registry) -> u8 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_CONFIG;
+            return Exit::Config;
         }
     };
     let accounts: Vec<Option<String>> = match p.accounts.as_ref().map(|a| &a.list) {
         None => vec![None],
         Some(list) => list.iter().map(|a| Some(a.id.clone())).collect(),
     };
-    let mut code = EXIT_OK;
+    let mut code = Exit::Ok;
     for account in accounts {
         let key = state::key(&p.name, account.as_deref());
         let at = store.describe(&key);
@@ -39,7 +39,7 @@ pub async fn state_command(action: StateAction, registry: &Registry) -> u8 {
                 Ok(false) => println!("no state at {at}"),
                 Err(e) => {
                     eprintln!("error: {e}");
-                    code = EXIT_FAILED;
+                    code = Exit::Failed;
                 }
             }
             continue;
@@ -49,7 +49,7 @@ pub async fn state_command(action: StateAction, registry: &Registry) -> u8 {
             Ok(None) => println!("no state yet at {at} (the next run starts from scratch)"),
             Err(e) => {
                 eprintln!("error: {e}");
-                code = EXIT_FAILED;
+                code = Exit::Failed;
             }
         }
     }

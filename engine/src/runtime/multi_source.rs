@@ -10,23 +10,22 @@
 //! account emitted before its own last checkpoint.
 //!
 //! An account that fails (refused credentials, vendor down beyond retries) does not stop the
-//! others: its failure becomes a dead letter with reason [`REASON_ACCOUNT_FAILED`], its state
-//! stays at its last checkpoint, and the run ends `partial` (exit 3) naming it.
+//! others: its failure becomes a dead letter of kind [`DeadLetterKind::AccountFailed`]
+//! (reason `account_failed`), its state stays at its last checkpoint, and the run ends
+//! `partial` (exit 3) naming it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipe_plugin_sdk::reexports::async_trait;
 use pipe_plugin_sdk::{
-    Checkpoint, DeadLetter, Event, PluginError, PluginFactory, Result, Source, SourceContext, SourceControl, StreamDecl,
+    Checkpoint, DeadLetter, DeadLetterKind, Event, PluginError, PluginFactory, Result, Source, SourceContext,
+    SourceControl, StreamDecl,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::accounts::Account;
-
-/// Dead-letter reason of an account whose source failed; the run is partial (exit 3).
-pub const REASON_ACCOUNT_FAILED: &str = "account_failed";
 
 /// What an account's task reports.
 enum AccountEvent {
@@ -206,7 +205,7 @@ impl Source for MultiSource {
                         stream: "conversations".into(),
                         key: json!({ "account": id }),
                         stage: String::new(),
-                        reason: REASON_ACCOUNT_FAILED.into(),
+                        reason: DeadLetterKind::AccountFailed.into(),
                         message: format!("account `{id}`: {e}"),
                         raw: Value::Null,
                     }));

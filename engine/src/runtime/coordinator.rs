@@ -1,0 +1,224 @@
+//! The checkpoint coordinator: drives the sinks with the events that leave the last stage, and
+//! turns the source's checkpoints into commits (docs/design.md §2, §5).
+//!
+//! The commit lifecycle of one checkpoint:
+//!
+//! ```text
+//!   source emits Checkpoint{state}        (everything it emitted before is covered by `state`)
+//!          │  travels through every transform, each flushing first (a barrier)
+//!          ▼
+//!   pending = state ──── commit_interval not up yet ──► keep writing; a newer checkpoint
+//!          │                                            replaces `pending`
+//!          │ interval up (or End, or a quiet source whose interval ran out)
+//!          ▼
+//!   ┌─ commit ─────────────────────────────────────────────────────────────┐
+//!   │ 1. sink.commit(checkpoint) for every sink, in order   durable files  │
+//!   │ 2. dead-letter files fsynced                           durable       │
+//!   │ 3. state.save(state)   only after 1 and 2 succeeded    durable state │
+//!   │ 4. control.committed ◄ state   a service source may now acknowledge  │
+//!   │                                upstream what `state` covers          │
+//!   └──────────────────────────────────────────────────────────────────────┘
+//!          │ any step fails
+//!          ▼
+//!   run fails: every sink aborts (temporary files removed); the saved state keeps the
+//!   previous checkpoint, so the next run re-fetches what was not committed (at-least-once)
+//! ```
+//!
+//! A source that ends without a last checkpoint still has its output committed (steps 1–2),
+//! but there is no state to save. Dead letters are written as they arrive and classified by
+//! kind for the outcome ([`RunReport::note_dead_letter`]).
+//!
+//! Signals: on SIGINT/SIGTERM a service source (`Source::stops_gracefully`) is asked to stop
+//! through [`Control::shutdown`]: it checkpoints and ends, and that checkpoint is committed. A
+//! batch source, or a second signal, fails the run at once.
+
+use std::time::{Duration, Instant};
+
+use pipe_plugin_sdk::{Checkpoint, Event, Source, SourceControl};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Pipeline;
+use crate::runtime::dead_letter::DeadLetterWriter;
+use crate::runtime::report::RunReport;
+use crate::runtime::signals::Signals;
+use crate::runtime::topology::{Item, SinkStage};
+use crate::state;
+
+/// The engine's side of [`SourceControl`].
+pub struct Control {
+    /// The source honours `shutdown` (see `Source::stops_gracefully`).
+    graceful: bool,
+    /// Cancelled on the first signal when the source stops gracefully.
+    shutdown: CancellationToken,
+    /// Sent the saved state after every commit.
+    committed: watch::Sender<Option<serde_json::Value>>,
+}
+
+impl Control {
+    /// Hands a freshly opened `source` its [`SourceControl`] (before its first event) and keeps
+    /// the engine's side.
+    pub fn attach(source: &mut dyn Source) -> Control {
+        let control = Control {
+            graceful: source.stops_gracefully(),
+            shutdown: CancellationToken::new(),
+            committed: watch::channel(None).0,
+        };
+        source.attach_control(SourceControl {
+            shutdown: control.shutdown.clone(),
+            committed: control.committed.subscribe(),
+        });
+        control
+    }
+}
+
+/// Drives the sinks and commits checkpoints. See the [module docs](self).
+pub struct Coordinator {
+    sinks: Vec<SinkStage>,
+    dead_letters: DeadLetterWriter,
+    state: state::Session,
+    control: Control,
+    /// Minimum time between two commits (`commit_interval_seconds`).
+    commit_interval: Duration,
+    /// The `stage` of a source's dead letter that names none.
+    source_name: &'static str,
+    report: RunReport,
+}
+
+impl Coordinator {
+    /// A coordinator for `p`'s sinks (open, in pipeline order), saving to `state`, writing dead
+    /// letters to `p.dead_letter_dir`, filling `report`.
+    pub fn new(
+        p: &Pipeline,
+        sinks: Vec<SinkStage>,
+        state: state::Session,
+        control: Control,
+        report: RunReport,
+    ) -> Self {
+        Coordinator {
+            sinks,
+            dead_letters: DeadLetterWriter::new(p.dead_letter_dir.clone()),
+            state,
+            control,
+            commit_interval: p.commit_interval,
+            source_name: p.source.descriptor.name,
+            report,
+        }
+    }
+
+    /// Writes every event of `events` until `End`, committing as the [module docs](self) say.
+    ///
+    /// Errors: a stage failed (its error, with the transform's name), a sink's write or commit
+    /// failed (with the sink's name), the state or a dead letter could not be saved, a signal
+    /// interrupted the run, or the channel closed without `End` (a stage panicked). The caller
+    /// then calls [`Self::abort`].
+    pub async fn drive(&mut self, events: &mut mpsc::Receiver<Item>) -> anyhow::Result<()> {
+        let mut uncommitted = false;
+        // The newest checkpoint not yet committed; commits are batched by `commit_interval`.
+        let mut pending: Option<Checkpoint> = None;
+        let mut last_commit = Instant::now();
+        let mut signals = Signals::new();
+        loop {
+            // A checkpoint waiting for its interval is committed when the interval is up even if
+            // the source goes quiet (a webhook listener waits for its acknowledgement).
+            let commit_due = tokio::time::Instant::from_std(last_commit + self.commit_interval);
+            let item = tokio::select! {
+                item = events.recv() => item,
+                _ = tokio::time::sleep_until(commit_due), if pending.is_some() => {
+                    self.commit_checkpoint(pending.take()).await?;
+                    last_commit = Instant::now();
+                    uncommitted = false;
+                    continue;
+                }
+                signal = signals.recv() => {
+                    if self.control.graceful && !self.control.shutdown.is_cancelled() {
+                        // The source stops taking work, checkpoints and ends; a second signal aborts.
+                        tracing::info!("{signal}: stopping (the source flushes and the last checkpoint is committed)");
+                        self.control.shutdown.cancel();
+                        continue;
+                    }
+                    anyhow::bail!("interrupted ({signal}); nothing after the last checkpoint was committed")
+                }
+            };
+            let event = match item {
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => return Err(anyhow::anyhow!("{e}")),
+                None => anyhow::bail!("the pipeline stopped without an end event (a stage panicked?)"),
+            };
+            match event {
+                Event::Batch { stream, batch } => {
+                    *self.report.rows.entry(stream.clone()).or_default() += batch.num_rows() as u64;
+                    for SinkStage { name, sink } in self.sinks.iter_mut() {
+                        sink.write(&stream, &batch).await.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                    }
+                    uncommitted = true;
+                }
+                Event::DeadLetter(mut dl) => {
+                    if dl.stage.is_empty() {
+                        dl.stage = self.source_name.to_string();
+                    }
+                    tracing::warn!(stream = %dl.stream, stage = %dl.stage, reason = %dl.reason, "dead letter: {}", dl.message);
+                    self.report.note_dead_letter(&dl);
+                    self.dead_letters.write(&dl)?;
+                }
+                Event::Checkpoint(cp) => {
+                    pending = Some(cp);
+                    if last_commit.elapsed() >= self.commit_interval {
+                        self.commit_checkpoint(pending.take()).await?;
+                        last_commit = Instant::now();
+                        uncommitted = false;
+                    }
+                }
+                Event::End => {
+                    if pending.is_some() {
+                        self.commit_checkpoint(pending.take()).await?;
+                    } else if uncommitted {
+                        // The source ended without a final checkpoint: make the output durable, but
+                        // there is no state to advance.
+                        self.commit_sinks(&Checkpoint { state: serde_json::Value::Null }).await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Commits every sink, then (only then) saves the checkpoint's state and tells the source.
+    async fn commit_checkpoint(&mut self, cp: Option<Checkpoint>) -> anyhow::Result<()> {
+        let Some(cp) = cp else { return Ok(()) };
+        self.commit_sinks(&cp).await?;
+        self.state.save(&cp.state).await?;
+        // Now durable: a service source may acknowledge what this state covers.
+        self.control.committed.send_replace(Some(cp.state.clone()));
+        self.report.state_after = Some(cp.state);
+        self.report.checkpoints += 1;
+        Ok(())
+    }
+
+    /// Steps 1–2 of a commit: every sink, in order, then the dead-letter files.
+    async fn commit_sinks(&mut self, cp: &Checkpoint) -> anyhow::Result<()> {
+        for SinkStage { name, sink } in self.sinks.iter_mut() {
+            sink.commit(cp).await.map_err(|e| anyhow::anyhow!("{name}: commit failed: {e}"))?;
+        }
+        self.dead_letters.sync()
+    }
+
+    /// After a failed [`Self::drive`]: aborts every sink (temporary files removed). An abort
+    /// that fails is logged; the run's own error is the one reported.
+    pub async fn abort(&mut self) {
+        for SinkStage { name, sink } in self.sinks.iter_mut() {
+            if let Err(abort_err) = sink.abort().await {
+                tracing::warn!(sink = %name, "abort failed: {abort_err}");
+            }
+        }
+    }
+
+    /// After a successful [`Self::drive`]: the report, with what each sink committed and the
+    /// number of dead letters.
+    pub fn finish(self) -> RunReport {
+        let mut report = self.report;
+        report.sinks = self.sinks.iter().map(|s| (s.name.clone(), s.sink.stats())).collect();
+        report.dead_letters = self.dead_letters.count;
+        report
+    }
+}

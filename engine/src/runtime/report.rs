@@ -1,0 +1,210 @@
+//! What a run did ([`RunReport`]), how it ended ([`Outcome`], derived from the typed
+//! dead-letter kinds) and why it did not finish ([`RunError`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pipe_plugin_sdk::{DeadLetter, DeadLetterKind, SinkStats};
+
+/// What a run did: the end-of-run summary and `pipe run --report FILE`.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Rows per stream (`messages`, `conversations`) that reached the sinks.
+    pub rows: BTreeMap<String, u64>,
+    /// Per sink (`sinks[0] parquet`): files, bytes and rows committed.
+    pub sinks: Vec<(String, SinkStats)>,
+    /// HTTP requests the source made to the vendor, retries included.
+    pub requests: u64,
+    /// Of those, the retries.
+    pub retries: u64,
+    /// Dead letters written to `[dead_letter] path` in this run.
+    pub dead_letters: u64,
+    /// Checkpoints committed (every sink committed, state saved).
+    pub checkpoints: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Conversations the source found incomplete (dead letter [`DeadLetterKind::Incomplete`],
+    /// by `conversation_id`): the run is partial.
+    pub incomplete: Vec<String>,
+    /// Why the source stopped early (dead letters [`DeadLetterKind::RetryBudgetExhausted`] and
+    /// [`DeadLetterKind::AccountFailed`], their messages): the run is partial.
+    pub stopped_early: Vec<String>,
+    /// Source state at the start (`None`: first run or `--full-refresh`) and after the last commit.
+    pub state_before: Option<serde_json::Value>,
+    /// The state saved by the last commit of this run (`None`: nothing committed).
+    pub state_after: Option<serde_json::Value>,
+}
+
+/// How a run that reached its end turned out; a run that stopped on an error is a
+/// [`RunError`] instead. Maps to exit codes 0, 3 and 4 (`crate::exit::Exit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything extracted and committed (dead letters allowed unless
+    /// `fail_on_dead_letters`).
+    Success,
+    /// Committed, but incomplete: a conversation arrived incomplete, the retry budget ran out,
+    /// or an account failed.
+    Partial,
+    /// Complete, but there are dead letters and the pipeline says `fail_on_dead_letters = true`.
+    DeadLetters,
+}
+
+impl Outcome {
+    /// `success`, `partial` or `dead_letters`: the `outcome` of the report JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Partial => "partial",
+            Outcome::DeadLetters => "dead_letters",
+        }
+    }
+}
+
+impl RunReport {
+    /// Counts what `dl` means for the outcome, by its kind: an incomplete conversation, or a
+    /// source (or one account) that stopped early. Other kinds only count as dead letters.
+    pub fn note_dead_letter(&mut self, dl: &DeadLetter) {
+        match dl.kind() {
+            DeadLetterKind::Incomplete => {
+                let id = dl.key.get("conversation_id").and_then(|v| v.as_str()).unwrap_or("?");
+                self.incomplete.push(id.to_string());
+            }
+            DeadLetterKind::RetryBudgetExhausted | DeadLetterKind::AccountFailed => {
+                self.stopped_early.push(dl.message.clone())
+            }
+            DeadLetterKind::Other(_) => {}
+        }
+    }
+
+    /// True when nothing is missing: no incomplete conversation, nothing stopped early.
+    pub fn is_complete(&self) -> bool {
+        self.incomplete.is_empty() && self.stopped_early.is_empty()
+    }
+
+    /// The outcome: partial when incomplete (that wins over dead letters), else dead letters
+    /// when there are some and `fail_on_dead_letters`, else success.
+    pub fn outcome(&self, fail_on_dead_letters: bool) -> Outcome {
+        if !self.is_complete() {
+            Outcome::Partial
+        } else if self.dead_letters > 0 && fail_on_dead_letters {
+            Outcome::DeadLetters
+        } else {
+            Outcome::Success
+        }
+    }
+
+    /// The report as JSON (`pipe run --report FILE`), with `outcome` from [`Outcome::as_str`].
+    pub fn to_json(&self, pipeline: &str, outcome: Outcome) -> serde_json::Value {
+        serde_json::json!({
+            "pipeline": pipeline,
+            "outcome": outcome.as_str(),
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "rows": self.rows,
+            "sinks": self.sinks.iter().map(|(name, s)| serde_json::json!({"sink": name, "files": s.files, "bytes": s.bytes, "rows": s.rows})).collect::<Vec<_>>(),
+            "requests": self.requests,
+            "retries": self.retries,
+            "checkpoints": self.checkpoints,
+            "dead_letters": self.dead_letters,
+            "completeness": {"ok": self.is_complete(), "incomplete_conversations": self.incomplete, "stopped_early": self.stopped_early},
+            "state_before": self.state_before,
+            "state_after": self.state_after,
+        })
+    }
+}
+
+/// Why a run did not reach its end.
+#[derive(Debug)]
+pub enum RunError {
+    /// A plugin refused its configuration when opened, or `--shard`/`--window` do not apply
+    /// to the pipeline (exit 2). The message names the key (`sinks[0].path: ...`).
+    Config(String),
+    /// The run stopped on an error; every sink was aborted and nothing after the last
+    /// checkpoint is committed (exit 1).
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Failed(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pipe_plugin_sdk::{REASON_ACCOUNT_FAILED, REASON_INCOMPLETE, REASON_RETRY_BUDGET};
+    use serde_json::json;
+
+    use super::*;
+
+    fn dead_letter(reason: &str, key: serde_json::Value, message: &str) -> DeadLetter {
+        DeadLetter {
+            stream: "conversations".into(),
+            key,
+            stage: "giosg".into(),
+            reason: reason.into(),
+            message: message.into(),
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    /// A report after the dead letters `reasons`, all written.
+    fn after(reasons: &[&str]) -> RunReport {
+        let mut report = RunReport::default();
+        for (i, reason) in reasons.iter().enumerate() {
+            report.note_dead_letter(&dead_letter(reason, json!({"conversation_id": format!("c{i}")}), reason));
+            report.dead_letters += 1;
+        }
+        report
+    }
+
+    #[test]
+    fn no_dead_letters_is_success_either_way() {
+        assert_eq!(after(&[]).outcome(false), Outcome::Success);
+        assert_eq!(after(&[]).outcome(true), Outcome::Success);
+    }
+
+    #[test]
+    fn plugin_reasons_fail_the_run_only_when_configured() {
+        let r = after(&["hmac_mismatch", "unparsable_timestamp"]);
+        assert!(r.is_complete());
+        assert_eq!(r.outcome(false), Outcome::Success);
+        assert_eq!(r.outcome(true), Outcome::DeadLetters);
+    }
+
+    #[test]
+    fn incomplete_conversations_make_it_partial_and_are_named() {
+        let r = after(&["hmac_mismatch", REASON_INCOMPLETE]);
+        assert_eq!(r.incomplete, ["c1"]);
+        assert!(r.stopped_early.is_empty());
+        // Partial wins over fail_on_dead_letters: exit 3, not 4.
+        assert_eq!(r.outcome(true), Outcome::Partial);
+        assert_eq!(r.outcome(false), Outcome::Partial);
+    }
+
+    #[test]
+    fn a_spent_retry_budget_or_a_failed_account_makes_it_partial() {
+        for reason in [REASON_RETRY_BUDGET, REASON_ACCOUNT_FAILED] {
+            let r = after(&[reason]);
+            assert_eq!(r.stopped_early, [reason]);
+            assert_eq!(r.outcome(false), Outcome::Partial);
+        }
+    }
+
+    #[test]
+    fn an_incomplete_record_without_a_conversation_id_is_still_counted() {
+        let mut r = RunReport::default();
+        r.note_dead_letter(&dead_letter(REASON_INCOMPLETE, json!({}), "?"));
+        assert_eq!(r.incomplete, ["?"]);
+    }
+
+    #[test]
+    fn report_json_carries_outcome_and_completeness() {
+        let r = after(&[REASON_INCOMPLETE]);
+        let json = r.to_json("p", r.outcome(false));
+        assert_eq!(json["outcome"], "partial");
+        assert_eq!(json["completeness"]["ok"], false);
+        assert_eq!(json["completeness"]["incomplete_conversations"], json!(["c0"]));
+        assert_eq!(after(&[]).to_json("p", Outcome::Success)["outcome"], "success");
+        assert_eq!(Outcome::DeadLetters.as_str(), "dead_letters");
+    }
+}
