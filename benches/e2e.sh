@@ -10,7 +10,7 @@ CHATS=${1:-2000}; LATENCY=${2:-50}; CONC=${3:-16}
 work=$(mktemp -d)
 trap 'kill $SIM_PID 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release -q -p pipe-engine -p pipe-tests --bin pipe --bin giosg-sim
+cargo build --release -q -p pipe-engine -p pipe-sim --bin pipe --bin giosg-sim
 if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
 .venv-bench/bin/pip install -q --disable-pip-version-check "dlt[parquet]" pyarrow
 

@@ -8,5 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The binary, the plugin libraries (libpipe_*.so) and the bench harness, all release.
 cargo build --release --workspace --all-targets
-cargo test --release -p pipe-tests --test ffi_bench -- --ignored --nocapture --test-threads=1 2>&1 \
+# The benchmarks are the ignored tests of module `bench` in the `ffi` test binary.
+cargo test --release -p pipe-tests --test ffi -- bench:: --ignored --nocapture --test-threads=1 2>&1 \
   | grep -A5 "^ffi "

@@ -14,7 +14,7 @@ ACCOUNTS=${1:-9}; CHATS=${2:-150}; LATENCY=${3:-30}; MAXC=${4:-1}
 work=$(mktemp -d)
 trap 'kill $SIM_PID 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release -q -p pipe-engine -p pipe-tests --bin pipe --bin giosg-sim
+cargo build --release -q -p pipe-engine -p pipe-sim --bin pipe --bin giosg-sim
 
 mkfifo "$work/sim_in"
 ./target/release/giosg-sim "$CHATS" "$LATENCY" 40 "$ACCOUNTS" < "$work/sim_in" > "$work/sim.jsonl" &
