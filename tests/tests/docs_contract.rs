@@ -440,13 +440,13 @@ fn cited_docs_sections_exist_and_nothing_outside_the_repo_is_cited() {
     let root = workspace();
     let mut files = Vec::new();
     tree_files(&root, &mut files);
-    let this_file = root.join("tests/tests/docs_contract.rs");
     let mut problems = Vec::new();
     let mut citations = 0;
-    for file in files.iter().filter(|f| **f != this_file) {
+    for file in &files {
         let text = read(file);
         let rel = file.strip_prefix(&root).unwrap_or(file).display().to_string();
-        for needle in ["../shared/", "/work/"] {
+        // Spelled in two pieces so that this file does not match what it looks for.
+        for needle in [concat!("../", "shared/"), concat!("/wo", "rk/")] {
             if text.contains(needle) {
                 problems.push(format!("{rel}: refers outside the repository (`{needle}`)"));
             }
