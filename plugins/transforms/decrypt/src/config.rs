@@ -12,10 +12,13 @@ pub struct DecryptConfig {
     /// (`BEGIN PRIVATE KEY`), PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), encrypted PKCS#8 PEM
     /// (`BEGIN ENCRYPTED PRIVATE KEY`, with `passphrase`) or DER. Legacy OpenSSL encrypted PEM
     /// (`Proc-Type: 4,ENCRYPTED`) must be converted first:
-    /// `openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out new.pem`. Relative paths are
-    /// relative to the working directory. Required.
+    /// `openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out new.pem`. RSA 2048 to 8192 bits.
+    /// Relative paths are relative to the working directory. Read when the run starts; a
+    /// missing or unusable file is a configuration error (exit 2) naming this key. Required.
     pub private_key_file: String,
-    /// Passphrase of an encrypted PKCS#8 key, best given as `"${VAR}"`. Never printed.
+    /// Passphrase of an encrypted PKCS#8 key (PBES2: PBKDF2-HMAC-SHA256 or scrypt, with
+    /// AES-CBC — what `openssl pkcs8 -topk8` writes), best given as `"${VAR}"`. Never printed.
+    /// Ignored, with a warning, for an unencrypted key.
     #[serde(default)]
     pub passphrase: Option<Secret>,
     /// Threads used to unwrap chat keys and decrypt messages; default: the number of cores.

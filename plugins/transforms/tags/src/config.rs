@@ -11,11 +11,13 @@ use serde_json::Value;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagsConfig {
-    /// Rules that tag messages whose text matches (`[[transforms.rules]]`), in order.
+    /// Rules that tag messages whose text matches (`[[transforms.rules]]` tables, each with
+    /// the keys below), in order. Default: none.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
     /// Vendor tag name → normalized name (`[transforms.rename]`), applied to the vendor tags
-    /// of both streams and to `tag_created` message texts. Names not listed are kept.
+    /// of both streams and to `tag_created` message texts. Exact, case-sensitive names; names
+    /// not listed are kept.
     #[serde(default)]
     pub rename: BTreeMap<String, String>,
     /// Whether the text of a `tag_created` message (giosg announces tagging with one) counts
@@ -33,12 +35,15 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
-    /// The tag to add. Required, not empty.
+    /// The tag a matching message (and its conversation) gets. Required, not empty.
     pub tag: String,
-    /// A regular expression (Rust `regex` syntax) searched for anywhere in the message text;
-    /// `(?i)` makes it case-insensitive. Messages without text never match. Required.
+    /// A regular expression in Rust `regex` syntax (<https://docs.rs/regex/latest/regex/#syntax>),
+    /// searched for anywhere in the message text (anchor with `^`/`$` to match the whole
+    /// text); `(?i)` makes it case-insensitive. Messages without text (still encrypted,
+    /// purged, join/leave) never match. TOML literal strings (`'...'`) save escaping
+    /// backslashes. An invalid pattern is a configuration error naming the rule. Required.
     pub pattern: String,
-    /// Only messages from these sender roles match; default: every role.
+    /// Only messages whose `sender_role` is one of these match; default: every role.
     #[serde(default)]
     pub roles: Option<Vec<Role>>,
 }
