@@ -167,11 +167,13 @@ mod tests {
     }
 
     #[derive(Debug, Clone, Deserialize, JsonSchema)]
-    #[serde(deny_unknown_fields)]
+    #[serde(deny_unknown_fields, bound = "")]
+    #[schemars(bound = "D: HttpDefaults")]
     struct Cfg<D: HttpDefaults> {
         #[serde(flatten)]
         http: HttpConfig<D>,
         /// A vendor key.
+        #[allow(dead_code)]
         org: String,
     }
 
