@@ -16,11 +16,29 @@ use crate::{PluginError, Result};
 /// Errors: [`PluginError::Config`] with the path and serde's explanation (wrong type, missing
 /// field, unknown field).
 pub fn parse<T: DeserializeOwned>(config: Value) -> Result<T> {
-    serde_path_to_error::deserialize(config).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(&config).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
+        let mut path = if path == "." { String::new() } else { path };
+        if path.is_empty() {
+            path = culprit::<T>(&config).unwrap_or_default();
+        }
         PluginError::Config { path, message: e.into_inner().to_string() }
     })
+}
+
+/// The key whose removal alone makes `config` parse. serde reports an error inside a
+/// `#[serde(flatten)]` block (such as [`crate::source_kit::HttpConfig`]) without its key, so
+/// this finds the key for the message; `None` when no single key is to blame (a missing key).
+fn culprit<T: DeserializeOwned>(config: &Value) -> Option<String> {
+    let table = config.as_object()?;
+    table
+        .keys()
+        .find(|key| {
+            let mut rest = table.clone();
+            rest.remove(key.as_str());
+            T::deserialize(&Value::Object(rest)).is_ok()
+        })
+        .cloned()
 }
 
 /// [`parse`] for validation only, as published in

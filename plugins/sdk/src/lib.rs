@@ -12,6 +12,9 @@
 //!   that carry the key path.
 //! * [`http`]: the HTTP client every source shares (timeouts, retries, `Retry-After`, clear
 //!   auth errors that never contain a secret).
+//! * [`source_kit`]: what HTTP sources are built from: the shared HTTP keys with per-vendor
+//!   defaults, the crawl driver (task, bounded channel, checkpoints, retry-budget ending) and
+//!   the incremental watermark cursor.
 //! * [`time`]: vendor timestamp parsing to microseconds since the Unix epoch, UTC.
 //! * [`staging`]: staged output files for file sinks (temporary names, publish at commit).
 //! * [`json_rows`]: rows as JSON objects (RFC 3339 timestamps, maps as objects), as the JSON
@@ -33,6 +36,7 @@ pub mod metrics;
 pub mod paging;
 pub mod plugin;
 pub mod schema;
+pub mod source_kit;
 pub mod staging;
 #[cfg(feature = "object-store")]
 pub mod storage;

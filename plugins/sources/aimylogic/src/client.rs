@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use pipe_plugin_sdk::http::{HttpClient, HttpSettings};
+use pipe_plugin_sdk::http::HttpClient;
 use pipe_plugin_sdk::{Metrics, PluginError, Result};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use serde_json::Value;
 
+use crate::AimylogicConfig;
 use crate::mapping::history_items;
-use crate::{AimylogicConfig, VENDOR};
 
 /// A client for one Chat API channel.
 #[derive(Clone)]
@@ -44,24 +44,11 @@ impl ChatApiClient {
     pub fn new(cfg: &AimylogicConfig, metrics: Arc<Metrics>) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let settings = HttpSettings {
-            requests_per_second: cfg.requests_per_second,
-            concurrency: cfg.concurrency.max(1) as usize,
-            retry_budget: cfg.retry_budget,
-            ca_file: cfg.ca_file.as_ref().map(std::path::PathBuf::from),
-            ..HttpSettings::new(VENDOR)
-        };
         let token = cfg.token.expose();
         let encoded = encode_segment(token);
         // Both spellings can show up in a URL an error quotes.
-        let http = HttpClient::new(settings, headers, metrics)?.redact(token).redact(encoded.clone());
-        let base = cfg.base_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(PluginError::Config {
-                path: "base_url".into(),
-                message: format!("`{base}` is not an http(s) URL"),
-            });
-        }
+        let http = HttpClient::new(cfg.http.settings(), headers, metrics)?.redact(token).redact(encoded.clone());
+        let base = cfg.http.base_url()?;
         Ok(ChatApiClient {
             http,
             root: format!("{base}/chatapi/{encoded}"),

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use pipe_plugin_sdk::http::{HttpClient, HttpSettings};
+use pipe_plugin_sdk::http::HttpClient;
 use pipe_plugin_sdk::paging::Paging;
-use pipe_plugin_sdk::{Metrics, PluginError, Result};
+use pipe_plugin_sdk::{Metrics, Result};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use crate::{GiosgConfig, VENDOR};
+use crate::GiosgConfig;
 
 /// giosg's envelope: `{"next": <absolute URL> | null, "previous": ..., "results": [...]}`.
 const GIOSG_PAGING: Paging = Paging::NextUrl { items: "/results", next: "/next" };
@@ -22,25 +22,15 @@ pub struct GiosgClient {
 }
 
 impl GiosgClient {
+    /// Errors: [`pipe_plugin_sdk::PluginError::Config`] for a `base_url` that is not http(s),
+    /// a token that cannot be sent in a header, an unreadable `ca_file` or a bad
+    /// `requests_per_second`.
     pub fn new(cfg: &GiosgConfig, metrics: Arc<Metrics>) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HttpClient::sensitive_header(&format!("Token {}", cfg.token.expose()))?);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let settings = HttpSettings {
-            requests_per_second: cfg.requests_per_second,
-            concurrency: cfg.concurrency.max(1) as usize,
-            retry_budget: cfg.retry_budget,
-            ca_file: cfg.ca_file.as_ref().map(std::path::PathBuf::from),
-            ..HttpSettings::new(VENDOR)
-        };
-        let http = HttpClient::new(settings, headers, metrics)?;
-        let base = cfg.base_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(PluginError::Config {
-                path: "base_url".into(),
-                message: format!("`{base}` is not an http(s) URL"),
-            });
-        }
+        let http = HttpClient::new(cfg.http.settings(), headers, metrics)?;
+        let base = cfg.http.base_url()?;
         let org = url::form_urlencoded::byte_serialize(cfg.organization_id.as_bytes()).collect::<String>();
         Ok(GiosgClient { http, org_root: format!("{base}/api/v5/orgs/{org}"), page_size: cfg.page_size.clamp(1, 100) })
     }

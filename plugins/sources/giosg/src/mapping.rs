@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
+use pipe_plugin_sdk::source_kit::Mark;
 use pipe_plugin_sdk::time::parse_timestamp_micros;
 use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
 use serde_json::{Value, json};
@@ -48,6 +49,16 @@ fn owned(v: &Value, key: &str) -> Option<String> {
 
 fn ts(v: &Value, key: &str) -> Option<i64> {
     s(v, key).and_then(parse_timestamp_micros)
+}
+
+/// A chat's place for the watermark cursor (microseconds UTC): `at` = `created_at` (the order
+/// of the `owned_chats` listing), `changed` = `updated_at` (`created_at` when absent), open
+/// unless `is_ended` is true. `None` without a parsable `created_at`.
+pub fn chat_mark(chat: &Value) -> Option<Mark> {
+    let created = ts(chat, "created_at")?;
+    let updated = ts(chat, "updated_at").unwrap_or(created);
+    let open = chat.get("is_ended").and_then(Value::as_bool) != Some(true);
+    Some(Mark { at: created, changed: updated, open })
 }
 
 /// The visitor's id: the `member_id` of the membership whose `member_type` is `visitor`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use pipe_plugin_sdk::http::{HttpClient, HttpSettings};
+use pipe_plugin_sdk::http::HttpClient;
 use pipe_plugin_sdk::paging::{Paging, items_at, with_param};
 use pipe_plugin_sdk::{Metrics, Result};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
@@ -30,16 +30,6 @@ fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-pub(crate) fn settings(cfg: &AlliConfig) -> HttpSettings {
-    HttpSettings {
-        requests_per_second: cfg.requests_per_second,
-        concurrency: cfg.concurrency.max(1) as usize,
-        retry_budget: cfg.retry_budget,
-        ca_file: cfg.ca_file.as_ref().map(std::path::PathBuf::from),
-        ..HttpSettings::new(VENDOR)
-    }
-}
-
 impl RestClient {
     pub fn new(cfg: &AlliConfig, metrics: Arc<Metrics>) -> Result<Self> {
         let key = cfg.api_key.as_ref().map(|k| k.expose().trim().to_string()).unwrap_or_default();
@@ -50,7 +40,7 @@ impl RestClient {
         })?;
         headers.insert(HeaderName::from_static("api-key"), value);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let http = HttpClient::new(settings(cfg), headers, metrics)?.redact(key);
+        let http = HttpClient::new(cfg.http.settings(), headers, metrics)?.redact(key);
         let mut list_query =
             vec![("pageSize".to_string(), cfg.page_size().to_string()), ("order".into(), "LAST_CHAT_TIME_DESC".into())];
         if let Some(a) = &cfg.llm_app_id {
@@ -62,11 +52,7 @@ impl RestClient {
         for v in &cfg.variables {
             list_query.push(("variables".into(), v.clone()));
         }
-        Ok(RestClient {
-            http,
-            root: format!("{}/webapi/v2/conversations", cfg.base_url.trim_end_matches('/')),
-            list_query,
-        })
+        Ok(RestClient { http, root: format!("{}/webapi/v2/conversations", cfg.http.base_url()?), list_query })
     }
 
     /// The listing, newest last chat first, one `Vec` per page; `started_at` is the

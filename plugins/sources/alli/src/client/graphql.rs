@@ -16,7 +16,6 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::mapping::Bundle;
-use crate::rest::settings;
 use crate::{AlliConfig, Api, VENDOR};
 
 /// Chats per nested page, and the most any Alli connection serves at once (graphene-django's
@@ -177,13 +176,14 @@ impl GraphqlClient {
     /// Errors: [`PluginError::Auth`] when the login is refused (HTTP 401/403, or GraphQL errors
     /// / no token in the 200 answer to `login`).
     pub async fn connect(cfg: &AlliConfig, metrics: Arc<Metrics>) -> Result<Self> {
-        let url = format!("{}/d/graphql/", cfg.base_url.trim_end_matches('/'));
+        let url = format!("{}/d/graphql/", cfg.http.base_url()?);
         let mut base = HeaderMap::new();
         base.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let token = match (&cfg.token, &cfg.email, &cfg.password) {
             (Some(t), _, _) => t.expose().trim().to_string(),
             (None, Some(email), Some(password)) => {
-                let http = HttpClient::new(settings(cfg), base.clone(), metrics.clone())?.redact(password.expose());
+                let http =
+                    HttpClient::new(cfg.http.settings(), base.clone(), metrics.clone())?.redact(password.expose());
                 let body = json!({
                     "query": LOGIN,
                     "operationName": "AlliLogin",
@@ -213,7 +213,7 @@ impl GraphqlClient {
         };
         let mut headers = base;
         headers.insert(AUTHORIZATION, HttpClient::sensitive_header(&token)?);
-        let mut http = HttpClient::new(settings(cfg), headers, metrics)?.redact(token);
+        let mut http = HttpClient::new(cfg.http.settings(), headers, metrics)?.redact(token);
         if let Some(p) = &cfg.password {
             http = http.redact(p.expose());
         }

@@ -31,114 +31,73 @@
 //! the history is append-only) are not exported by an incremental run; `pipe run
 //! --full-refresh` (the engine passes no state) exports everything again.
 
-use std::sync::Arc;
-
 use futures::stream::{self, StreamExt, TryStreamExt};
-use pipe_plugin_sdk::schema::{
-    CONVERSATIONS, ConversationsBuilder, MESSAGES, MessagesBuilder, conversations_schema, messages_schema,
-};
+use pipe_plugin_sdk::schema::CONVERSATIONS;
+use pipe_plugin_sdk::source_kit::{Crawl, CrawlSource, CrawlSpec, Emitter};
 use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
-use pipe_plugin_sdk::{
-    Checkpoint, DeadLetter, Event, Metrics, PluginError, REASON_RETRY_BUDGET, Result, Source, SourceContext, StreamDecl,
-};
+use pipe_plugin_sdk::{DeadLetter, PluginError, Result, SourceContext};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use crate::client::{ChatApiClient, History};
 use crate::mapping::{MapCtx, MappedClient, item_time, map_history, scrub_raw};
 use crate::watermark::{HistoryState, Watermark};
 use crate::{AimylogicConfig, VENDOR};
 
-/// Messages per emitted batch (a batch is also cut at every checkpoint).
-const BATCH_MESSAGES: usize = 8192;
-
-/// The history source. Opening it starts the export on the current tokio runtime; events
-/// pass through a small bounded channel, so a slow pipeline slows the requests.
+/// Validates the config, reads the client ids and starts the export on the current tokio
+/// runtime; events pass through the SDK crawl driver's small bounded channel, so a slow
+/// pipeline slows the requests.
 ///
-/// The checkpoint state is a [`HistoryState`] (per-client watermarks, see the module docs);
-/// given back at open, only messages newer than each client's watermark are emitted.
-pub struct HistorySource {
-    events: mpsc::Receiver<Result<Event>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl HistorySource {
-    /// Validates the config, reads the client ids and starts the export.
-    ///
-    /// `ctx.state` is the last committed checkpoint ([`HistoryState`] layout; the old
-    /// `{"mode": "history", "clients_done": n}` is read as "no watermark").
-    ///
-    /// Errors: [`PluginError::Config`] when no client id is configured, `from`/`to` are not
-    /// times, `base_url` is not http(s), `client_ids_file` cannot be read, or the saved state
-    /// has another layout (the message says to run `pipe state reset`).
-    pub fn open(cfg: AimylogicConfig, ctx: SourceContext) -> Result<Self> {
-        for (key, v) in [("from", &cfg.from), ("to", &cfg.to)] {
-            if let Some(v) = v.as_ref().filter(|v| parse_timestamp_micros(v).is_none() && v.parse::<i64>().is_err()) {
-                return Err(PluginError::Config {
-                    path: key.into(),
-                    message: format!("`{v}` is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds"),
-                });
-            }
-        }
-        let client_ids = cfg.all_client_ids()?;
-        if client_ids.is_empty() {
+/// `ctx.state` is the last committed checkpoint ([`HistoryState`] layout; the old
+/// `{"mode": "history", "clients_done": n}` is read as "no watermark"); only messages newer
+/// than each client's watermark are emitted.
+///
+/// Errors: [`PluginError::Config`] when no client id is configured, `from`/`to` are not
+/// times, `base_url` is not http(s), `client_ids_file` cannot be read, or the saved state
+/// has another layout (the message says to run `pipe state reset`).
+pub fn open(cfg: AimylogicConfig, ctx: SourceContext) -> Result<CrawlSource> {
+    for (key, v) in [("from", &cfg.from), ("to", &cfg.to)] {
+        if let Some(v) = v.as_ref().filter(|v| parse_timestamp_micros(v).is_none() && v.parse::<i64>().is_err()) {
             return Err(PluginError::Config {
-                path: if cfg.client_ids_file.is_some() { "client_ids_file".into() } else { "client_ids".into() },
-                message: "no client ids: the Chat API cannot list clients, give `client_ids` or a non-empty `client_ids_file`".into(),
+                path: key.into(),
+                message: format!("`{v}` is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds"),
             });
         }
-        let mut saved = HistoryState::from_state(ctx.state.as_ref())?;
-        if saved.migrated {
-            tracing::info!(
-                vendor = VENDOR,
-                "saved history state has the old layout without watermarks: this run exports every client once more, later runs only what is new"
-            );
-        }
-        saved.retain(&client_ids);
-        let client = ChatApiClient::new(&cfg, ctx.metrics.clone())?;
-        let export = Export {
-            client,
-            client_ids,
-            account_id: cfg.account_id(),
-            token: cfg.token.expose().to_string(),
-            concurrency: cfg.concurrency.max(1) as usize,
-            checkpoint_every: cfg.checkpoint_every.max(1) as u64,
-            limit: ctx.limit,
-            metrics: ctx.metrics.clone(),
-            state: saved,
-        };
-        let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(async move {
-            let err_tx = tx.clone();
-            if let Err(e) = export.run(tx).await {
-                let _ = err_tx.send(Err(e)).await;
-            }
+    }
+    let client_ids = cfg.all_client_ids()?;
+    if client_ids.is_empty() {
+        return Err(PluginError::Config {
+            path: if cfg.client_ids_file.is_some() { "client_ids_file".into() } else { "client_ids".into() },
+            message:
+                "no client ids: the Chat API cannot list clients, give `client_ids` or a non-empty `client_ids_file`"
+                    .into(),
         });
-        Ok(HistorySource { events: rx, task })
     }
-}
-
-impl Drop for HistorySource {
-    fn drop(&mut self) {
-        self.task.abort();
+    let mut saved = HistoryState::from_state(ctx.state.as_ref())?;
+    if saved.migrated {
+        tracing::info!(
+            vendor = VENDOR,
+            "saved history state has the old layout without watermarks: this run exports every client once more, later runs only what is new"
+        );
     }
-}
-
-#[async_trait::async_trait]
-impl Source for HistorySource {
-    fn streams(&self) -> Vec<StreamDecl> {
-        vec![
-            StreamDecl { name: CONVERSATIONS.into(), schema: conversations_schema() },
-            StreamDecl { name: MESSAGES.into(), schema: messages_schema() },
-        ]
-    }
-
-    async fn next(&mut self) -> Result<Event> {
-        match self.events.recv().await {
-            Some(ev) => ev,
-            None => Err(PluginError::other("aimylogic export task ended without End (it panicked?)")),
-        }
-    }
+    saved.retain(&client_ids);
+    let client = ChatApiClient::new(&cfg, ctx.metrics.clone())?;
+    let spec = CrawlSpec {
+        vendor: VENDOR,
+        account_id: cfg.account_id(),
+        checkpoint_every: u64::from(cfg.checkpoint_every.max(1)),
+        unit: "clients",
+        metrics: ctx.metrics.clone(),
+    };
+    let export = Export {
+        client,
+        client_ids,
+        account_id: cfg.account_id(),
+        token: cfg.token.expose().to_string(),
+        concurrency: cfg.http.concurrency(),
+        limit: ctx.limit,
+        state: saved,
+    };
+    Ok(CrawlSource::spawn(spec, export))
 }
 
 struct Export {
@@ -147,22 +106,14 @@ struct Export {
     account_id: String,
     token: String,
     concurrency: usize,
-    checkpoint_every: u64,
     limit: Option<u64>,
-    metrics: Arc<Metrics>,
     /// The saved state, advanced as clients are exported.
     state: HistoryState,
 }
 
-type Tx = mpsc::Sender<Result<Event>>;
-
-async fn send(tx: &Tx, ev: Event) -> Result<()> {
-    tx.send(Ok(ev)).await.map_err(|_| PluginError::other("pipeline stopped reading from the aimylogic source"))
-}
-
-impl Export {
-    async fn run(mut self, tx: Tx) -> Result<()> {
-        let mut out = Output { tx, messages: MessagesBuilder::new(), conversations: ConversationsBuilder::new() };
+#[async_trait::async_trait]
+impl Crawl for Export {
+    async fn run(&mut self, out: &mut Emitter) -> Result<()> {
         // A resumed run skips what the interrupted one did; a new run starts an empty list.
         let resumed = self.state.done.is_some();
         let skip = self.state.done.take().unwrap_or_default();
@@ -182,7 +133,9 @@ impl Export {
             Some(l) => pending.into_iter().take(l as usize).collect(),
             None => pending,
         };
-        // Clients fetched `concurrency` at a time, emitted in the configured order.
+        // Clients fetched `concurrency` at a time, emitted in the configured order. When
+        // Aimylogic keeps failing (retry budget spent), the driver checkpoints the clients
+        // done so far and ends partial; the next run resumes after them.
         let client = self.client.clone();
         let mut histories = stream::iter(ids)
             .map(|id| {
@@ -190,30 +143,7 @@ impl Export {
                 async move { client.history(&id).await.map(|h| (id, h)) }
             })
             .buffered(self.concurrency);
-        loop {
-            let (id, history) = match histories.try_next().await {
-                Ok(Some(x)) => x,
-                Ok(None) => break,
-                // Aimylogic keeps failing: keep what is complete and end partial; the next
-                // run resumes after the clients done.
-                Err(PluginError::RetryBudgetExhausted { vendor, message }) => {
-                    out.flush().await?;
-                    send(&out.tx, Event::Checkpoint(Checkpoint { state: self.state.to_json(false) })).await?;
-                    let dl = DeadLetter {
-                        stream: CONVERSATIONS.into(),
-                        key: json!({"vendor": VENDOR, "account_id": self.account_id}),
-                        stage: VENDOR.into(),
-                        reason: REASON_RETRY_BUDGET.into(),
-                        message: format!(
-                            "{vendor} kept failing and the retry budget is spent; stopped after {done} clients ({message})"
-                        ),
-                        raw: Value::Null,
-                    };
-                    send(&out.tx, Event::DeadLetter(dl)).await?;
-                    return send(&out.tx, Event::End).await;
-                }
-                Err(e) => return Err(e),
-            };
+        while let Some((id, history)) = histories.try_next().await? {
             let ctx =
                 MapCtx { account_id: &self.account_id, client_id: &id, token: &self.token, extracted_at: now_micros() };
             let key = json!({"vendor": VENDOR, "account_id": self.account_id, "conversation_id": id});
@@ -222,20 +152,13 @@ impl Export {
                     let mapped = map_history(&ctx, &items);
                     let new = select_new(self.state.clients.get(&id), mapped);
                     for dl in new.dead_letters {
-                        send(&out.tx, Event::DeadLetter(dl)).await?;
+                        out.dead_letter(dl).await?;
                     }
                     if new.messages.is_empty() {
                         unchanged += 1;
                     } else {
                         changed += 1;
-                        Metrics::add(&self.metrics.messages, new.messages.len() as u64);
-                        for m in &new.messages {
-                            out.messages.append(m);
-                        }
-                        if let Some(c) = &new.conversation {
-                            out.conversations.append(c);
-                            Metrics::add(&self.metrics.conversations, 1);
-                        }
+                        out.append(&new.messages, new.conversation.as_ref());
                         let w = self.state.clients.entry(id.clone()).or_default();
                         for m in &new.messages {
                             w.advance(m.sent_at.div_euclid(1000), question_of(&m.message_id));
@@ -251,7 +174,7 @@ impl Export {
                         message: format!("aimylogic answered HTTP 404 for the history of client `{id}`"),
                         raw: Value::Null,
                     };
-                    send(&out.tx, Event::DeadLetter(dl)).await?;
+                    out.dead_letter(dl).await?;
                 }
                 History::Unrecognized(body) => {
                     let dl = DeadLetter {
@@ -262,28 +185,26 @@ impl Export {
                         message: format!("the history of client `{id}` has no messages/history/items array"),
                         raw: serde_json::from_str(&scrub_raw(&body, &self.token)).unwrap_or(Value::Null),
                     };
-                    send(&out.tx, Event::DeadLetter(dl)).await?;
+                    out.dead_letter(dl).await?;
                 }
             }
             if let Some(d) = self.state.done.as_mut() {
                 d.insert(id);
             }
             done += 1;
-            if done.is_multiple_of(self.checkpoint_every) {
-                out.flush().await?;
-                send(&out.tx, Event::Checkpoint(Checkpoint { state: self.state.to_json(false) })).await?;
-            } else if out.messages.len() >= BATCH_MESSAGES {
-                out.flush().await?;
-            }
+            let state = &self.state;
+            out.advance(1, || state.to_json(false)).await?;
         }
-        out.flush().await?;
         tracing::info!(
             vendor = VENDOR,
             "history: {done} client(s) fetched, {changed} with new messages, {unchanged} unchanged"
         );
         self.state.done = None;
-        send(&out.tx, Event::Checkpoint(Checkpoint { state: self.state.to_json(true) })).await?;
-        send(&out.tx, Event::End).await
+        out.checkpoint(self.state.to_json(true)).await
+    }
+
+    fn state(&self) -> Value {
+        self.state.to_json(false)
     }
 }
 
@@ -311,34 +232,16 @@ fn select_new(watermark: Option<&Watermark>, mut mapped: MappedClient) -> Mapped
     mapped
 }
 
-/// Rows being built, and where they go.
-struct Output {
-    tx: Tx,
-    messages: MessagesBuilder,
-    conversations: ConversationsBuilder,
-}
-
-impl Output {
-    /// Messages first, then the conversations they belong to (docs/design.md §3.1).
-    async fn flush(&mut self) -> Result<()> {
-        if !self.messages.is_empty() {
-            send(&self.tx, Event::Batch { stream: MESSAGES.into(), batch: self.messages.finish() }).await?;
-        }
-        if !self.conversations.is_empty() {
-            send(&self.tx, Event::Batch { stream: CONVERSATIONS.into(), batch: self.conversations.finish() }).await?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use axum::Json;
     use axum::extract::{Path, State};
     use axum::routing::get;
+    use pipe_plugin_sdk::schema::MESSAGES;
+    use pipe_plugin_sdk::{Event, Source};
 
     use super::*;
 
@@ -380,7 +283,7 @@ mod tests {
         )
         .unwrap();
         let ctx = SourceContext { pipeline: "t".into(), state, limit, metrics: Arc::default() };
-        let mut src = HistorySource::open(cfg, ctx).unwrap();
+        let mut src = open(cfg, ctx).unwrap();
         let mut r = Run { messages: Vec::new(), conversations: Vec::new(), checkpoints: Vec::new() };
         loop {
             match src.next().await.unwrap() {
@@ -496,7 +399,7 @@ mod tests {
             limit: None,
             metrics: Arc::default(),
         };
-        let err = HistorySource::open(cfg, ctx).err().unwrap().to_string();
+        let err = open(cfg, ctx).err().unwrap().to_string();
         assert!(err.contains("pipe state reset"), "{err}");
     }
 }
