@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pipe_plugin_sdk::{
     Checkpoint, Event, Metrics, PluginError, PluginFactory, REASON_INCOMPLETE, REASON_RETRY_BUDGET, Sink, SinkContext,
-    SinkStats, Source, SourceContext, SourceControl, Transform, TransformOutput,
+    SinkStats, Source, SourceContext, SourceControl, Transform, TransformContext, TransformOutput,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -141,7 +141,7 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
         SourceContext { pipeline: p.name.clone(), state: prior_state, limit: opts.limit, metrics: metrics.clone() };
     let mut source: Box<dyn Source> = match &accounts {
         None => {
-            let PluginFactory::Source(open_source) = p.source.descriptor.factory else {
+            let PluginFactory::Source(open_source) = &p.source.descriptor.factory else {
                 unreachable!("checked at load")
             };
             open_source(p.source.config.clone(), ctx).map_err(|e| open_error("source", p.source.descriptor.name, e))?
@@ -168,8 +168,9 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     // Transforms in order, each declaring what it does to each stream.
     let mut transforms = Vec::new();
     for spec in &p.transforms {
-        let PluginFactory::Transform(open) = spec.descriptor.factory else { unreachable!("checked at load") };
-        let t = open(spec.config.clone()).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
+        let PluginFactory::Transform(open) = &spec.descriptor.factory else { unreachable!("checked at load") };
+        let ctx = TransformContext { pipeline: p.name.clone(), metrics: metrics.clone() };
+        let t = open(spec.config.clone(), ctx).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
         let mut touched = HashSet::new();
         streams = streams
             .into_iter()
@@ -186,7 +187,7 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
 
     let mut sinks: Vec<(String, Box<dyn Sink>)> = Vec::new();
     for spec in &p.sinks {
-        let PluginFactory::Sink(open) = spec.descriptor.factory else { unreachable!("checked at load") };
+        let PluginFactory::Sink(open) = &spec.descriptor.factory else { unreachable!("checked at load") };
         let ctx = SinkContext { pipeline: p.name.clone(), streams: streams.clone(), run_id: run_id.clone() };
         let sink = open(spec.config.clone(), ctx).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
         sinks.push((format!("{} {}", spec.path, spec.descriptor.name), sink));

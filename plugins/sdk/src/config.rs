@@ -24,7 +24,7 @@ pub fn parse<T: DeserializeOwned>(config: Value) -> Result<T> {
 }
 
 /// [`parse`] for validation only, as published in
-/// [`crate::PluginDescriptor::check_config`]: `check_config: config::check::<MyConfig>`.
+/// [`crate::PluginDescriptor::check_config`]: `check_config: Arc::new(config::check::<MyConfig>)`.
 pub fn check<T: DeserializeOwned>(config: &Value) -> Result<()> {
     parse::<T>(config.clone()).map(|_: T| ())
 }

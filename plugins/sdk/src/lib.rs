@@ -42,7 +42,8 @@ pub use error::{PluginError, Result};
 pub use metrics::Metrics;
 pub use plugin::{
     Checkpoint, DeadLetter, Event, PluginDescriptor, PluginFactory, PluginKind, REASON_INCOMPLETE, REASON_RETRY_BUDGET,
-    Sink, SinkContext, SinkStats, Source, SourceContext, SourceControl, StreamDecl, Transform, TransformOutput,
+    Sink, SinkContext, SinkStats, Source, SourceContext, SourceControl, StreamDecl, Transform, TransformContext,
+    TransformOutput,
 };
 
 /// Re-exports plugin authors need so their Arrow and async-trait versions match the SDK's.

@@ -27,6 +27,8 @@ pub mod mapping;
 pub mod watermark;
 pub mod webhook;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config::{self, Secret};
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, Result};
 use schemars::JsonSchema;
@@ -244,9 +246,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "aimylogic",
         version: env!("CARGO_PKG_VERSION"),
         description: "Aimylogic / JAICP Chat API: client histories, or a webhook listener for live events",
-        config_schema: config::schema_of::<AimylogicConfig>,
-        check_config: config::check::<AimylogicConfig>,
-        factory: PluginFactory::Source(|cfg, ctx| {
+        config_schema: Arc::new(config::schema_of::<AimylogicConfig>),
+        check_config: Arc::new(config::check::<AimylogicConfig>),
+        factory: PluginFactory::source(|cfg, ctx| {
             let cfg: AimylogicConfig = config::parse(cfg)?;
             if cfg.token.expose().trim().is_empty() {
                 return Err(PluginError::Config { path: "token".into(), message: "must not be empty".into() });

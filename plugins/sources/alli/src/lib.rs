@@ -21,6 +21,8 @@ pub mod mapping;
 mod rest;
 mod source;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config::{self, Secret};
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, Result};
 use schemars::JsonSchema;
@@ -272,9 +274,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "alli",
         version: env!("CARGO_PKG_VERSION"),
         description: "Alli (Allganize): every conversation and chat, REST webapi v2 or GraphQL agent API",
-        config_schema: config::schema_of::<AlliConfig>,
-        check_config: |v| parse_config(v.clone()).map(|_| ()),
-        factory: PluginFactory::Source(|cfg, ctx| {
+        config_schema: Arc::new(config::schema_of::<AlliConfig>),
+        check_config: PluginDescriptor::check_with(|v| parse_config(v.clone()).map(|_| ())),
+        factory: PluginFactory::source(|cfg, ctx| {
             let cfg = parse_config(cfg)?;
             Ok(Box::new(AlliSource::open(cfg, ctx)?))
         }),

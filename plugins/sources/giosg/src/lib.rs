@@ -17,6 +17,8 @@ pub mod cursor;
 pub mod mapping;
 mod source;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config::{self, Secret};
 use pipe_plugin_sdk::{PluginDescriptor, PluginFactory};
 use schemars::JsonSchema;
@@ -100,9 +102,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "giosg",
         version: env!("CARGO_PKG_VERSION"),
         description: "giosg REST API v5: every chat and message of an organization",
-        config_schema: config::schema_of::<GiosgConfig>,
-        check_config: config::check::<GiosgConfig>,
-        factory: PluginFactory::Source(|cfg, ctx| {
+        config_schema: Arc::new(config::schema_of::<GiosgConfig>),
+        check_config: Arc::new(config::check::<GiosgConfig>),
+        factory: PluginFactory::source(|cfg, ctx| {
             let cfg: GiosgConfig = config::parse(cfg)?;
             Ok(Box::new(GiosgSource::open(cfg, ctx)?))
         }),
