@@ -41,7 +41,7 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 pub async fn probe_source(p: &crate::config::Pipeline) -> Exit {
     use pipe_plugin_sdk::{PluginFactory, SourceContext};
     let spec = &p.source;
-    let PluginFactory::Source(open) = spec.descriptor.factory else { unreachable!("the config resolved a source") };
+    let PluginFactory::Source(open) = &spec.descriptor.factory else { unreachable!("the config resolved a source") };
     let ctx = SourceContext { pipeline: p.name.clone(), state: None, limit: Some(1), metrics: Default::default() };
     let name = spec.descriptor.name;
     let outcome = async {

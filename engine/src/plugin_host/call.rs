@@ -1,17 +1,17 @@
-//! Calling into a library: errors back into [`PluginError`]s (strings freed by the library's
-//! own `free_string`), open instances that close themselves, and Arrow structs that release
-//! whatever a callee did not take.
+//! Calling into a library, whatever the plugin kind: errors back into [`PluginError`]s
+//! (strings freed by the library's own `free_string`), Arrow structs that release whatever a
+//! callee did not take, events read out before the next call invalidates them, and blocking
+//! calls from synchronous engine code. Depends on nothing else of the plugin host.
 
-use std::ffi::{CStr, c_void};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::ffi::CStr;
 
+use arrow_array::RecordBatch;
 use pipe_plugin_abi::{
-    ArrowArray, ArrowSchema, CancelFn, CloseFn, FreeStringFn, PIPE_ERROR_ABI, PIPE_ERROR_CANCELLED, PIPE_ERROR_CONFIG,
-    PIPE_ERROR_PANIC, PIPE_OK, PipeError,
+    ArrowArray, ArrowSchema, FreeStringFn, PIPE_ERROR_CONFIG, PIPE_EVENT_BATCH, PIPE_EVENT_NONE, PipeError,
+    PipeEventV1, PipeStr, struct_size,
 };
-use pipe_plugin_sdk::PluginError;
-
-use super::loader::ExternalPlugin;
+use pipe_plugin_sdk::ffi::arrow;
+use pipe_plugin_sdk::{PluginError, Result, StreamDecl};
 
 /// Turns a failed call's `PipeError` into a [`PluginError`], freeing its strings with the
 /// library's allocator.
@@ -34,72 +34,6 @@ pub(super) unsafe fn take_error(free_string: FreeStringFn, code: i32, err: &mut 
     match code {
         PIPE_ERROR_CONFIG => PluginError::Config { path: path.unwrap_or_default(), message },
         _ => PluginError::Other(message),
-    }
-}
-
-impl ExternalPlugin {
-    /// Runs one call that reports a status, turning a failure into an error that says which
-    /// plugin and entry point failed when that is not obvious from the plugin's own message.
-    pub(super) fn status(&self, entry: &str, call: impl FnOnce(*mut PipeError) -> i32) -> Result<(), PluginError> {
-        let mut err = PipeError::new();
-        let code = call(&mut err);
-        if code == PIPE_OK {
-            return Ok(());
-        }
-        // SAFETY: `err` was filled by this plugin's library.
-        let e = unsafe { take_error(self.free_string, code, &mut err) };
-        Err(match (code, e) {
-            (PIPE_ERROR_CONFIG, e) => e,
-            (PIPE_ERROR_PANIC, e) => PluginError::Other(format!("plugin `{}` {e} (in `{entry}`)", self.name)),
-            (PIPE_ERROR_CANCELLED, _) => PluginError::Other(format!("plugin `{}`: `{entry}` was cancelled", self.name)),
-            (PIPE_ERROR_ABI, e) => PluginError::Other(format!("plugin `{}`: ABI error in `{entry}`: {e}", self.name)),
-            // The plugin's own message, exactly as the built-in would have raised it.
-            (_, e) => e,
-        })
-    }
-}
-
-/// An open plugin instance. Calls are serialised by the lock (the ABI's threading contract);
-/// `cancel` is not, by design. Dropping the last reference closes it, so a call still running
-/// on a blocking thread keeps the instance alive until it returns.
-pub(super) struct Instance {
-    handle: Handle,
-    cancel: CancelFn,
-    close: CloseFn,
-    pub(super) plugin: Arc<ExternalPlugin>,
-    lock: Mutex<()>,
-}
-
-/// The opaque handle; only ever used under the ABI's rules.
-struct Handle(*mut c_void);
-// SAFETY: the ABI lets any thread call an instance (one at a time, which `Instance::lock`
-// ensures) and `cancel` from any thread at any time.
-unsafe impl Send for Handle {}
-// SAFETY: as above.
-unsafe impl Sync for Handle {}
-
-impl Instance {
-    pub(super) fn new(handle: *mut c_void, cancel: CancelFn, close: CloseFn, plugin: Arc<ExternalPlugin>) -> Self {
-        Instance { handle: Handle(handle), cancel, close, plugin, lock: Mutex::new(()) }
-    }
-
-    /// Runs `f` with the handle, no other call on this instance running.
-    pub(super) fn with<T>(&self, f: impl FnOnce(*mut c_void) -> T) -> T {
-        let _serialised = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        f(self.handle.0)
-    }
-
-    /// Interrupts a call in flight (and makes later ones fail): thread-safe, non-blocking.
-    pub(super) fn cancel(&self) {
-        // SAFETY: the handle is open until drop; cancel may race any call.
-        unsafe { (self.cancel)(self.handle.0) }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        // SAFETY: no other reference exists, so no call is in flight; the handle is closed once.
-        unsafe { (self.close)(self.handle.0) }
     }
 }
 
@@ -147,4 +81,41 @@ pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+/// A new event struct for a callee to fill.
+pub(super) fn empty_event() -> PipeEventV1 {
+    PipeEventV1 {
+        struct_size: struct_size::<PipeEventV1>(),
+        kind: PIPE_EVENT_NONE,
+        stream: PipeStr::EMPTY,
+        json: PipeStr::EMPTY,
+        array: ArrowArray::empty(),
+        schema: ArrowSchema::empty(),
+    }
+}
+
+/// What an event carries, copied out before the next call invalidates its borrowed strings.
+/// Whatever Arrow data the event holds is imported (or released) here.
+pub(super) fn read_event(
+    ev: PipeEventV1,
+    streams: &[StreamDecl],
+) -> Result<(u32, String, Option<RecordBatch>, String)> {
+    let mut array = OwnedArray(ev.array);
+    let mut schema = OwnedSchema(ev.schema);
+    // SAFETY: borrowed strings, valid until the next call on the instance (not made yet).
+    let (stream, json) = unsafe {
+        (
+            String::from_utf8_lossy(ev.stream.as_bytes()).into_owned(),
+            String::from_utf8_lossy(ev.json.as_bytes()).into_owned(),
+        )
+    };
+    let batch = if ev.kind == PIPE_EVENT_BATCH {
+        let declared = streams.iter().find(|d| d.name == stream).map(|d| &d.schema);
+        // SAFETY: both were moved to us by the callee; import leaves them released.
+        Some(unsafe { arrow::import_owned_batch(&mut array.0, &mut schema.0, declared) }?)
+    } else {
+        None
+    };
+    Ok((ev.kind, stream, batch, json))
 }

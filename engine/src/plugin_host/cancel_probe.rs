@@ -7,13 +7,12 @@
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use pipe_plugin_abi::{
-    ArrowArray, ArrowSchema, PIPE_EVENT_END, PIPE_EVENT_NONE, PipeEventV1, PipeSourceOpenArgsV1, PipeStr, struct_size,
-};
+use pipe_plugin_abi::{PIPE_EVENT_END, PipeSourceOpenArgsV1, PipeStr, struct_size};
 use serde_json::Value;
 
-use super::call::{Instance, OwnedArray, OwnedSchema};
-use super::loader::ExternalPlugin;
+use super::call::{OwnedArray, OwnedSchema, empty_event};
+use super::external::ExternalPlugin;
+use super::instance::Instance;
 use super::vtables::Vtable;
 
 /// What happened when `cancel` was called.
@@ -57,14 +56,7 @@ pub fn cancel_latency(
     std::thread::spawn(move || {
         // Ok(true): reached the end; Ok(false) never; Err: the call failed (cancelled or not).
         let result = loop {
-            let mut ev = PipeEventV1 {
-                struct_size: struct_size::<PipeEventV1>(),
-                kind: PIPE_EVENT_NONE,
-                stream: PipeStr::EMPTY,
-                json: PipeStr::EMPTY,
-                array: ArrowArray::empty(),
-                schema: ArrowSchema::empty(),
-            };
+            let mut ev = empty_event();
             // SAFETY: open handle, calls serialised by `with`; the event is ours to fill.
             let status =
                 reader.with(|h| reader.plugin.status("next_event", |err| unsafe { (fns.next_event)(h, &mut ev, err) }));

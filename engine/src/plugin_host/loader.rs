@@ -13,15 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use pipe_plugin_abi::{
-    ABI_VERSION, AbiVersionFn, InitV1Fn, PIPE_KIND_SINK, PIPE_KIND_SOURCE, PIPE_KIND_TRANSFORM, PipeError,
-    PipeLibraryV1, PipePluginDescV1, SYMBOL_ABI_VERSION, SYMBOL_INIT_V1,
+    ABI_VERSION, AbiVersionFn, InitV1Fn, PipeError, PipeLibraryV1, PipePluginDescV1, SYMBOL_ABI_VERSION, SYMBOL_INIT_V1,
 };
-use pipe_plugin_sdk::{PluginDescriptor, PluginKind};
 
 use super::call::take_error;
+use super::external::ExternalPlugin;
 use super::host_api::host_api;
-use super::slots;
-use super::vtables::{SinkFns, SourceFns, TransformFns, Vtable};
 
 /// Why a library could not be used. Each displays as one line.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,37 +62,6 @@ pub struct LoadedLibrary {
     pub abi_version: u32,
     /// The plugins it ships.
     pub plugins: Vec<Arc<ExternalPlugin>>,
-}
-
-/// One plugin of a loaded library.
-pub struct ExternalPlugin {
-    /// Name used in pipelines.
-    pub name: &'static str,
-    /// The plugin's version.
-    pub version: &'static str,
-    /// One line for `pipe plugins`.
-    pub description: &'static str,
-    /// Source, transform or sink.
-    pub kind: PluginKind,
-    /// The plugin's config JSON Schema.
-    pub config_schema: serde_json::Value,
-    /// The library it lives in.
-    pub library_path: PathBuf,
-    /// Passed back to `open` and `check_config`.
-    pub(super) desc: &'static PipePluginDescV1,
-    /// The library's `free_string`.
-    pub(super) free_string: pipe_plugin_abi::FreeStringFn,
-    /// Validated entry points.
-    pub(super) vtable: Vtable,
-    /// The engine-side descriptor (fn-pointer trampolines into this plugin).
-    pub(super) descriptor: std::sync::OnceLock<PluginDescriptor>,
-}
-
-impl ExternalPlugin {
-    /// The descriptor the engine's registry and runtime use, like a built-in's.
-    pub fn descriptor(&self) -> PluginDescriptor {
-        self.descriptor.get().expect("registered at load").clone()
-    }
 }
 
 /// Libraries loaded so far, by canonical path; `None` for files that are not plugins.
@@ -215,6 +181,20 @@ fn load_uncached(path: &Path) -> Result<Option<Arc<LoadedLibrary>>, LoadError> {
         return Err(broken(format!("init failed: {message}")));
     }
     let desc = desc.ok_or_else(|| broken("init returned no descriptor".into()))?;
+    from_descriptor(desc, path, abi_version).map(Some)
+}
+
+/// The library behind an initialised library descriptor (validated here), found at `path`.
+/// Split from [`load`] so a test can hand it the descriptor of a library initialised in its own
+/// process (`pipe_plugin_sdk::ffi::init`), forcing the full C ABI round trip without `dlopen`.
+///
+/// Errors: the descriptor or one of its plugins is unusable.
+pub(super) fn from_descriptor(
+    desc: &'static PipeLibraryV1,
+    path: &Path,
+    abi_version: u32,
+) -> Result<Arc<LoadedLibrary>, LoadError> {
+    let broken = |reason: String| LoadError::Broken { path: path.to_path_buf(), reason };
     validate_library(desc).map_err(broken)?;
     let free_string = desc.free_string.expect("validated");
     // SAFETY: validated non-null, NUL-terminated, static strings.
@@ -226,18 +206,18 @@ fn load_uncached(path: &Path) -> Result<Option<Arc<LoadedLibrary>>, LoadError> {
         if desc.n_plugins == 0 { &[] } else { unsafe { std::slice::from_raw_parts(desc.plugins, desc.n_plugins) } };
     let mut plugins = Vec::new();
     for (i, p) in plugin_descs.iter().enumerate() {
-        let plugin = Arc::new(external_plugin(p, path, free_string).map_err(|r| broken(format!("plugin #{i}: {r}")))?);
-        slots::register(plugin.clone()).map_err(broken)?;
-        plugins.push(plugin);
+        let plugin =
+            ExternalPlugin::from_desc(p, path, free_string).map_err(|r| broken(format!("plugin #{i}: {r}")))?;
+        plugins.push(Arc::new(plugin));
     }
-    Ok(Some(Arc::new(LoadedLibrary {
+    Ok(Arc::new(LoadedLibrary {
         path: path.to_path_buf(),
         name: text(desc.library_name),
         version: text(desc.library_version),
         build_info,
         abi_version,
         plugins,
-    })))
+    }))
 }
 
 fn validate_library(d: &PipeLibraryV1) -> Result<(), String> {
@@ -261,55 +241,4 @@ fn validate_library(d: &PipeLibraryV1) -> Result<(), String> {
         return Err("plugins is null".into());
     }
     Ok(())
-}
-
-fn external_plugin(
-    p: &'static PipePluginDescV1,
-    path: &Path,
-    free_string: pipe_plugin_abi::FreeStringFn,
-) -> Result<ExternalPlugin, String> {
-    if (p.struct_size as usize) < std::mem::size_of::<PipePluginDescV1>() {
-        return Err(format!("PipePluginDescV1 of {} bytes, smaller than v1", p.struct_size));
-    }
-    // Names and versions live as long as the library, i.e. forever; 'static copies keep the
-    // engine's descriptor type unchanged.
-    let leak = |what: &str, ptr: *const c_char| -> Result<&'static str, String> {
-        if ptr.is_null() {
-            return Err(format!("{what} is null"));
-        }
-        // SAFETY: non-null, NUL-terminated, static in the library.
-        let s = unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| format!("{what} is not UTF-8"))?;
-        Ok(Box::leak(s.to_owned().into_boxed_str()))
-    };
-    let name = leak("name", p.name)?;
-    if name.is_empty() {
-        return Err("empty plugin name".into());
-    }
-    let schema_text = leak("config_schema_json", p.config_schema_json)?;
-    let config_schema =
-        serde_json::from_str(schema_text).map_err(|e| format!("`{name}`: config schema is not JSON: {e}"))?;
-    if p.check_config.is_none() {
-        return Err(format!("`{name}`: check_config is null"));
-    }
-    let (kind, vtable) = match p.kind {
-        // SAFETY (all three): a non-null vtable is static in the library.
-        PIPE_KIND_SOURCE => (PluginKind::Source, Vtable::Source(SourceFns::from_raw(unsafe { p.source.as_ref() })?)),
-        PIPE_KIND_TRANSFORM => {
-            (PluginKind::Transform, Vtable::Transform(TransformFns::from_raw(unsafe { p.transform.as_ref() })?))
-        }
-        PIPE_KIND_SINK => (PluginKind::Sink, Vtable::Sink(SinkFns::from_raw(unsafe { p.sink.as_ref() })?)),
-        other => return Err(format!("`{name}`: unknown plugin kind {other}")),
-    };
-    Ok(ExternalPlugin {
-        name,
-        version: leak("version", p.version)?,
-        description: leak("description", p.description)?,
-        kind,
-        config_schema,
-        library_path: path.to_path_buf(),
-        desc: p,
-        free_string,
-        vtable,
-        descriptor: std::sync::OnceLock::new(),
-    })
 }

@@ -64,7 +64,7 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
         SourceContext { pipeline: p.name.clone(), state: prior_state, limit: opts.limit, metrics: metrics.clone() };
     let mut source = topology::open_source(&plan, ctx)?;
     let control = Control::attach(source.as_mut());
-    let (sinks, mut running) = topology::open_stages(source, p, &run_id)?.wire();
+    let (sinks, mut running) = topology::open_stages(source, p, &run_id, &metrics)?.wire();
 
     // Coordinator: write, commit at checkpoints, save state; on failure abort every sink.
     let mut coordinator = Coordinator::new(p, sinks, state_session, control, report);

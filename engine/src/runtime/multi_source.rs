@@ -79,7 +79,9 @@ impl MultiSource {
             prior.and_then(|p| p.get("accounts")).and_then(Value::as_object).cloned().unwrap_or_default();
         let mut pending = Vec::with_capacity(accounts.len());
         for account in accounts {
-            let PluginFactory::Source(open) = account.spec.descriptor.factory else { unreachable!("checked at load") };
+            let PluginFactory::Source(open) = account.spec.descriptor.factory.clone() else {
+                unreachable!("checked at load")
+            };
             let ctx = SourceContext { state: prior_states.get(&account.id).cloned(), ..base_ctx.clone() };
             pending.push(Pending {
                 id: account.id.clone(),

@@ -15,9 +15,11 @@
 //!   flushes before passing one on.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use pipe_plugin_sdk::{
-    Event, PluginError, PluginFactory, Sink, SinkContext, Source, SourceContext, StreamDecl, Transform, TransformOutput,
+    Event, Metrics, PluginError, PluginFactory, Sink, SinkContext, Source, SourceContext, StreamDecl, Transform,
+    TransformContext, TransformOutput,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -82,7 +84,7 @@ pub fn open_source(plan: &Plan<'_>, ctx: SourceContext) -> Result<Box<dyn Source
     let p = &*plan.pipeline;
     match &plan.accounts {
         None => {
-            let PluginFactory::Source(open) = p.source.descriptor.factory else { unreachable!("checked at load") };
+            let PluginFactory::Source(open) = &p.source.descriptor.factory else { unreachable!("checked at load") };
             open(p.source.config.clone(), ctx).map_err(|e| open_error("source", p.source.descriptor.name, e))
         }
         Some(list) => {
@@ -96,22 +98,29 @@ pub fn open_source(plan: &Plan<'_>, ctx: SourceContext) -> Result<Box<dyn Source
 }
 
 /// Opens `p`'s transforms in order, each seeing the streams as the transforms before it left
-/// them, then its sinks with the final stream schemas; `run_id` names this run's files.
+/// them, then its sinks with the final stream schemas; `run_id` names this run's files;
+/// transforms count into `metrics`.
 ///
 /// Errors: as [`open_source`], for `transforms[i]` and `sinks[i]`.
-pub fn open_stages(source: Box<dyn Source>, p: &Pipeline, run_id: &str) -> Result<Stages, RunError> {
+pub fn open_stages(
+    source: Box<dyn Source>,
+    p: &Pipeline,
+    run_id: &str,
+    metrics: &Arc<Metrics>,
+) -> Result<Stages, RunError> {
     let mut streams = source.streams();
     let mut transforms = Vec::new();
     for spec in &p.transforms {
-        let PluginFactory::Transform(open) = spec.descriptor.factory else { unreachable!("checked at load") };
-        let transform = open(spec.config.clone()).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
+        let PluginFactory::Transform(open) = &spec.descriptor.factory else { unreachable!("checked at load") };
+        let ctx = TransformContext { pipeline: p.name.clone(), metrics: metrics.clone() };
+        let transform = open(spec.config.clone(), ctx).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
         let touched;
         (streams, touched) = propagate(streams, transform.as_ref());
         transforms.push(TransformStage { name: spec.descriptor.name, transform, touched });
     }
     let mut sinks = Vec::new();
     for spec in &p.sinks {
-        let PluginFactory::Sink(open) = spec.descriptor.factory else { unreachable!("checked at load") };
+        let PluginFactory::Sink(open) = &spec.descriptor.factory else { unreachable!("checked at load") };
         let ctx = SinkContext { pipeline: p.name.clone(), streams: streams.clone(), run_id: run_id.to_string() };
         let sink = open(spec.config.clone(), ctx).map_err(|e| open_error(&spec.path, spec.descriptor.name, e))?;
         sinks.push(SinkStage { name: format!("{} {}", spec.path, spec.descriptor.name), sink });

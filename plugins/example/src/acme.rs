@@ -99,9 +99,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "acme",
         version: env!("CARGO_PKG_VERSION"),
         description: "Acme Chat conversations and messages (example plugin)",
-        config_schema: config::schema_of::<AcmeConfig>,
-        check_config: check,
-        factory: PluginFactory::Source(open),
+        config_schema: Arc::new(config::schema_of::<AcmeConfig>),
+        check_config: Arc::new(check),
+        factory: PluginFactory::source(open),
     }
 }
 

@@ -6,6 +6,7 @@
 //! {"rows": {"conversations": 120, "messages": 1042}, "checkpoint": {"updated_since": "..."}}
 //! ```
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,9 +33,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "row_counts",
         version: env!("CARGO_PKG_VERSION"),
         description: "committed row counts per stream, as JSON (example plugin)",
-        config_schema: config::schema_of::<CountsConfig>,
-        check_config: config::check::<CountsConfig>,
-        factory: PluginFactory::Sink(open),
+        config_schema: Arc::new(config::schema_of::<CountsConfig>),
+        check_config: Arc::new(config::check::<CountsConfig>),
+        factory: PluginFactory::sink(open),
     }
 }
 

@@ -40,9 +40,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "redact_digits",
         version: env!("CARGO_PKG_VERSION"),
         description: "masks long digit runs in message text (example plugin)",
-        config_schema: config::schema_of::<RedactConfig>,
-        check_config: |v| parse(v.clone()).map(|_| ()),
-        factory: PluginFactory::Transform(|v| Ok(Box::new(Redact { cfg: parse(v)? }))),
+        config_schema: Arc::new(config::schema_of::<RedactConfig>),
+        check_config: PluginDescriptor::check_with(|v| parse(v.clone()).map(|_| ())),
+        factory: PluginFactory::transform(|v, _ctx| Ok(Box::new(Redact { cfg: parse(v)? }))),
     }
 }
 

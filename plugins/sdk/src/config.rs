@@ -42,7 +42,7 @@ fn culprit<T: DeserializeOwned>(config: &Value) -> Option<String> {
 }
 
 /// [`parse`] for validation only, as published in
-/// [`crate::PluginDescriptor::check_config`]: `check_config: config::check::<MyConfig>`.
+/// [`crate::PluginDescriptor::check_config`]: `check_config: Arc::new(config::check::<MyConfig>)`.
 pub fn check<T: DeserializeOwned>(config: &Value) -> Result<()> {
     parse::<T>(config.clone()).map(|_: T| ())
 }

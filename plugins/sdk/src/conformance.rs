@@ -44,7 +44,8 @@ use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
 use crate::plugin::{
-    Event, PluginDescriptor, PluginFactory, PluginKind, SinkContext, SourceContext, StreamDecl, TransformOutput,
+    Event, PluginDescriptor, PluginFactory, PluginKind, SinkContext, SourceContext, StreamDecl, TransformContext,
+    TransformOutput,
 };
 use crate::schema::{conversations_schema, messages_schema};
 use crate::{Checkpoint, PluginError};
@@ -292,7 +293,7 @@ impl Kit<'_> {
         if d.version.is_empty() {
             return fail("descriptor", "empty version");
         }
-        let schema = match self.call_sync("config_schema", d.config_schema) {
+        let schema = match self.call_sync("config_schema", || (d.config_schema)()) {
             Ok(s) => s,
             Err(e) => return fail("descriptor", format!("config_schema {e}")),
         };
@@ -317,7 +318,7 @@ impl Kit<'_> {
     }
 
     fn check_config(&mut self, config: &Value) -> Result<(), CallError> {
-        let check = self.plugin.check_config;
+        let check = self.plugin.check_config.clone();
         match self.call_sync("check_config", || check(config)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
@@ -378,13 +379,17 @@ impl Kit<'_> {
         SourceContext { pipeline: "conformance".into(), state, limit: None, metrics: Arc::new(Metrics::default()) }
     }
 
+    fn transform_ctx() -> TransformContext {
+        TransformContext { pipeline: "conformance".into(), metrics: Arc::new(Metrics::default()) }
+    }
+
     /// Opens the source (the config is the caller's), returning its declared streams too.
     async fn open_source(
         &mut self,
         cfg: &Value,
         state: Option<Value>,
     ) -> Result<(Box<dyn crate::Source>, Vec<StreamDecl>), CallError> {
-        let PluginFactory::Source(open) = self.plugin.factory else { unreachable!("a source") };
+        let PluginFactory::Source(open) = self.plugin.factory.clone() else { unreachable!("a source") };
         let cfg = cfg.clone();
         let source = self.call("source.open", async move { open(cfg, Kit::source_ctx(state)) }).await?;
         let streams = self.call_sync("source.streams", || source.streams())?;
@@ -531,9 +536,9 @@ impl Kit<'_> {
 
     async fn transform_schema(&mut self, cfg: &Value) -> CheckResult {
         const NAME: &str = "schema";
-        let PluginFactory::Transform(open) = self.plugin.factory else { unreachable!("a transform") };
+        let PluginFactory::Transform(open) = self.plugin.factory.clone() else { unreachable!("a transform") };
         let c = cfg.clone();
-        let mut t = match self.call("transform.open", async move { open(c) }).await {
+        let mut t = match self.call("transform.open", async move { open(c, Kit::transform_ctx()) }).await {
             Ok(t) => t,
             Err(e) => return fail(NAME, format!("open failed: {e}")),
         };
@@ -575,7 +580,7 @@ impl Kit<'_> {
     }
 
     async fn sink_once(&mut self, cfg: &Value, run_id: &str) -> Result<(), CallError> {
-        let PluginFactory::Sink(open) = self.plugin.factory else { unreachable!("a sink") };
+        let PluginFactory::Sink(open) = self.plugin.factory.clone() else { unreachable!("a sink") };
         let streams = Self::canonical_streams();
         let ctx = SinkContext { pipeline: "conformance".into(), streams: streams.clone(), run_id: run_id.into() };
         let c = cfg.clone();
@@ -591,11 +596,11 @@ impl Kit<'_> {
 
     /// One open/close cycle of the plugin's kind.
     async fn cycle(&mut self, cfg: &Value, i: usize) -> Result<(), CallError> {
-        match self.plugin.factory {
+        match self.plugin.factory.clone() {
             PluginFactory::Source(_) => self.open_source(cfg, None).await.map(drop),
             PluginFactory::Transform(open) => {
                 let c = cfg.clone();
-                let mut t = self.call("transform.open", async move { open(c) }).await?;
+                let mut t = self.call("transform.open", async move { open(c, Kit::transform_ctx()) }).await?;
                 // An empty batch through every touched stream: schemas and arrays cross both ways.
                 for input in Self::canonical_streams() {
                     if self.call_sync("transform.output_stream", || t.output_stream(&input))?.is_some() {
@@ -795,9 +800,9 @@ mod tests {
             name: "numbers",
             version: "1.0.0",
             description: "test source",
-            config_schema: crate::config::schema_of::<Cfg>,
-            check_config: crate::config::check::<Cfg>,
-            factory: PluginFactory::Source(|v, ctx| {
+            config_schema: Arc::new(crate::config::schema_of::<Cfg>),
+            check_config: Arc::new(crate::config::check::<Cfg>),
+            factory: PluginFactory::source(|v, ctx| {
                 let cfg: Cfg = crate::config::parse(v)?;
                 // Resumed from `{"done": true}` it has nothing left, unless told to restart.
                 let step = if ctx.state.is_some() && !cfg.restart { 2 } else { 0 };
@@ -846,7 +851,7 @@ mod tests {
         assert_eq!(status(&r, "schema").0, Status::Skip);
 
         let mut d = descriptor();
-        d.check_config = |_| Err(PluginError::Other("nope".into()));
+        d.check_config = PluginDescriptor::check_with(|_| Err(PluginError::Other("nope".into())));
         let r = check(&d, &Options::default()).await;
         let (s, why) = status(&r, "config_errors");
         assert_eq!(s, Status::Fail);

@@ -47,7 +47,7 @@ pub use metrics::Metrics;
 pub use plugin::{
     Checkpoint, DeadLetter, DeadLetterKind, Event, PluginDescriptor, PluginFactory, PluginKind, REASON_ACCOUNT_FAILED,
     REASON_INCOMPLETE, REASON_RETRY_BUDGET, Sink, SinkContext, SinkStats, Source, SourceContext, SourceControl,
-    StreamDecl, Transform, TransformOutput,
+    StreamDecl, Transform, TransformContext, TransformOutput,
 };
 
 /// Re-exports plugin authors need so their Arrow and async-trait versions match the SDK's.

@@ -198,6 +198,19 @@ pub struct SourceControl {
     pub committed: tokio::sync::watch::Receiver<Option<Value>>,
 }
 
+/// What the engine hands a transform at open.
+///
+/// `Default` gives an empty pipeline name and fresh counters, for tests and tools that open a
+/// transform outside a run.
+#[derive(Clone, Default)]
+pub struct TransformContext {
+    /// Name of the pipeline (for logs).
+    pub pipeline: String,
+    /// Counters for progress and the run summary. A transform loaded from a library gets
+    /// counters of its own: the C ABI v1 carries no transform counters back to the engine.
+    pub metrics: Arc<Metrics>,
+}
+
 /// What the engine hands a sink at open.
 #[derive(Clone)]
 pub struct SinkContext {
@@ -326,15 +339,30 @@ impl PluginKind {
     }
 }
 
-/// Opens a source from its JSON config (already `${VAR}`-resolved by the engine).
-pub type SourceFactory = fn(config: Value, ctx: SourceContext) -> Result<Box<dyn Source>>;
-/// Opens a transform from its JSON config.
-pub type TransformFactory = fn(config: Value) -> Result<Box<dyn Transform>>;
-/// Opens a sink from its JSON config.
-pub type SinkFactory = fn(config: Value, ctx: SinkContext) -> Result<Box<dyn Sink>>;
+/// Opens a source from its JSON config (already `${VAR}`-resolved by the engine) and what the
+/// engine hands it ([`SourceContext`]).
+///
+/// A closure, so a factory can carry what it opens: a built-in's is a plain function, a
+/// library plugin's captures the loaded library it calls into. Called once per open, from
+/// any thread.
+///
+/// Errors: [`crate::PluginError::Config`] for a config the typed parse refuses; whatever
+/// opening needs (a file, a key) as the plugin's own error.
+pub type SourceFactory = Arc<dyn Fn(Value, SourceContext) -> Result<Box<dyn Source>> + Send + Sync>;
+/// Opens a transform from its JSON config and [`TransformContext`]. As [`SourceFactory`].
+pub type TransformFactory = Arc<dyn Fn(Value, TransformContext) -> Result<Box<dyn Transform>> + Send + Sync>;
+/// Opens a sink from its JSON config and [`SinkContext`]. As [`SourceFactory`].
+pub type SinkFactory = Arc<dyn Fn(Value, SinkContext) -> Result<Box<dyn Sink>> + Send + Sync>;
+/// Returns the JSON Schema of a plugin's config table (built on demand: `pipe plugins` and
+/// config validation ask for it, most runs never do).
+pub type ConfigSchemaFn = Arc<dyn Fn() -> Value + Send + Sync>;
+/// Checks a config without opening anything (no network, no files): the typed parse.
+///
+/// Errors: [`crate::PluginError::Config`] with the failing key path.
+pub type CheckConfigFn = Arc<dyn Fn(&Value) -> Result<()> + Send + Sync>;
 
-/// The constructor of a plugin, by kind.
-#[derive(Clone, Copy)]
+/// The constructor of a plugin, by kind. Cloning it clones a reference to the same closure.
+#[derive(Clone)]
 pub enum PluginFactory {
     /// Opens a [`Source`].
     Source(SourceFactory),
@@ -344,7 +372,30 @@ pub enum PluginFactory {
     Sink(SinkFactory),
 }
 
+impl PluginFactory {
+    /// A source factory from a function or closure:
+    /// `PluginFactory::source(|config, ctx| Ok(Box::new(MySource::open(config, ctx)?)))`.
+    pub fn source(open: impl Fn(Value, SourceContext) -> Result<Box<dyn Source>> + Send + Sync + 'static) -> Self {
+        PluginFactory::Source(Arc::new(open))
+    }
+
+    /// A transform factory from a function or closure.
+    pub fn transform(
+        open: impl Fn(Value, TransformContext) -> Result<Box<dyn Transform>> + Send + Sync + 'static,
+    ) -> Self {
+        PluginFactory::Transform(Arc::new(open))
+    }
+
+    /// A sink factory from a function or closure.
+    pub fn sink(open: impl Fn(Value, SinkContext) -> Result<Box<dyn Sink>> + Send + Sync + 'static) -> Self {
+        PluginFactory::Sink(Arc::new(open))
+    }
+}
+
 /// Everything the engine needs to know about a plugin before it opens it.
+///
+/// Built-ins and plugins of loaded libraries have the same descriptor; for a library plugin,
+/// the closures call through the C ABI into the library.
 #[derive(Clone)]
 pub struct PluginDescriptor {
     /// Name used in pipeline files (`plugin = "giosg"`).
@@ -353,16 +404,23 @@ pub struct PluginDescriptor {
     pub version: &'static str,
     /// One-line description for `pipe plugins`.
     pub description: &'static str,
-    /// JSON Schema of the plugin's config table (keys other than `plugin`).
-    pub config_schema: fn() -> Value,
-    /// Checks a config without opening anything (no network, no files): the typed parse.
-    /// Errors: [`crate::PluginError::Config`] with the failing key path.
-    pub check_config: fn(&Value) -> Result<()>,
+    /// JSON Schema of the plugin's config table (keys other than `plugin`), e.g.
+    /// `Arc::new(config::schema_of::<MyConfig>)`.
+    pub config_schema: ConfigSchemaFn,
+    /// Checks a config without opening anything, e.g. `Arc::new(config::check::<MyConfig>)`
+    /// or [`PluginDescriptor::check_with`] for a closure.
+    pub check_config: CheckConfigFn,
     /// Constructor.
     pub factory: PluginFactory,
 }
 
 impl PluginDescriptor {
+    /// A [`CheckConfigFn`] from a closure (its argument type is inferred from here):
+    /// `check_config: PluginDescriptor::check_with(|v| parse(v.clone()).map(|_| ()))`.
+    pub fn check_with(check: impl Fn(&Value) -> Result<()> + Send + Sync + 'static) -> CheckConfigFn {
+        Arc::new(check)
+    }
+
     /// The kind of this plugin.
     pub fn kind(&self) -> PluginKind {
         match self.factory {

@@ -14,7 +14,9 @@ use pipe_tests::libraries;
 use std::sync::Arc;
 
 use arrow_array::Int64Array;
-use pipe_plugin_sdk::{Checkpoint, Event, Metrics, PluginDescriptor, PluginFactory, SinkContext, SourceContext};
+use pipe_plugin_sdk::{
+    Checkpoint, Event, Metrics, PluginDescriptor, PluginFactory, SinkContext, SourceContext, TransformContext,
+};
 use serde_json::json;
 
 const WARM_UP: usize = 1000;
@@ -98,7 +100,7 @@ async fn cycle(p: &Plugins, i: usize) {
     assert_eq!(first.values().to_vec(), (0..10).collect::<Vec<i64>>());
 
     let PluginFactory::Transform(open_transform) = p.transform.factory else { unreachable!() };
-    let mut transform = open_transform(json!({})).unwrap();
+    let mut transform = open_transform(json!({}), TransformContext::default()).unwrap();
     let out = transform.output_stream(&streams[0]).expect("touches numbers");
     let mut transformed = transform.transform("numbers", batches[0].clone()).await.unwrap();
     transformed.extend(transform.flush().await.unwrap().into_iter().map(|(_, o)| o));

@@ -1,15 +1,16 @@
 //! `pipe_plugin_init_v1` and the library descriptor: what `declare_plugin!` expands to calls
-//! [`init`], which builds the [`PipeLibraryV1`] once and hands out a pointer to it.
+//! [`init`], which builds the [`PipeLibraryV1`] once (kept in [`super::library`]) and hands out
+//! a pointer to it. Each plugin's `PipePluginDescV1` points to the shared vtable of its kind.
 
 use std::ffi::{CString, c_char};
-use std::sync::OnceLock;
 
 use pipe_plugin_abi::{
     ABI_VERSION, PIPE_KIND_SINK, PIPE_KIND_SOURCE, PIPE_KIND_TRANSFORM, PipeError, PipeHostApiV1, PipeLibraryV1,
     PipePluginDescV1, PipeStr, struct_size,
 };
 
-use super::guard::{CallError, CallResult, check_size, free_string, guard, non_null, str_arg};
+use super::guard::{check_size, free_string, guard, json_arg, non_null, str_arg};
+use super::library::{Exported, LIBRARY, descriptor_of};
 use super::{runtime, sink, source, transform};
 use crate::{PluginDescriptor, PluginKind};
 
@@ -22,18 +23,6 @@ pub struct LibraryInfo {
     /// The descriptor of every plugin it ships.
     pub plugins: &'static [fn() -> PluginDescriptor],
 }
-
-/// The library descriptor and everything its pointers point into. Lives in a static for the
-/// life of the process.
-struct Exported {
-    c: PipeLibraryV1,
-    descs: Box<[PipePluginDescV1]>,
-    plugins: Vec<PluginDescriptor>,
-    /// Owners of the C strings the descriptors point to.
-    _strings: Vec<CString>,
-}
-
-static LIBRARY: OnceLock<Exported> = OnceLock::new();
 
 /// How this SDK was built: `sdk=… abi=… rustc=… arrow=… target=… profile=… panic=unwind`.
 pub fn build_info() -> String {
@@ -123,16 +112,6 @@ fn build(info: &LibraryInfo) -> Exported {
     Exported { c, descs, plugins, _strings: strings }
 }
 
-/// The SDK descriptor behind a `PipePluginDescV1` pointer the host passed back.
-pub(crate) fn descriptor_of(plugin: *const PipePluginDescV1) -> CallResult<&'static PluginDescriptor> {
-    let lib = LIBRARY.get().ok_or_else(|| CallError::Abi("the library was not initialised".into()))?;
-    lib.descs
-        .iter()
-        .position(|d| std::ptr::eq(d, plugin))
-        .map(|i| &lib.plugins[i])
-        .ok_or_else(|| CallError::Abi("unknown plugin descriptor pointer".into()))
-}
-
 /// `PipePluginDescV1::check_config`.
 unsafe extern "C" fn check_config(plugin: *const PipePluginDescV1, config_json: PipeStr, err: *mut PipeError) -> i32 {
     guard(
@@ -141,14 +120,9 @@ unsafe extern "C" fn check_config(plugin: *const PipePluginDescV1, config_json: 
         || {
             let d = descriptor_of(plugin)?;
             // SAFETY: borrowed for the call.
-            let config = parse_json(unsafe { str_arg(config_json, "config_json") }?, "config_json")?;
+            let config = json_arg(unsafe { str_arg(config_json, "config_json") }?, "config_json")?;
             (d.check_config)(&config)?;
             Ok(())
         },
     )
-}
-
-/// Parses JSON the host sent.
-pub(crate) fn parse_json(text: &str, what: &str) -> CallResult<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| CallError::Abi(format!("{what} is not JSON: {e}")))
 }

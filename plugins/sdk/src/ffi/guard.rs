@@ -159,6 +159,13 @@ pub(crate) fn check_size<T>(struct_size: u32, what: &str) -> CallResult {
     Ok(())
 }
 
+/// Parses JSON the host sent (a config, a state).
+///
+/// Errors: [`CallError::Abi`] naming `what`, when it is not JSON.
+pub(crate) fn json_arg(text: &str, what: &str) -> CallResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| CallError::Abi(format!("{what} is not JSON: {e}")))
+}
+
 /// Fails on a null pointer argument.
 pub(crate) fn non_null<T>(p: *const T, what: &str) -> CallResult {
     if p.is_null() {

@@ -30,6 +30,7 @@ pub mod arrow;
 pub mod export;
 mod guard;
 mod instance;
+mod library;
 mod runtime;
 mod sink;
 mod source;

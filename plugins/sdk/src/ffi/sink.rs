@@ -8,9 +8,9 @@ use pipe_plugin_abi::{
     PipeStr, PipeStreamV1, struct_size,
 };
 
-use super::export::{descriptor_of, parse_json};
-use super::guard::{CallError, check_size, guard, non_null, str_arg};
+use super::guard::{CallError, check_size, guard, json_arg, non_null, str_arg};
 use super::instance::{Instance, cancel, close};
+use super::library::descriptor_of;
 use super::runtime::{block_on_cancellable, runtime};
 use super::{arrow, wire};
 use crate::{PluginFactory, Sink, SinkContext, StreamDecl};
@@ -47,7 +47,7 @@ unsafe extern "C" fn open(
             // SAFETY: non-null; struct_size is checked before any other field is read.
             let args = unsafe { &*args };
             check_size::<PipeSinkOpenArgsV1>(args.struct_size, "PipeSinkOpenArgsV1")?;
-            let PluginFactory::Sink(factory) = descriptor_of(plugin)?.factory else {
+            let PluginFactory::Sink(factory) = &descriptor_of(plugin)?.factory else {
                 return Err(CallError::Abi("not a sink plugin".into()));
             };
             // SAFETY: the strings and the stream array are borrowed for the call.
@@ -77,7 +77,7 @@ unsafe extern "C" fn open(
                 SinkContext { pipeline: pipeline.to_string(), streams: streams.clone(), run_id: run_id.to_string() };
             let sink = {
                 let _rt = runtime().enter();
-                factory(parse_json(config, "config_json")?, ctx)?
+                factory(json_arg(config, "config_json")?, ctx)?
             };
             // SAFETY: `out` is non-null and writable.
             unsafe { *out = Instance::into_handle(SinkState { sink, streams }) };

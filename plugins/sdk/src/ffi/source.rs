@@ -9,9 +9,9 @@ use pipe_plugin_abi::{
     struct_size,
 };
 
-use super::export::{descriptor_of, parse_json};
-use super::guard::{CallError, check_size, guard, non_null, str_arg};
+use super::guard::{CallError, check_size, guard, json_arg, non_null, str_arg};
 use super::instance::{Instance, cancel, close};
+use super::library::descriptor_of;
 use super::runtime::{block_on_cancellable, runtime};
 use super::{arrow, wire};
 use crate::{Event, Metrics, PluginFactory, Source, SourceContext, StreamDecl};
@@ -52,7 +52,7 @@ unsafe extern "C" fn open(
             // SAFETY: non-null; struct_size is checked before any other field is read.
             let args = unsafe { &*args };
             check_size::<PipeSourceOpenArgsV1>(args.struct_size, "PipeSourceOpenArgsV1")?;
-            let PluginFactory::Source(factory) = descriptor_of(plugin)?.factory else {
+            let PluginFactory::Source(factory) = &descriptor_of(plugin)?.factory else {
                 return Err(CallError::Abi("not a source plugin".into()));
             };
             // SAFETY: the strings are borrowed for the call.
@@ -63,8 +63,8 @@ unsafe extern "C" fn open(
                     str_arg(args.state_json, "state_json")?,
                 )
             };
-            let config = parse_json(config, "config_json")?;
-            let state = if state.is_empty() { None } else { Some(parse_json(state, "state_json")?) };
+            let config = json_arg(config, "config_json")?;
+            let state = if state.is_empty() { None } else { Some(json_arg(state, "state_json")?) };
             let metrics = Arc::new(Metrics::default());
             let ctx = SourceContext {
                 pipeline: pipeline.to_string(),

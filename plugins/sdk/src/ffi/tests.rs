@@ -70,9 +70,9 @@ fn test_source() -> PluginDescriptor {
         name: "test_source",
         version: "9.9.9",
         description: "in-process test source",
-        config_schema: config::schema_of::<TestConfig>,
-        check_config: config::check::<TestConfig>,
-        factory: PluginFactory::Source(|v, _| {
+        config_schema: Arc::new(config::schema_of::<TestConfig>),
+        check_config: Arc::new(config::check::<TestConfig>),
+        factory: PluginFactory::source(|v, _| {
             let cfg: TestConfig = config::parse(v)?;
             Ok(Box::new(TestSource { mode: cfg.mode, sent: false }))
         }),

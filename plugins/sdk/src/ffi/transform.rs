@@ -10,12 +10,12 @@ use pipe_plugin_abi::{
     PipePluginDescV1, PipeStr, PipeTransformOpenArgsV1, PipeTransformVTableV1, struct_size,
 };
 
-use super::export::{descriptor_of, parse_json};
-use super::guard::{CallError, check_size, guard, non_null, str_arg};
+use super::guard::{CallError, check_size, guard, json_arg, non_null, str_arg};
 use super::instance::{Instance, cancel, close};
+use super::library::descriptor_of;
 use super::runtime::{block_on_cancellable, runtime};
 use super::{arrow, wire};
-use crate::{PluginFactory, StreamDecl, Transform, TransformOutput};
+use crate::{Metrics, PluginFactory, StreamDecl, Transform, TransformContext, TransformOutput};
 
 /// The vtable every transform of this library shares.
 pub(crate) static VTABLE: PipeTransformVTableV1 = PipeTransformVTableV1 {
@@ -53,14 +53,18 @@ unsafe extern "C" fn open(
             // SAFETY: non-null; struct_size is checked before any other field is read.
             let args = unsafe { &*args };
             check_size::<PipeTransformOpenArgsV1>(args.struct_size, "PipeTransformOpenArgsV1")?;
-            let PluginFactory::Transform(factory) = descriptor_of(plugin)?.factory else {
+            let PluginFactory::Transform(factory) = &descriptor_of(plugin)?.factory else {
                 return Err(CallError::Abi("not a transform plugin".into()));
             };
             // SAFETY: borrowed for the call.
-            let config = parse_json(unsafe { str_arg(args.config_json, "config_json") }?, "config_json")?;
+            let (pipeline, config) =
+                unsafe { (str_arg(args.pipeline, "pipeline")?, str_arg(args.config_json, "config_json")?) };
+            let config = json_arg(config, "config_json")?;
+            // The library's own counters: ABI v1 has no transform counters to report them with.
+            let ctx = TransformContext { pipeline: pipeline.to_string(), metrics: Arc::new(Metrics::default()) };
             let transform = {
                 let _rt = runtime().enter();
-                factory(config)?
+                factory(config, ctx)?
             };
             let state = TransformState {
                 transform,

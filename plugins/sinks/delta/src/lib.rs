@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod ledger;
 pub mod sink;
 
+use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use pipe_plugin_sdk::{PluginDescriptor, PluginFactory, config};
@@ -106,9 +107,9 @@ pub fn descriptor() -> PluginDescriptor {
         } else {
             "Delta Lake tables, one per stream: append (built without merge), exactly-once commits"
         },
-        config_schema: config::schema_of::<DeltaConfig>,
-        check_config: check,
-        factory: PluginFactory::Sink(sink::open),
+        config_schema: Arc::new(config::schema_of::<DeltaConfig>),
+        check_config: Arc::new(check),
+        factory: PluginFactory::sink(sink::open),
     }
 }
 

@@ -15,6 +15,8 @@
 
 mod sink;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config;
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, Result};
 use schemars::JsonSchema;
@@ -77,9 +79,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "json",
         version: env!("CARGO_PKG_VERSION"),
         description: "JSON Lines files, one directory per stream, published at each checkpoint",
-        config_schema: config::schema_of::<JsonConfig>,
-        check_config: |cfg| config::parse::<JsonConfig>(cfg.clone())?.validate(),
-        factory: PluginFactory::Sink(|cfg, ctx| {
+        config_schema: Arc::new(config::schema_of::<JsonConfig>),
+        check_config: PluginDescriptor::check_with(|cfg| config::parse::<JsonConfig>(cfg.clone())?.validate()),
+        factory: PluginFactory::sink(|cfg, ctx| {
             let cfg: JsonConfig = config::parse(cfg)?;
             Ok(Box::new(JsonSink::open(cfg, ctx)?))
         }),

@@ -17,6 +17,8 @@
 mod partition;
 mod sink;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config;
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, Result};
 use schemars::JsonSchema;
@@ -130,9 +132,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "parquet",
         version: env!("CARGO_PKG_VERSION"),
         description: "Parquet datasets, one per stream, optionally Hive-partitioned; files published at each checkpoint",
-        config_schema: config::schema_of::<ParquetConfig>,
-        check_config: |cfg| config::parse::<ParquetConfig>(cfg.clone())?.validate(),
-        factory: PluginFactory::Sink(|cfg, ctx| {
+        config_schema: Arc::new(config::schema_of::<ParquetConfig>),
+        check_config: PluginDescriptor::check_with(|cfg| config::parse::<ParquetConfig>(cfg.clone())?.validate()),
+        factory: PluginFactory::sink(|cfg, ctx| {
             let cfg: ParquetConfig = config::parse(cfg)?;
             Ok(Box::new(ParquetSink::open(cfg, ctx)?))
         }),

@@ -9,6 +9,7 @@
 //! take back what was printed.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
@@ -37,9 +38,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "stdout",
         version: env!("CARGO_PKG_VERSION"),
         description: "JSON Lines on standard output, one object per row with a \"stream\" key",
-        config_schema: config::schema_of::<StdoutConfig>,
-        check_config: config::check::<StdoutConfig>,
-        factory: PluginFactory::Sink(|cfg, ctx| {
+        config_schema: Arc::new(config::schema_of::<StdoutConfig>),
+        check_config: Arc::new(config::check::<StdoutConfig>),
+        factory: PluginFactory::sink(|cfg, ctx| {
             let cfg: StdoutConfig = config::parse(cfg)?;
             Ok(Box::new(StdoutSink::open(cfg, ctx, std::io::stdout())?))
         }),

@@ -32,6 +32,8 @@ pub mod mapping;
 pub mod watermark;
 pub mod webhook;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config as sdk_config;
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory};
 
@@ -46,9 +48,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "aimylogic",
         version: env!("CARGO_PKG_VERSION"),
         description: "Aimylogic / JAICP Chat API: client histories, or a webhook listener for live events",
-        config_schema: sdk_config::schema_of::<AimylogicConfig>,
-        check_config: sdk_config::check::<AimylogicConfig>,
-        factory: PluginFactory::Source(|cfg, ctx| {
+        config_schema: Arc::new(sdk_config::schema_of::<AimylogicConfig>),
+        check_config: Arc::new(sdk_config::check::<AimylogicConfig>),
+        factory: PluginFactory::source(|cfg, ctx| {
             let cfg: AimylogicConfig = sdk_config::parse(cfg)?;
             if cfg.token.expose().trim().is_empty() {
                 return Err(PluginError::Config { path: "token".into(), message: "must not be empty".into() });

@@ -24,6 +24,8 @@ pub mod config;
 pub mod crawl;
 pub mod mapping;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config as sdk_config;
 use pipe_plugin_sdk::{PluginDescriptor, PluginFactory};
 
@@ -39,9 +41,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "alli",
         version: env!("CARGO_PKG_VERSION"),
         description: "Alli (Allganize): every conversation and chat, REST webapi v2 or GraphQL agent API",
-        config_schema: sdk_config::schema_of::<AlliConfig>,
-        check_config: |v| parse_config(v.clone()).map(|_| ()),
-        factory: PluginFactory::Source(|cfg, ctx| {
+        config_schema: Arc::new(sdk_config::schema_of::<AlliConfig>),
+        check_config: PluginDescriptor::check_with(|v| parse_config(v.clone()).map(|_| ())),
+        factory: PluginFactory::source(|cfg, ctx| {
             let cfg = parse_config(cfg)?;
             Ok(Box::new(crawl::open(cfg, ctx)?))
         }),

@@ -20,6 +20,8 @@ pub mod config;
 pub mod crawl;
 pub mod mapping;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::config as sdk_config;
 use pipe_plugin_sdk::{PluginDescriptor, PluginFactory};
 
@@ -34,9 +36,9 @@ pub fn descriptor() -> PluginDescriptor {
         name: "giosg",
         version: env!("CARGO_PKG_VERSION"),
         description: "giosg REST API v5: every chat and message of an organization",
-        config_schema: sdk_config::schema_of::<GiosgConfig>,
-        check_config: sdk_config::check::<GiosgConfig>,
-        factory: PluginFactory::Source(|cfg, ctx| {
+        config_schema: Arc::new(sdk_config::schema_of::<GiosgConfig>),
+        check_config: Arc::new(sdk_config::check::<GiosgConfig>),
+        factory: PluginFactory::source(|cfg, ctx| {
             let cfg: GiosgConfig = sdk_config::parse(cfg)?;
             Ok(Box::new(crawl::open(cfg, ctx)?))
         }),

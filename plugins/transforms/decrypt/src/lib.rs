@@ -26,6 +26,8 @@ pub mod private_key;
 pub mod scheme;
 mod transform;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::{PluginDescriptor, PluginFactory, config as sdk_config};
 
 pub use config::DecryptConfig;
@@ -40,14 +42,14 @@ pub fn descriptor() -> PluginDescriptor {
         name: NAME,
         version: env!("CARGO_PKG_VERSION"),
         description: "Decrypts giosg-encrypted messages (RSA-OAEP + AES-256-CBC/HMAC-SHA1) with your private key",
-        config_schema: sdk_config::schema_of::<DecryptConfig>,
+        config_schema: Arc::new(sdk_config::schema_of::<DecryptConfig>),
         // Validation also loads the key (a local file, no network), so `pipe validate` catches a
         // missing or unreadable key before a long run does.
-        check_config: |config| {
+        check_config: PluginDescriptor::check_with(|config| {
             let cfg: DecryptConfig = sdk_config::parse(config.clone())?;
             DecryptTransform::open(cfg).map(|_| ())
-        },
-        factory: PluginFactory::Transform(|config| {
+        }),
+        factory: PluginFactory::transform(|config, _ctx| {
             let cfg: DecryptConfig = sdk_config::parse(config)?;
             Ok(Box::new(DecryptTransform::open(cfg)?))
         }),

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use pipe_plugin_decrypt::batch::{ATTR_ENCRYPTED_KEY, Decryptor};
 use pipe_plugin_decrypt::private_key;
 use pipe_plugin_sdk::schema::{MessageRow, MessagesBuilder, SenderRole, messages_schema};
-use pipe_plugin_sdk::{DeadLetter, PluginFactory, StreamDecl, TransformOutput};
+use pipe_plugin_sdk::{DeadLetter, PluginFactory, StreamDecl, TransformContext, TransformOutput};
 use serde_json::json;
 
 fn fixture(name: &str) -> String {
@@ -246,17 +246,22 @@ async fn through_the_descriptor() {
     assert!((d.check_config)(&json!({"private_key_file": "k", "nope": 1})).is_err());
 
     let PluginFactory::Transform(open) = d.factory else { panic!("a transform") };
-    let err = open(json!({"private_key_file": "/nonexistent.pem"})).err().unwrap();
+    let err = open(json!({"private_key_file": "/nonexistent.pem"}), TransformContext::default()).err().unwrap();
     assert!(
         matches!(err, pipe_plugin_sdk::PluginError::Config { ref path, .. } if path == "private_key_file"),
         "{err}"
     );
-    let err = open(json!({"private_key_file": fixture("test_key_pkcs8.pem"), "threads": 0})).err().unwrap();
+    let err =
+        open(json!({"private_key_file": fixture("test_key_pkcs8.pem"), "threads": 0}), TransformContext::default())
+            .err()
+            .unwrap();
     assert!(matches!(err, pipe_plugin_sdk::PluginError::Config { ref path, .. } if path == "threads"), "{err}");
 
-    let mut t =
-        open(json!({"private_key_file": fixture("test_key_pkcs8_encrypted.pem"), "passphrase": "correct-horse"}))
-            .unwrap();
+    let mut t = open(
+        json!({"private_key_file": fixture("test_key_pkcs8_encrypted.pem"), "passphrase": "correct-horse"}),
+        TransformContext::default(),
+    )
+    .unwrap();
     let messages = StreamDecl { name: "messages".into(), schema: messages_schema() };
     assert_eq!(t.output_stream(&messages).unwrap().schema, messages_schema());
     let conversations =

@@ -21,6 +21,8 @@ pub mod config;
 pub mod rules;
 mod transform;
 
+use std::sync::Arc;
+
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, config as sdk_config};
 
 pub use config::TagsConfig;
@@ -46,8 +48,8 @@ pub fn descriptor() -> PluginDescriptor {
         name: NAME,
         version: env!("CARGO_PKG_VERSION"),
         description: "Adds tags from regex rules on message text, renames vendor tags, carries tags onto conversations",
-        config_schema: sdk_config::schema_of::<TagsConfig>,
-        check_config: config::check,
-        factory: PluginFactory::Transform(|config| Ok(Box::new(open(&config::parse(config)?)?))),
+        config_schema: Arc::new(sdk_config::schema_of::<TagsConfig>),
+        check_config: Arc::new(config::check),
+        factory: PluginFactory::transform(|config, _ctx| Ok(Box::new(open(&config::parse(config)?)?))),
     }
 }

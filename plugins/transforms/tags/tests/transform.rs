@@ -7,12 +7,12 @@ use pipe_plugin_sdk::schema::{
     ConversationRow, ConversationsBuilder, MessageRow, MessagesBuilder, SenderRole, conversations_schema,
     messages_schema,
 };
-use pipe_plugin_sdk::{PluginFactory, StreamDecl, Transform, TransformOutput};
+use pipe_plugin_sdk::{PluginFactory, StreamDecl, Transform, TransformContext, TransformOutput};
 use serde_json::{Value, json};
 
 fn open(config: Value) -> Box<dyn Transform> {
     let PluginFactory::Transform(open) = pipe_plugin_tags::descriptor().factory else { panic!("a transform") };
-    open(config).unwrap()
+    open(config, TransformContext::default()).unwrap()
 }
 
 fn msg(

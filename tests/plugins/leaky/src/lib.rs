@@ -39,9 +39,9 @@ pub fn source() -> PluginDescriptor {
         name: "leaky_source",
         version: "0.0.1",
         description: "test source that leaks memory at every open",
-        config_schema: config::schema_of::<Config>,
-        check_config: config::check::<Config>,
-        factory: PluginFactory::Source(|v, ctx| {
+        config_schema: Arc::new(config::schema_of::<Config>),
+        check_config: Arc::new(config::check::<Config>),
+        factory: PluginFactory::source(|v, ctx| {
             let cfg: Config = config::parse(v)?;
             // The deliberate leak: written to, so it is real memory, and never freed.
             std::hint::black_box(Box::leak(vec![1u8; LEAK_PER_OPEN].into_boxed_slice()));

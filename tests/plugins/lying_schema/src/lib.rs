@@ -36,9 +36,9 @@ pub fn source() -> PluginDescriptor {
         name: "lying_source",
         version: "0.0.1",
         description: "test source whose batches do not match its declared schema",
-        config_schema: config::schema_of::<Config>,
-        check_config: config::check::<Config>,
-        factory: PluginFactory::Source(|v, ctx| {
+        config_schema: Arc::new(config::schema_of::<Config>),
+        check_config: Arc::new(config::check::<Config>),
+        factory: PluginFactory::source(|v, ctx| {
             let cfg: Config = config::parse(v)?;
             let emitted = ctx.state.and_then(|s| s["emitted"].as_u64()).unwrap_or(0) as u32;
             Ok(Box::new(Lying { batches: cfg.batches, emitted, checkpointed: false }))

@@ -57,9 +57,9 @@ pub fn source() -> PluginDescriptor {
         name: "panicky_source",
         version: "0.0.1",
         description: "test source that panics where told",
-        config_schema: config::schema_of::<Config>,
-        check_config: check,
-        factory: PluginFactory::Source(|v, _ctx| {
+        config_schema: Arc::new(config::schema_of::<Config>),
+        check_config: Arc::new(check),
+        factory: PluginFactory::source(|v, _ctx| {
             let cfg: Config = config::parse(v)?;
             maybe_panic(&cfg, "source.open");
             Ok(Box::new(PanickySource { cfg, emitted: 0, done: false }))
@@ -73,9 +73,9 @@ pub fn transform() -> PluginDescriptor {
         name: "panicky_transform",
         version: "0.0.1",
         description: "test transform that panics where told",
-        config_schema: config::schema_of::<Config>,
-        check_config: check,
-        factory: PluginFactory::Transform(|v| {
+        config_schema: Arc::new(config::schema_of::<Config>),
+        check_config: Arc::new(check),
+        factory: PluginFactory::transform(|v, _ctx| {
             let cfg: Config = config::parse(v)?;
             maybe_panic(&cfg, "transform.open");
             Ok(Box::new(PanickyTransform { cfg }))
@@ -89,9 +89,9 @@ pub fn sink() -> PluginDescriptor {
         name: "panicky_sink",
         version: "0.0.1",
         description: "test sink that panics where told",
-        config_schema: config::schema_of::<Config>,
-        check_config: check,
-        factory: PluginFactory::Sink(|v, _ctx| {
+        config_schema: Arc::new(config::schema_of::<Config>),
+        check_config: Arc::new(check),
+        factory: PluginFactory::sink(|v, _ctx| {
             let cfg: Config = config::parse(v)?;
             maybe_panic(&cfg, "sink.open");
             Ok(Box::new(PanickySink { cfg, rows: 0, committed: 0 }))
