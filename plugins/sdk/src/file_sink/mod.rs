@@ -24,6 +24,10 @@
 //! Modules: [`partition`] (Hive directories), [`roll`] (limits and open files), [`stage`]
 //! (temporary names, publish at commit, discard at abort), [`publish`] (local directory or
 //! object storage).
+//!
+//! A sink's `open` validates its config, turns its `path` into a [`Destination`] with
+//! [`Destination::open`], and calls [`FileSink::open`] with its format and the
+//! [`FileSinkOptions`] of its keys; the sink is then that `FileSink` (`Box<dyn Sink>`).
 
 pub mod partition;
 pub mod publish;
