@@ -16,7 +16,11 @@
 //!   defaults, the crawl driver (task, bounded channel, checkpoints, retry-budget ending) and
 //!   the incremental watermark cursor.
 //! * [`time`]: vendor timestamp parsing to microseconds since the Unix epoch, UTC.
-//! * [`staging`]: staged output files for file sinks (temporary names, publish at commit).
+//! * [`file_sink`] (feature `file-sink`): the core of the file sinks (`parquet`, `json`):
+//!   Hive partitioning, rolling, staging under temporary names, publishing to a local
+//!   directory or object storage at commit, abort. A file sink is its encoder plus its config.
+//! * [`staging`]: staged output files (temporary names, publish at commit, discard at abort)
+//!   and [`staging::run_blocking`]; the file-sink core's `stage` step, usable without it.
 //! * [`json_rows`]: rows as JSON objects (RFC 3339 timestamps, maps as objects), as the JSON
 //!   sinks write them and dead letters carry them.
 //! * [`conformance`]: the conformance kit, the checks `pipe plugin check` runs, callable from
@@ -30,6 +34,8 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod ffi;
+#[cfg(feature = "file-sink")]
+pub mod file_sink;
 pub mod http;
 pub mod json_rows;
 pub mod metrics;

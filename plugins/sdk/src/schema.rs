@@ -3,19 +3,45 @@
 //! Two streams:
 //!
 //! * [`MESSAGES`] — one row per message; primary key (`vendor`, `account_id`,
-//!   `conversation_id`, `message_id`). See [`messages_schema`].
+//!   `conversation_id`, `message_id`). See [`MESSAGES_COLUMNS`] and [`messages_schema`].
 //! * [`CONVERSATIONS`] — one row per conversation per run; primary key (`vendor`,
-//!   `account_id`, `conversation_id`), latest `updated_at` wins. See [`conversations_schema`].
+//!   `account_id`, `conversation_id`), latest `updated_at` wins. See [`CONVERSATIONS_COLUMNS`]
+//!   and [`conversations_schema`].
 //!
-//! Timestamps are `Timestamp(Microsecond, "UTC")`; lists are `List<Utf8>` and maps
-//! `Map<Utf8, Utf8>` with arrow-rs's default child names (`item`; `entries`/`key`/`value`).
-//! List and map columns are never null (empty instead).
+//! Each stream's columns are declared once, below, as name, Rust field type, Arrow type and a
+//! one-line doc. Everything else is derived from that declaration, so it cannot drift: the
+//! row struct ([`MessageRow`], [`ConversationRow`]), the column list ([`Column`]), the Arrow
+//! schema, the builder's column order, and the markdown table of the docs
+//! ([`markdown_table`]). Nullability follows the field type: an `Option` field is a nullable
+//! column, any other field a non-null one.
+//!
+//! Timestamps are `Timestamp(Microsecond, "UTC")` (microseconds since the Unix epoch, UTC, as
+//! `i64` in the row structs); lists are `List<Utf8>` and maps `Map<Utf8, Utf8>` with arrow-rs's
+//! default child names (`item`; `entries`/`key`/`value`). List and map columns are never null
+//! (empty instead).
+//!
+//! ```
+//! use pipe_plugin_sdk::schema::{ConversationRow, ConversationsBuilder, conversations_schema};
+//!
+//! let mut builder = ConversationsBuilder::new();
+//! builder.append(&ConversationRow {
+//!     vendor: "giosg".into(),
+//!     account_id: "org-1".into(),
+//!     conversation_id: "c1".into(),
+//!     created_at: Some(1_686_739_774_406_000), // 2023-06-14T10:49:34.406Z
+//!     ..Default::default()
+//! });
+//! let batch = builder.finish();
+//! assert_eq!(batch.schema(), conversations_schema());
+//! assert_eq!(batch.num_rows(), 1);
+//! ```
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{
-    BooleanBuilder, ListBuilder, MapBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
+    ArrayBuilder, BooleanBuilder, ListBuilder, MapBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -42,92 +68,101 @@ pub fn map_utf8_type() -> DataType {
     MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()).finish().data_type().clone()
 }
 
-/// The `messages` schema:
-///
-/// | column | type |
-/// |---|---|
-/// | vendor, account_id, conversation_id, message_id | utf8 |
-/// | seq | uint32 (position in the conversation from 0, by sent time) |
-/// | sent_at | timestamp[us, UTC] |
-/// | sender_role | utf8 (`visitor`, `agent`, `bot`, `system`) |
-/// | sender_id, sender_name | utf8? |
-/// | message_type | utf8 (vendor kind, lower case) |
-/// | text | utf8? (null while encrypted or purged) |
-/// | is_encrypted | bool |
-/// | ciphertext | utf8? |
-/// | tags | `list<utf8>` |
-/// | attributes | map<utf8, utf8> |
-/// | raw | utf8 (vendor JSON) |
-/// | extracted_at | timestamp[us, UTC] |
-pub fn messages_schema() -> SchemaRef {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            Arc::new(Schema::new(vec![
-                Field::new("vendor", DataType::Utf8, false),
-                Field::new("account_id", DataType::Utf8, false),
-                Field::new("conversation_id", DataType::Utf8, false),
-                Field::new("message_id", DataType::Utf8, false),
-                Field::new("seq", DataType::UInt32, false),
-                Field::new("sent_at", timestamp_type(), false),
-                Field::new("sender_role", DataType::Utf8, false),
-                Field::new("sender_id", DataType::Utf8, true),
-                Field::new("sender_name", DataType::Utf8, true),
-                Field::new("message_type", DataType::Utf8, false),
-                Field::new("text", DataType::Utf8, true),
-                Field::new("is_encrypted", DataType::Boolean, false),
-                Field::new("ciphertext", DataType::Utf8, true),
-                Field::new("tags", list_utf8_type(), false),
-                Field::new("attributes", map_utf8_type(), false),
-                Field::new("raw", DataType::Utf8, false),
-                Field::new("extracted_at", timestamp_type(), false),
-            ]))
-        })
-        .clone()
+/// The Arrow type of a canonical column. The canonical schemas use only these six.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `Utf8`.
+    Utf8,
+    /// `UInt32`.
+    UInt32,
+    /// `Boolean`.
+    Bool,
+    /// `Timestamp(Microsecond, "UTC")`: microseconds since the Unix epoch, UTC.
+    Timestamp,
+    /// `List<Utf8>` with arrow-rs's default child (`item`, nullable).
+    ListUtf8,
+    /// `Map<Utf8, Utf8>` with arrow-rs's default children (`entries`: `key`, `value`).
+    MapUtf8,
 }
 
-/// The `conversations` schema:
+impl ColumnType {
+    /// The Arrow data type.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnType::Utf8 => DataType::Utf8,
+            ColumnType::UInt32 => DataType::UInt32,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Timestamp => timestamp_type(),
+            ColumnType::ListUtf8 => list_utf8_type(),
+            ColumnType::MapUtf8 => map_utf8_type(),
+        }
+    }
+
+    /// The type as docs/design.md §3 writes it: `utf8`, `uint32`, `bool`,
+    /// `timestamp[us, UTC]`, `list<utf8>`, `map<utf8, utf8>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Utf8 => "utf8",
+            ColumnType::UInt32 => "uint32",
+            ColumnType::Bool => "bool",
+            ColumnType::Timestamp => "timestamp[us, UTC]",
+            ColumnType::ListUtf8 => "list<utf8>",
+            ColumnType::MapUtf8 => "map<utf8, utf8>",
+        }
+    }
+}
+
+/// One column of a canonical stream, as declared once in this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// Column name, as in the Arrow schema and the files.
+    pub name: &'static str,
+    /// Arrow type.
+    pub column_type: ColumnType,
+    /// Whether the column may hold nulls (its row field is an `Option`).
+    pub nullable: bool,
+    /// One line: what the column holds.
+    pub doc: &'static str,
+}
+
+impl Column {
+    /// The Arrow field: name, type and nullability, no metadata.
+    pub fn field(&self) -> Field {
+        Field::new(self.name, self.column_type.data_type(), self.nullable)
+    }
+}
+
+/// The Arrow schema of `columns`, in their order, with no metadata.
+pub fn schema_of(columns: &[Column]) -> Schema {
+    Schema::new(columns.iter().map(Column::field).collect::<Vec<_>>())
+}
+
+/// The declared columns of a canonical stream, if `stream` is one of ours.
+pub fn columns(stream: &str) -> Option<&'static [Column]> {
+    match stream {
+        MESSAGES => Some(MESSAGES_COLUMNS),
+        CONVERSATIONS => Some(CONVERSATIONS_COLUMNS),
+        _ => None,
+    }
+}
+
+/// The markdown table of `columns` for the docs: a header `| column | type | nullable |
+/// meaning |`, then one row per column (nullable `yes` or `no`; a `|` inside a doc is
+/// escaped), each line ending in `\n`.
 ///
-/// | column | type |
-/// |---|---|
-/// | vendor, account_id, conversation_id | utf8 |
-/// | channel_id, title, state | utf8? |
-/// | is_ended | bool? |
-/// | created_at, updated_at, ended_at, last_message_at | timestamp[us, UTC]? |
-/// | message_count | uint32? (as the vendor reports it) |
-/// | visitor_id, visitor_name | utf8? |
-/// | agent_ids, tag_ids, tags | `list<utf8>` |
-/// | variables | map<utf8, utf8> |
-/// | raw | utf8 (vendor JSON) |
-/// | extracted_at | timestamp[us, UTC] |
-pub fn conversations_schema() -> SchemaRef {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            Arc::new(Schema::new(vec![
-                Field::new("vendor", DataType::Utf8, false),
-                Field::new("account_id", DataType::Utf8, false),
-                Field::new("conversation_id", DataType::Utf8, false),
-                Field::new("channel_id", DataType::Utf8, true),
-                Field::new("title", DataType::Utf8, true),
-                Field::new("state", DataType::Utf8, true),
-                Field::new("is_ended", DataType::Boolean, true),
-                Field::new("created_at", timestamp_type(), true),
-                Field::new("updated_at", timestamp_type(), true),
-                Field::new("ended_at", timestamp_type(), true),
-                Field::new("last_message_at", timestamp_type(), true),
-                Field::new("message_count", DataType::UInt32, true),
-                Field::new("visitor_id", DataType::Utf8, true),
-                Field::new("visitor_name", DataType::Utf8, true),
-                Field::new("agent_ids", list_utf8_type(), false),
-                Field::new("tag_ids", list_utf8_type(), false),
-                Field::new("tags", list_utf8_type(), false),
-                Field::new("variables", map_utf8_type(), false),
-                Field::new("raw", DataType::Utf8, false),
-                Field::new("extracted_at", timestamp_type(), false),
-            ]))
-        })
-        .clone()
+/// ```
+/// use pipe_plugin_sdk::schema::{MESSAGES_COLUMNS, markdown_table};
+///
+/// let table = markdown_table(MESSAGES_COLUMNS);
+/// assert!(table.starts_with("| column | type | nullable | meaning |\n|---|---|---|---|\n| vendor | utf8 | no |"));
+/// ```
+pub fn markdown_table(columns: &[Column]) -> String {
+    let mut out = String::from("| column | type | nullable | meaning |\n|---|---|---|---|\n");
+    for c in columns {
+        let nullable = if c.nullable { "yes" } else { "no" };
+        let _ = writeln!(out, "| {} | {} | {nullable} | {} |", c.name, c.column_type.name(), c.doc.replace('|', "\\|"));
+    }
+    out
 }
 
 /// The canonical schema of a stream name, if it is one of ours.
@@ -173,344 +208,294 @@ impl SenderRole {
     }
 }
 
-/// One `messages` row, owned, before it goes into a [`MessagesBuilder`].
-/// Timestamps are microseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MessageRow {
-    /// Vendor name (`giosg`, `alli`, `aimylogic`, or a plugin's own).
-    pub vendor: String,
-    /// The vendor account (docs/design.md §3.1).
-    pub account_id: String,
-    /// The vendor's conversation id, as given.
-    pub conversation_id: String,
-    /// The vendor's message id, unique within the conversation.
-    pub message_id: String,
-    /// Position in the conversation from 0, by sent time.
-    pub seq: u32,
-    /// When it was sent, microseconds since the Unix epoch, UTC.
-    pub sent_at: i64,
-    /// Who sent it.
-    pub sender_role: SenderRole,
-    /// The sender's vendor id, if any.
-    pub sender_id: Option<String>,
-    /// The sender's display name, if any.
-    pub sender_name: Option<String>,
-    /// Vendor message kind, lower case (`msg`, `join`, `text`).
-    pub message_type: String,
-    /// Plain text; `None` while encrypted (or purged).
-    pub text: Option<String>,
-    /// True until the `decrypt` transform has decrypted it.
-    pub is_encrypted: bool,
-    /// The vendor's encrypted payload, kept until decrypted.
-    pub ciphertext: Option<String>,
-    /// The conversation's vendor tags plus rule tags of this message.
-    pub tags: Vec<String>,
-    /// Vendor extras, key → value (JSON text for structured values).
-    pub attributes: BTreeMap<String, String>,
-    /// The vendor's JSON of the message, compact.
-    pub raw: String,
-    /// When this run fetched it, microseconds since the Unix epoch, UTC.
-    pub extracted_at: i64,
+/// The arrow-rs builder of each [`ColumnType`], named by the variant, for the declarations.
+macro_rules! column_builder {
+    (Utf8) => { StringBuilder };
+    (UInt32) => { UInt32Builder };
+    (Bool) => { BooleanBuilder };
+    (Timestamp) => { TimestampMicrosecondBuilder };
+    (ListUtf8) => { ListBuilder<StringBuilder> };
+    (MapUtf8) => { MapBuilder<StringBuilder, StringBuilder> };
 }
 
-/// One `conversations` row, owned, before it goes into a [`ConversationsBuilder`].
-/// Timestamps are microseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ConversationRow {
-    /// Vendor name.
-    pub vendor: String,
-    /// The vendor account.
-    pub account_id: String,
-    /// The vendor's conversation id, as given.
-    pub conversation_id: String,
-    /// Room, campaign or bot channel, if the vendor has one.
-    pub channel_id: Option<String>,
-    /// Subject or title, if any.
-    pub title: Option<String>,
-    /// Vendor state, lower case (`ended`, `waiting`).
-    pub state: Option<String>,
-    /// Whether the conversation has ended, when the vendor says.
-    pub is_ended: Option<bool>,
-    /// Microseconds since the Unix epoch, UTC.
-    pub created_at: Option<i64>,
-    /// Microseconds since the Unix epoch, UTC; the latest row per key wins downstream.
-    pub updated_at: Option<i64>,
-    /// Microseconds since the Unix epoch, UTC.
-    pub ended_at: Option<i64>,
-    /// Newest message's `sent_at`, microseconds since the Unix epoch, UTC.
-    pub last_message_at: Option<i64>,
-    /// As the vendor reports it.
-    pub message_count: Option<u32>,
-    /// The customer's vendor id.
-    pub visitor_id: Option<String>,
-    /// The customer's name.
-    pub visitor_name: Option<String>,
-    /// Vendor ids of the agents who took part.
-    pub agent_ids: Vec<String>,
-    /// Vendor tag ids.
-    pub tag_ids: Vec<String>,
-    /// Vendor tag names (plus tags the `tags` transform adds).
-    pub tags: Vec<String>,
-    /// Visitor/user variables, key → value.
-    pub variables: BTreeMap<String, String>,
-    /// The vendor's JSON of the conversation, compact.
-    pub raw: String,
-    /// When this run fetched it, microseconds since the Unix epoch, UTC.
-    pub extracted_at: i64,
+/// What a row field's doc adds to its column's doc, by column type: the unit of timestamps.
+macro_rules! field_note {
+    (Timestamp) => {
+        " Microseconds since the Unix epoch, UTC."
+    };
+    ($other:ident) => {
+        ""
+    };
 }
 
-fn utc(b: TimestampMicrosecondBuilder) -> TimestampMicrosecondBuilder {
-    b.with_timezone("UTC")
+/// A column builder of the canonical types, made and finished the same way for every column.
+trait CanonicalBuilder: ArrayBuilder {
+    /// An empty builder producing exactly the column's [`ColumnType::data_type`].
+    fn new_column() -> Self;
 }
 
-fn append_list(b: &mut ListBuilder<StringBuilder>, items: &[String]) {
-    for item in items {
-        b.values().append_value(item);
+impl CanonicalBuilder for StringBuilder {
+    fn new_column() -> Self {
+        StringBuilder::new()
     }
-    b.append(true);
 }
-
-fn append_map(b: &mut MapBuilder<StringBuilder, StringBuilder>, map: &BTreeMap<String, String>) {
-    for (k, v) in map {
-        b.keys().append_value(k);
-        b.values().append_value(v);
+impl CanonicalBuilder for UInt32Builder {
+    fn new_column() -> Self {
+        UInt32Builder::new()
     }
-    b.append(true).expect("keys and values are appended in pairs");
 }
-
-/// Columnar builder for the `messages` stream. Append rows, then [`finish`](Self::finish) to get
-/// a `RecordBatch` with exactly [`messages_schema`].
-pub struct MessagesBuilder {
-    vendor: StringBuilder,
-    account_id: StringBuilder,
-    conversation_id: StringBuilder,
-    message_id: StringBuilder,
-    seq: UInt32Builder,
-    sent_at: TimestampMicrosecondBuilder,
-    sender_role: StringBuilder,
-    sender_id: StringBuilder,
-    sender_name: StringBuilder,
-    message_type: StringBuilder,
-    text: StringBuilder,
-    is_encrypted: BooleanBuilder,
-    ciphertext: StringBuilder,
-    tags: ListBuilder<StringBuilder>,
-    attributes: MapBuilder<StringBuilder, StringBuilder>,
-    raw: StringBuilder,
-    extracted_at: TimestampMicrosecondBuilder,
-    len: usize,
+impl CanonicalBuilder for BooleanBuilder {
+    fn new_column() -> Self {
+        BooleanBuilder::new()
+    }
 }
-
-impl Default for MessagesBuilder {
-    fn default() -> Self {
-        Self::new()
+impl CanonicalBuilder for TimestampMicrosecondBuilder {
+    fn new_column() -> Self {
+        TimestampMicrosecondBuilder::new().with_timezone("UTC")
+    }
+}
+impl CanonicalBuilder for ListBuilder<StringBuilder> {
+    fn new_column() -> Self {
+        ListBuilder::new(StringBuilder::new())
+    }
+}
+impl CanonicalBuilder for MapBuilder<StringBuilder, StringBuilder> {
+    fn new_column() -> Self {
+        MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
     }
 }
 
-impl MessagesBuilder {
-    /// An empty builder.
-    pub fn new() -> Self {
-        MessagesBuilder {
-            vendor: StringBuilder::new(),
-            account_id: StringBuilder::new(),
-            conversation_id: StringBuilder::new(),
-            message_id: StringBuilder::new(),
-            seq: UInt32Builder::new(),
-            sent_at: utc(TimestampMicrosecondBuilder::new()),
-            sender_role: StringBuilder::new(),
-            sender_id: StringBuilder::new(),
-            sender_name: StringBuilder::new(),
-            message_type: StringBuilder::new(),
-            text: StringBuilder::new(),
-            is_encrypted: BooleanBuilder::new(),
-            ciphertext: StringBuilder::new(),
-            tags: ListBuilder::new(StringBuilder::new()),
-            attributes: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
-            raw: StringBuilder::new(),
-            extracted_at: utc(TimestampMicrosecondBuilder::new()),
-            len: 0,
+/// A row field's value appended to its column's builder `B`. Implemented only for the pairs
+/// that fit, so a declaration whose field type does not match its column type does not
+/// compile; `NULLABLE` is what makes an `Option` field a nullable column.
+trait Cell<B> {
+    /// Whether this field type can be null.
+    const NULLABLE: bool;
+    /// Appends the value (a null for `None`).
+    fn append_to(&self, builder: &mut B);
+}
+
+impl Cell<StringBuilder> for String {
+    const NULLABLE: bool = false;
+    fn append_to(&self, b: &mut StringBuilder) {
+        b.append_value(self);
+    }
+}
+impl Cell<StringBuilder> for Option<String> {
+    const NULLABLE: bool = true;
+    fn append_to(&self, b: &mut StringBuilder) {
+        b.append_option(self.as_deref());
+    }
+}
+impl Cell<StringBuilder> for SenderRole {
+    const NULLABLE: bool = false;
+    fn append_to(&self, b: &mut StringBuilder) {
+        b.append_value(self.as_str());
+    }
+}
+impl Cell<UInt32Builder> for u32 {
+    const NULLABLE: bool = false;
+    fn append_to(&self, b: &mut UInt32Builder) {
+        b.append_value(*self);
+    }
+}
+impl Cell<UInt32Builder> for Option<u32> {
+    const NULLABLE: bool = true;
+    fn append_to(&self, b: &mut UInt32Builder) {
+        b.append_option(*self);
+    }
+}
+impl Cell<BooleanBuilder> for bool {
+    const NULLABLE: bool = false;
+    fn append_to(&self, b: &mut BooleanBuilder) {
+        b.append_value(*self);
+    }
+}
+impl Cell<BooleanBuilder> for Option<bool> {
+    const NULLABLE: bool = true;
+    fn append_to(&self, b: &mut BooleanBuilder) {
+        b.append_option(*self);
+    }
+}
+impl Cell<TimestampMicrosecondBuilder> for i64 {
+    const NULLABLE: bool = false;
+    fn append_to(&self, b: &mut TimestampMicrosecondBuilder) {
+        b.append_value(*self);
+    }
+}
+impl Cell<TimestampMicrosecondBuilder> for Option<i64> {
+    const NULLABLE: bool = true;
+    fn append_to(&self, b: &mut TimestampMicrosecondBuilder) {
+        b.append_option(*self);
+    }
+}
+impl Cell<ListBuilder<StringBuilder>> for Vec<String> {
+    const NULLABLE: bool = false;
+    fn append_to(&self, b: &mut ListBuilder<StringBuilder>) {
+        for item in self {
+            b.values().append_value(item);
         }
-    }
-
-    /// Rows appended since the last `finish`.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when no row is pending.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Appends one row.
-    pub fn append(&mut self, r: &MessageRow) {
-        self.vendor.append_value(&r.vendor);
-        self.account_id.append_value(&r.account_id);
-        self.conversation_id.append_value(&r.conversation_id);
-        self.message_id.append_value(&r.message_id);
-        self.seq.append_value(r.seq);
-        self.sent_at.append_value(r.sent_at);
-        self.sender_role.append_value(r.sender_role.as_str());
-        self.sender_id.append_option(r.sender_id.as_deref());
-        self.sender_name.append_option(r.sender_name.as_deref());
-        self.message_type.append_value(&r.message_type);
-        self.text.append_option(r.text.as_deref());
-        self.is_encrypted.append_value(r.is_encrypted);
-        self.ciphertext.append_option(r.ciphertext.as_deref());
-        append_list(&mut self.tags, &r.tags);
-        append_map(&mut self.attributes, &r.attributes);
-        self.raw.append_value(&r.raw);
-        self.extracted_at.append_value(r.extracted_at);
-        self.len += 1;
-    }
-
-    /// Builds the batch of every row appended so far and resets the builder.
-    pub fn finish(&mut self) -> RecordBatch {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.vendor.finish()),
-            Arc::new(self.account_id.finish()),
-            Arc::new(self.conversation_id.finish()),
-            Arc::new(self.message_id.finish()),
-            Arc::new(self.seq.finish()),
-            Arc::new(self.sent_at.finish()),
-            Arc::new(self.sender_role.finish()),
-            Arc::new(self.sender_id.finish()),
-            Arc::new(self.sender_name.finish()),
-            Arc::new(self.message_type.finish()),
-            Arc::new(self.text.finish()),
-            Arc::new(self.is_encrypted.finish()),
-            Arc::new(self.ciphertext.finish()),
-            Arc::new(self.tags.finish()),
-            Arc::new(self.attributes.finish()),
-            Arc::new(self.raw.finish()),
-            Arc::new(self.extracted_at.finish()),
-        ];
-        self.len = 0;
-        RecordBatch::try_new(messages_schema(), columns).expect("builder columns match the messages schema")
+        b.append(true);
     }
 }
-
-/// Columnar builder for the `conversations` stream; `finish` gives a `RecordBatch` with exactly
-/// [`conversations_schema`].
-pub struct ConversationsBuilder {
-    vendor: StringBuilder,
-    account_id: StringBuilder,
-    conversation_id: StringBuilder,
-    channel_id: StringBuilder,
-    title: StringBuilder,
-    state: StringBuilder,
-    is_ended: BooleanBuilder,
-    created_at: TimestampMicrosecondBuilder,
-    updated_at: TimestampMicrosecondBuilder,
-    ended_at: TimestampMicrosecondBuilder,
-    last_message_at: TimestampMicrosecondBuilder,
-    message_count: UInt32Builder,
-    visitor_id: StringBuilder,
-    visitor_name: StringBuilder,
-    agent_ids: ListBuilder<StringBuilder>,
-    tag_ids: ListBuilder<StringBuilder>,
-    tags: ListBuilder<StringBuilder>,
-    variables: MapBuilder<StringBuilder, StringBuilder>,
-    raw: StringBuilder,
-    extracted_at: TimestampMicrosecondBuilder,
-    len: usize,
-}
-
-impl Default for ConversationsBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ConversationsBuilder {
-    /// An empty builder.
-    pub fn new() -> Self {
-        ConversationsBuilder {
-            vendor: StringBuilder::new(),
-            account_id: StringBuilder::new(),
-            conversation_id: StringBuilder::new(),
-            channel_id: StringBuilder::new(),
-            title: StringBuilder::new(),
-            state: StringBuilder::new(),
-            is_ended: BooleanBuilder::new(),
-            created_at: utc(TimestampMicrosecondBuilder::new()),
-            updated_at: utc(TimestampMicrosecondBuilder::new()),
-            ended_at: utc(TimestampMicrosecondBuilder::new()),
-            last_message_at: utc(TimestampMicrosecondBuilder::new()),
-            message_count: UInt32Builder::new(),
-            visitor_id: StringBuilder::new(),
-            visitor_name: StringBuilder::new(),
-            agent_ids: ListBuilder::new(StringBuilder::new()),
-            tag_ids: ListBuilder::new(StringBuilder::new()),
-            tags: ListBuilder::new(StringBuilder::new()),
-            variables: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
-            raw: StringBuilder::new(),
-            extracted_at: utc(TimestampMicrosecondBuilder::new()),
-            len: 0,
+impl Cell<MapBuilder<StringBuilder, StringBuilder>> for BTreeMap<String, String> {
+    const NULLABLE: bool = false;
+    fn append_to(&self, b: &mut MapBuilder<StringBuilder, StringBuilder>) {
+        for (k, v) in self {
+            b.keys().append_value(k);
+            b.values().append_value(v);
         }
+        b.append(true).expect("keys and values are appended in pairs");
     }
+}
 
-    /// Rows appended since the last `finish`.
-    pub fn len(&self) -> usize {
-        self.len
-    }
+/// Declares one canonical stream from its list of columns (`field: RustType = ColumnType,
+/// "doc";`, in schema order) and derives from it the row struct, the `Column` list, the
+/// schema function and the builder.
+macro_rules! canonical_stream {
+    (
+        stream $stream:ident;
+        $(#[$row_meta:meta])* row $row:ident;
+        $(#[$builder_meta:meta])* builder $builder:ident;
+        $(#[$columns_meta:meta])* columns $columns:ident;
+        $(#[$schema_meta:meta])* schema $schema:ident;
+        { $( $field:ident : $ty:ty = $kind:ident, $doc:literal; )* }
+    ) => {
+        $(#[$row_meta])*
+        pub struct $row {
+            $( #[doc = concat!($doc, field_note!($kind))] pub $field: $ty, )*
+        }
 
-    /// True when no row is pending.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Appends one row.
-    pub fn append(&mut self, r: &ConversationRow) {
-        self.vendor.append_value(&r.vendor);
-        self.account_id.append_value(&r.account_id);
-        self.conversation_id.append_value(&r.conversation_id);
-        self.channel_id.append_option(r.channel_id.as_deref());
-        self.title.append_option(r.title.as_deref());
-        self.state.append_option(r.state.as_deref());
-        self.is_ended.append_option(r.is_ended);
-        self.created_at.append_option(r.created_at);
-        self.updated_at.append_option(r.updated_at);
-        self.ended_at.append_option(r.ended_at);
-        self.last_message_at.append_option(r.last_message_at);
-        self.message_count.append_option(r.message_count);
-        self.visitor_id.append_option(r.visitor_id.as_deref());
-        self.visitor_name.append_option(r.visitor_name.as_deref());
-        append_list(&mut self.agent_ids, &r.agent_ids);
-        append_list(&mut self.tag_ids, &r.tag_ids);
-        append_list(&mut self.tags, &r.tags);
-        append_map(&mut self.variables, &r.variables);
-        self.raw.append_value(&r.raw);
-        self.extracted_at.append_value(r.extracted_at);
-        self.len += 1;
-    }
-
-    /// Builds the batch of every row appended so far and resets the builder.
-    pub fn finish(&mut self) -> RecordBatch {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.vendor.finish()),
-            Arc::new(self.account_id.finish()),
-            Arc::new(self.conversation_id.finish()),
-            Arc::new(self.channel_id.finish()),
-            Arc::new(self.title.finish()),
-            Arc::new(self.state.finish()),
-            Arc::new(self.is_ended.finish()),
-            Arc::new(self.created_at.finish()),
-            Arc::new(self.updated_at.finish()),
-            Arc::new(self.ended_at.finish()),
-            Arc::new(self.last_message_at.finish()),
-            Arc::new(self.message_count.finish()),
-            Arc::new(self.visitor_id.finish()),
-            Arc::new(self.visitor_name.finish()),
-            Arc::new(self.agent_ids.finish()),
-            Arc::new(self.tag_ids.finish()),
-            Arc::new(self.tags.finish()),
-            Arc::new(self.variables.finish()),
-            Arc::new(self.raw.finish()),
-            Arc::new(self.extracted_at.finish()),
+        $(#[$columns_meta])*
+        pub const $columns: &[Column] = &[
+            $( Column {
+                name: stringify!($field),
+                column_type: ColumnType::$kind,
+                nullable: <$ty as Cell<column_builder!($kind)>>::NULLABLE,
+                doc: $doc,
+            }, )*
         ];
-        self.len = 0;
-        RecordBatch::try_new(conversations_schema(), columns).expect("builder columns match the conversations schema")
+
+        $(#[$schema_meta])*
+        pub fn $schema() -> SchemaRef {
+            static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+            SCHEMA.get_or_init(|| Arc::new(schema_of($columns))).clone()
+        }
+
+        $(#[$builder_meta])*
+        pub struct $builder {
+            $( $field: column_builder!($kind), )*
+            len: usize,
+        }
+
+        impl Default for $builder {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $builder {
+            /// An empty builder.
+            pub fn new() -> Self {
+                $builder { $( $field: CanonicalBuilder::new_column(), )* len: 0 }
+            }
+
+            /// Rows appended since the last `finish`.
+            pub fn len(&self) -> usize {
+                self.len
+            }
+
+            /// True when no row is pending.
+            pub fn is_empty(&self) -> bool {
+                self.len == 0
+            }
+
+            /// Appends one row.
+            pub fn append(&mut self, r: &$row) {
+                $( Cell::<column_builder!($kind)>::append_to(&r.$field, &mut self.$field); )*
+                self.len += 1;
+            }
+
+            /// Builds the batch of every row appended so far, in the declared column order,
+            /// and resets the builder.
+            pub fn finish(&mut self) -> RecordBatch {
+                let columns: Vec<ArrayRef> = vec![ $( ArrayBuilder::finish(&mut self.$field), )* ];
+                self.len = 0;
+                RecordBatch::try_new($schema(), columns)
+                    .expect(concat!("builder columns match the ", stringify!($stream), " schema"))
+            }
+        }
+    };
+}
+
+canonical_stream! {
+    stream messages;
+    /// One `messages` row, owned, before it goes into a [`MessagesBuilder`].
+    /// Timestamps are microseconds since the Unix epoch, UTC.
+    #[derive(Debug, Clone, PartialEq)]
+    row MessageRow;
+    /// Columnar builder for the `messages` stream. Append rows, then
+    /// [`finish`](Self::finish) to get a `RecordBatch` with exactly [`messages_schema`].
+    builder MessagesBuilder;
+    /// The `messages` columns, in schema order (docs/design.md §3).
+    columns MESSAGES_COLUMNS;
+    /// The `messages` Arrow schema, derived from [`MESSAGES_COLUMNS`].
+    schema messages_schema;
+    {
+        vendor: String = Utf8, "Vendor name: `giosg`, `alli`, `aimylogic`, or a plugin's own.";
+        account_id: String = Utf8, "The vendor account: giosg organization, Alli project or API key scope, Aimylogic channel (docs/design.md §3.1).";
+        conversation_id: String = Utf8, "The vendor's conversation id, as given.";
+        message_id: String = Utf8, "The vendor's message id, as given; unique within the conversation.";
+        seq: u32 = UInt32, "Position in the conversation, from 0, by sent time.";
+        sent_at: i64 = Timestamp, "When the message was sent.";
+        sender_role: SenderRole = Utf8, "Who sent it: `visitor`, `agent`, `bot` or `system`.";
+        sender_id: Option<String> = Utf8, "The sender's vendor id, if any.";
+        sender_name: Option<String> = Utf8, "The sender's display name, if any.";
+        message_type: String = Utf8, "Vendor message kind, lower case (`msg`, `join`, `autosuggest`, `text`).";
+        text: Option<String> = Utf8, "Plain text; null while still encrypted, or when the vendor purged it.";
+        is_encrypted: bool = Bool, "True until the `decrypt` transform has decrypted the message.";
+        ciphertext: Option<String> = Utf8, "The vendor's encrypted payload, kept until decrypted.";
+        tags: Vec<String> = ListUtf8, "The conversation's vendor tags, plus tags the `tags` transform's rules gave this message.";
+        attributes: BTreeMap<String, String> = MapUtf8, "Vendor extras, key → value, JSON text for structured values (citations, buttons, rating; giosg's `encrypted_symmetric_key` until decrypted).";
+        raw: String = Utf8, "The vendor's JSON of the message, compact; nothing dropped.";
+        extracted_at: i64 = Timestamp, "When this run fetched it.";
+    }
+}
+
+canonical_stream! {
+    stream conversations;
+    /// One `conversations` row, owned, before it goes into a [`ConversationsBuilder`].
+    /// Timestamps are microseconds since the Unix epoch, UTC.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    row ConversationRow;
+    /// Columnar builder for the `conversations` stream; [`finish`](Self::finish) gives a
+    /// `RecordBatch` with exactly [`conversations_schema`].
+    builder ConversationsBuilder;
+    /// The `conversations` columns, in schema order (docs/design.md §3).
+    columns CONVERSATIONS_COLUMNS;
+    /// The `conversations` Arrow schema, derived from [`CONVERSATIONS_COLUMNS`].
+    schema conversations_schema;
+    {
+        vendor: String = Utf8, "Vendor name: `giosg`, `alli`, `aimylogic`, or a plugin's own.";
+        account_id: String = Utf8, "The vendor account: giosg organization, Alli project or API key scope, Aimylogic channel (docs/design.md §3.1).";
+        conversation_id: String = Utf8, "The vendor's conversation id, as given.";
+        channel_id: Option<String> = Utf8, "giosg room, Alli campaign or LLM app, Aimylogic bot channel, if the vendor has one.";
+        title: Option<String> = Utf8, "Subject or title, if any.";
+        state: Option<String> = Utf8, "Vendor state, lower case (`ended`, `waiting`, `end_by_agent`, ...).";
+        is_ended: Option<bool> = Bool, "Whether the conversation has ended, when the vendor says.";
+        created_at: Option<i64> = Timestamp, "When the conversation started.";
+        updated_at: Option<i64> = Timestamp, "When the vendor last changed it; the latest row per primary key wins downstream.";
+        ended_at: Option<i64> = Timestamp, "When it ended.";
+        last_message_at: Option<i64> = Timestamp, "The newest message's `sent_at`.";
+        message_count: Option<u32> = UInt32, "Number of messages, as the vendor reports it.";
+        visitor_id: Option<String> = Utf8, "The customer's vendor id.";
+        visitor_name: Option<String> = Utf8, "The customer's name.";
+        agent_ids: Vec<String> = ListUtf8, "Vendor ids of the agents who took part.";
+        tag_ids: Vec<String> = ListUtf8, "Vendor tag ids, where the vendor has them.";
+        tags: Vec<String> = ListUtf8, "Vendor tag names, plus tags the `tags` transform adds (rules, decrypted `tag_created` messages).";
+        variables: BTreeMap<String, String> = MapUtf8, "Visitor or user variables, key → value.";
+        raw: String = Utf8, "The vendor's JSON of the conversation, compact; nothing dropped.";
+        extracted_at: i64 = Timestamp, "When this run fetched it.";
     }
 }
 
@@ -568,5 +553,72 @@ mod tests {
         assert_eq!(kv[0].name(), "key");
         assert!(!kv[0].is_nullable());
         assert_eq!(kv[1].name(), "value");
+    }
+
+    /// The v1 schemas as they were written out field by field before the declarations: the
+    /// derived schemas must stay exactly these (names, types, nullability, no metadata).
+    #[test]
+    fn derived_schemas_are_v1_exactly() {
+        let (s, u32_, ts, b, list, map) =
+            (DataType::Utf8, DataType::UInt32, timestamp_type(), DataType::Boolean, list_utf8_type(), map_utf8_type());
+        let messages = Schema::new(vec![
+            Field::new("vendor", s.clone(), false),
+            Field::new("account_id", s.clone(), false),
+            Field::new("conversation_id", s.clone(), false),
+            Field::new("message_id", s.clone(), false),
+            Field::new("seq", u32_.clone(), false),
+            Field::new("sent_at", ts.clone(), false),
+            Field::new("sender_role", s.clone(), false),
+            Field::new("sender_id", s.clone(), true),
+            Field::new("sender_name", s.clone(), true),
+            Field::new("message_type", s.clone(), false),
+            Field::new("text", s.clone(), true),
+            Field::new("is_encrypted", b.clone(), false),
+            Field::new("ciphertext", s.clone(), true),
+            Field::new("tags", list.clone(), false),
+            Field::new("attributes", map.clone(), false),
+            Field::new("raw", s.clone(), false),
+            Field::new("extracted_at", ts.clone(), false),
+        ]);
+        assert_eq!(*messages_schema(), messages);
+        let conversations = Schema::new(vec![
+            Field::new("vendor", s.clone(), false),
+            Field::new("account_id", s.clone(), false),
+            Field::new("conversation_id", s.clone(), false),
+            Field::new("channel_id", s.clone(), true),
+            Field::new("title", s.clone(), true),
+            Field::new("state", s.clone(), true),
+            Field::new("is_ended", b, true),
+            Field::new("created_at", ts.clone(), true),
+            Field::new("updated_at", ts.clone(), true),
+            Field::new("ended_at", ts.clone(), true),
+            Field::new("last_message_at", ts.clone(), true),
+            Field::new("message_count", u32_, true),
+            Field::new("visitor_id", s.clone(), true),
+            Field::new("visitor_name", s.clone(), true),
+            Field::new("agent_ids", list.clone(), false),
+            Field::new("tag_ids", list.clone(), false),
+            Field::new("tags", list, false),
+            Field::new("variables", map, false),
+            Field::new("raw", s, false),
+            Field::new("extracted_at", ts, false),
+        ]);
+        assert_eq!(*conversations_schema(), conversations);
+        assert!(messages_schema().metadata().is_empty() && conversations_schema().metadata().is_empty());
+    }
+
+    #[test]
+    fn markdown_table_has_one_row_per_column() {
+        let table = markdown_table(CONVERSATIONS_COLUMNS);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2 + CONVERSATIONS_COLUMNS.len());
+        assert_eq!(lines[0], "| column | type | nullable | meaning |");
+        assert!(lines.contains(&"| created_at | timestamp[us, UTC] | yes | When the conversation started. |"));
+        assert!(lines.contains(&"| agent_ids | list<utf8> | no | Vendor ids of the agents who took part. |"));
+        let escaped =
+            markdown_table(&[Column { name: "x", column_type: ColumnType::Bool, nullable: false, doc: "a|b" }]);
+        assert!(escaped.ends_with("| x | bool | no | a\\|b |\n"), "{escaped}");
+        assert_eq!(columns(MESSAGES), Some(MESSAGES_COLUMNS));
+        assert_eq!(columns("other"), None);
     }
 }

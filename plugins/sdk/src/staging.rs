@@ -1,4 +1,5 @@
-//! Staged output files, shared by the file sinks (`json`, `parquet`).
+//! Staged output files: the `stage` step of the file-sink core (`file_sink`), which the
+//! `json` and `parquet` sinks are built on.
 //!
 //! The rules (docs/design.md §6): a file is written under a temporary name and only appears under
 //! its final name when a commit covers it, so a reader globbing `**/*.parquet` or `*.jsonl`

@@ -1,155 +1,93 @@
-//! The json sink: one open file per stream, rolled at the row/byte limits, published at commit.
+//! The JSON Lines encoder of the file-sink core: one buffered file per open file, rows encoded
+//! by `pipe_plugin_sdk::json_rows` (docs/design.md §3).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
-use async_trait::async_trait;
-use pipe_plugin_sdk::{Checkpoint, PluginError, Result, Sink, SinkContext, SinkStats};
+use arrow_schema::SchemaRef;
+use pipe_plugin_sdk::file_sink::publish::Destination;
+use pipe_plugin_sdk::file_sink::{FileFormat, FileSink, FileSinkOptions, FileWriter, roll::RollPolicy};
+use pipe_plugin_sdk::json_rows::encode_rows;
+use pipe_plugin_sdk::{PluginError, Result, SinkContext};
 
 use crate::JsonConfig;
-use pipe_plugin_sdk::json_rows::encode_rows;
-use pipe_plugin_sdk::staging::{StagedFile, Staging, check_stream_name, run_blocking};
 
-/// The JSON Lines sink. See the [crate docs](crate).
-pub struct JsonSink {
-    root: PathBuf,
-    max_file_rows: u64,
-    max_file_bytes: u64,
-    staging: Staging,
-    /// The file each stream is currently writing, if any.
-    open: HashMap<String, OpenFile>,
+/// Most files open at once (one per stream and partition being written); opening one more
+/// closes the least recently written early. Each costs a 1 MiB write buffer.
+pub const MAX_OPEN_FILES: usize = 16;
+
+/// The JSON Lines sink: the file-sink core with [`JsonLines`] files. See the [crate docs](crate).
+pub type JsonSink = FileSink<JsonLines>;
+
+/// Opens the json sink for the streams of `ctx`. Nothing is created in the output until the
+/// first row arrives.
+///
+/// Errors: [`PluginError::Config`] for an invalid value (see [`JsonConfig::validate`]), a
+/// `partition_by` column a declared stream lacks or cannot partition by, or a `path` that
+/// exists and is not a directory; [`PluginError::Other`] for a declared stream whose name
+/// cannot be a directory.
+pub fn open(cfg: JsonConfig, ctx: SinkContext) -> Result<JsonSink> {
+    cfg.validate()?;
+    let destination = Destination::open(&cfg.path, "path")?;
+    let options = FileSinkOptions {
+        roll: RollPolicy { max_file_rows: cfg.max_file_rows, max_file_bytes: cfg.max_file_bytes },
+        max_open_files: MAX_OPEN_FILES,
+        partition_by: cfg.partition_by,
+    };
+    FileSink::open(JsonLines, destination, options, &ctx)
+}
+
+/// JSON Lines files: one object per row, every column on every line.
+pub struct JsonLines;
+
+/// One open JSON Lines file.
+pub struct JsonLinesFile {
+    out: BufWriter<File>,
+    /// Bytes encoded into the file so far (written or still buffered).
+    bytes: u64,
     /// Reused encoding buffer, so a batch costs no allocation once warmed up.
     buf: Vec<u8>,
+    path: PathBuf,
 }
 
-struct OpenFile {
-    out: BufWriter<File>,
-    staged: StagedFile,
-    rows: u64,
-    bytes: u64,
-}
+impl FileFormat for JsonLines {
+    type Writer = JsonLinesFile;
+    const NAME: &'static str = "json";
+    const EXTENSION: &'static str = "jsonl";
+    // Each line carries its own keys, so a batch need not have the declared schema.
+    const STRICT_SCHEMA: bool = false;
 
-impl JsonSink {
-    /// Opens the sink. Nothing is created on disk until the first row arrives.
-    ///
-    /// Errors: [`PluginError::Config`] for a zero limit, an empty `path` or a `path` that
-    /// exists and is not a directory; [`PluginError::Other`] for a declared stream whose name
-    /// cannot be a directory.
-    pub fn open(cfg: JsonConfig, ctx: SinkContext) -> Result<Self> {
-        cfg.validate()?;
-        let root = PathBuf::from(&cfg.path);
-        if root.exists() && !root.is_dir() {
-            return Err(PluginError::Config {
-                path: "path".into(),
-                message: format!("{} exists and is not a directory", root.display()),
-            });
-        }
-        for stream in &ctx.streams {
-            check_stream_name(&stream.name)?;
-        }
-        Ok(JsonSink {
-            staging: Staging::new(&root, &ctx.run_id),
-            root,
-            max_file_rows: cfg.max_file_rows,
-            max_file_bytes: cfg.max_file_bytes,
-            open: HashMap::new(),
+    fn create(&self, file: File, path: &Path, _schema: &SchemaRef) -> Result<JsonLinesFile> {
+        Ok(JsonLinesFile {
+            out: BufWriter::with_capacity(1 << 20, file),
+            bytes: 0,
             buf: Vec::new(),
+            path: path.to_path_buf(),
         })
     }
+}
 
-    fn write_blocking(&mut self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            if !self.open.contains_key(stream) {
-                let (file, staged) = self.staging.create(&self.root.join(stream), "jsonl")?;
-                let out = BufWriter::with_capacity(1 << 20, file);
-                self.open.insert(stream.to_string(), OpenFile { out, staged, rows: 0, bytes: 0 });
-            }
-            let file = self.open.get_mut(stream).expect("opened above");
-            // Split the batch so that no file exceeds max_file_rows exactly.
-            let room = (self.max_file_rows - file.rows).min((batch.num_rows() - offset) as u64);
-            let slice = batch.slice(offset, room as usize);
-            self.buf.clear();
-            encode_rows(&slice, &mut self.buf)?;
-            file.out.write_all(&self.buf).map_err(|e| write_error(&file.staged, e))?;
-            file.rows += room;
-            file.bytes += self.buf.len() as u64;
-            offset += room as usize;
-            if file.rows >= self.max_file_rows || file.bytes >= self.max_file_bytes {
-                self.close(stream)?;
-            }
-        }
+impl FileWriter for JsonLinesFile {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.buf.clear();
+        encode_rows(batch, &mut self.buf)?;
+        self.out.write_all(&self.buf).map_err(|e| write_error(&self.path, e))?;
+        self.bytes += self.buf.len() as u64;
         Ok(())
     }
 
-    /// Flushes and fsyncs a stream's open file and stages it for publishing.
-    fn close(&mut self, stream: &str) -> Result<()> {
-        let Some(file) = self.open.remove(stream) else {
-            return Ok(());
-        };
-        let staged = file.staged;
-        let inner = file.out.into_inner().map_err(|e| write_error(&staged, e.into_error()))?;
-        inner.sync_all().map_err(|e| write_error(&staged, e))?;
-        self.staging.ready(staged, file.rows);
-        Ok(())
+    fn size(&self) -> u64 {
+        self.bytes
     }
 
-    fn commit_blocking(&mut self) -> Result<()> {
-        let streams: Vec<String> = self.open.keys().cloned().collect();
-        for stream in streams {
-            self.close(&stream)?;
-        }
-        let published = self.staging.publish()?;
-        tracing::debug!(files = published.len(), root = %self.root.display(), "json sink committed");
-        Ok(())
-    }
-
-    fn abort_blocking(&mut self) -> Result<()> {
-        // Close the handles before deleting (required on Windows; harmless elsewhere).
-        self.open.clear();
-        let deleted = self.staging.discard()?;
-        tracing::debug!(files = deleted, root = %self.root.display(), "json sink aborted");
-        Ok(())
+    fn finish(self) -> Result<File> {
+        let path = self.path;
+        self.out.into_inner().map_err(|e| write_error(&path, e.into_error()))
     }
 }
 
-fn write_error(staged: &StagedFile, e: std::io::Error) -> PluginError {
-    PluginError::io(format!("writing {}", staged.temp.display()), e)
-}
-
-#[async_trait]
-impl Sink for JsonSink {
-    async fn write(&mut self, stream: &str, batch: &RecordBatch) -> Result<()> {
-        check_stream_name(stream)?;
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        run_blocking(|| self.write_blocking(stream, batch))
-    }
-
-    async fn commit(&mut self, _checkpoint: &Checkpoint) -> Result<()> {
-        run_blocking(|| self.commit_blocking())
-    }
-
-    async fn abort(&mut self) -> Result<()> {
-        run_blocking(|| self.abort_blocking())
-    }
-
-    fn stats(&self) -> SinkStats {
-        self.staging.stats()
-    }
-}
-
-impl Drop for JsonSink {
-    /// A sink dropped with uncommitted files (the engine did not get to `abort`) removes them,
-    /// so no temporary file outlives the run that wrote it.
-    fn drop(&mut self) {
-        if self.staging.has_outstanding() {
-            tracing::warn!(root = %self.root.display(), "json sink dropped without commit or abort; deleting its uncommitted files");
-            let _ = self.abort_blocking();
-        }
-    }
+fn write_error(path: &Path, e: std::io::Error) -> PluginError {
+    PluginError::io(format!("writing {}", path.display()), e)
 }

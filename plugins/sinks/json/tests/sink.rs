@@ -218,3 +218,215 @@ async fn bad_config_is_a_config_error() {
     assert_eq!(schema["required"], json!(["path"]));
     assert!(schema["properties"]["max_file_rows"]["description"].is_string());
 }
+
+/// Messages `range` of conversation `c<i / 10>`, one hour apart from `SENT_AT` (so 40 of them
+/// span three UTC dates), vendor `alli` for every fifth (4, 9, ...), else `giosg`.
+fn hourly(range: std::ops::Range<u32>) -> arrow_array::RecordBatch {
+    let mut b = MessagesBuilder::new();
+    for i in range {
+        b.append(&MessageRow {
+            vendor: if i % 5 == 4 { "alli" } else { "giosg" }.into(),
+            conversation_id: format!("c{}", i / 10),
+            sent_at: SENT_AT + i as i64 * 3_600_000_000,
+            ..message(i)
+        });
+    }
+    b.finish()
+}
+
+/// Every `.jsonl` file below `dir`, read by Python's own json module (not our code): a list of
+/// `[relative directory, [rows]]`, sorted by path. Python is `$PIPE_TEST_PYTHON` or `python3`.
+fn read_with_python(dir: &Path) -> Vec<(String, Vec<Value>)> {
+    const SCRIPT: &str = r#"
+import json, sys, pathlib
+root = pathlib.Path(sys.argv[1])
+out = []
+for f in sorted(root.rglob("*.jsonl")):
+    with open(f, encoding="utf-8") as fh:
+        out.append([f.parent.relative_to(root).as_posix(), [json.loads(line) for line in fh]])
+print(json.dumps(out))
+"#;
+    let python = std::env::var("PIPE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args(["-c", SCRIPT, dir.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| panic!("{python} runs: {e}"));
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
+
+/// Every file below `dir`, relative, sorted (hidden ones too).
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn partitions_by_vendor_and_date_read_back_by_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = open(json!({"path": dir.path().to_str().unwrap(), "partition_by": ["vendor", "date"]}));
+    sink.write(MESSAGES, &hourly(0..20)).await.unwrap();
+    sink.write(MESSAGES, &hourly(20..40)).await.unwrap();
+    let mut b = ConversationsBuilder::new();
+    b.append(&ConversationRow {
+        vendor: "giosg".into(),
+        conversation_id: "c1".into(),
+        created_at: Some(SENT_AT),
+        ..Default::default()
+    });
+    b.append(&ConversationRow { vendor: "giosg".into(), conversation_id: "c2".into(), ..Default::default() });
+    sink.write(CONVERSATIONS, &b.finish()).await.unwrap();
+    assert!(read_with_python(dir.path()).is_empty(), "nothing is published before the commit");
+    sink.commit(&checkpoint()).await.unwrap();
+
+    let files = read_with_python(dir.path());
+    let dirs: Vec<&str> = files.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        dirs,
+        vec![
+            "conversations/vendor=giosg/date=2023-06-14",
+            "conversations/vendor=giosg/date=__HIVE_DEFAULT_PARTITION__",
+            "messages/vendor=alli/date=2023-06-14",
+            "messages/vendor=alli/date=2023-06-15",
+            "messages/vendor=alli/date=2023-06-16",
+            "messages/vendor=giosg/date=2023-06-14",
+            "messages/vendor=giosg/date=2023-06-15",
+            "messages/vendor=giosg/date=2023-06-16",
+        ]
+    );
+    // Each file holds exactly the rows of its directory, partition columns included.
+    let mut ids = Vec::new();
+    for (dir, rows) in files.iter().filter(|(d, _)| d.starts_with("messages/")) {
+        for row in rows {
+            let date = &row["sent_at"].as_str().unwrap()[..10];
+            assert_eq!(dir, &format!("messages/vendor={}/date={date}", row["vendor"].as_str().unwrap()));
+            assert_eq!(row.as_object().unwrap().len(), messages_schema().fields().len());
+            ids.push(row["seq"].as_u64().unwrap());
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, (0..40).collect::<Vec<u64>>(), "every message once");
+    assert_eq!(files[1].1[0]["conversation_id"], "c2");
+    assert_eq!(files[1].1[0]["created_at"], Value::Null);
+    assert_eq!(sink.stats().files, 8);
+}
+
+#[tokio::test]
+async fn rolls_over_at_max_file_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = open(json!({"path": dir.path().to_str().unwrap(), "max_file_bytes": 1}));
+    for i in 0..3 {
+        sink.write(MESSAGES, &messages(i * 2..i * 2 + 2)).await.unwrap();
+    }
+    sink.commit(&checkpoint()).await.unwrap();
+    let sizes: Vec<usize> = read_lines(&dir.path().join(MESSAGES)).iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![2, 2, 2], "each batch passes the limit and closes its file");
+}
+
+/// An object storage URL (`file://` here; `s3://` against moto in tests/tests/e2e_json_sink.rs):
+/// files are spooled locally and appear under their final keys only at commit; an abort
+/// uploads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_urls_publish_complete_files_at_commit_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/lake", dir.path().display());
+    let mut sink = open(json!({"path": url, "partition_by": ["date"], "max_file_rows": 10}));
+    sink.write(MESSAGES, &hourly(0..30)).await.unwrap();
+    assert!(tree(dir.path()).is_empty(), "nothing is in the store before a commit");
+    sink.commit(&checkpoint()).await.unwrap();
+    let published = tree(&dir.path().join("lake"));
+    assert_eq!(published.len(), 4, "{published:?}"); // 14 + 16 rows on two dates, 10 per file
+    assert!(
+        published.iter().all(|p| p.starts_with("messages/date=2023-06-1") && p.ends_with(".jsonl")),
+        "{published:?}"
+    );
+    let rows: usize = read_with_python(&dir.path().join("lake")).iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(rows, 30);
+    assert_eq!(sink.stats().rows, 30);
+
+    // Rows written after the last commit and then aborted never reach the store.
+    sink.write(MESSAGES, &hourly(30..40)).await.unwrap();
+    sink.abort().await.unwrap();
+    assert_eq!(tree(&dir.path().join("lake")), published);
+}
+
+/// The same against an in-memory object store: the json encoder on the core, objects listed
+/// through the store's own API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_store_gets_objects_at_commit_only() {
+    use futures::TryStreamExt as _;
+    use object_store::{ObjectStore, ObjectStoreExt as _, memory::InMemory, path::Path as Key};
+    use pipe_plugin_sdk::file_sink::publish::Destination;
+    use pipe_plugin_sdk::file_sink::roll::RollPolicy;
+    use pipe_plugin_sdk::file_sink::{FileSink, FileSinkOptions};
+    use pipe_plugin_sdk::storage::Location;
+
+    let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(InMemory::new());
+    let location =
+        Location { store: store.clone(), prefix: Key::from("exports/json"), url: "memory://exports/json".into() };
+    let options = FileSinkOptions {
+        roll: RollPolicy { max_file_rows: 1_000, max_file_bytes: 1 << 30 },
+        max_open_files: 16,
+        partition_by: vec!["vendor".into()],
+    };
+    let mut sink =
+        FileSink::open(pipe_plugin_json::sink::JsonLines, Destination::remote(location).unwrap(), options, &ctx())
+            .unwrap();
+    let keys = || async {
+        let mut keys: Vec<String> = store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
+        keys.sort();
+        keys
+    };
+    sink.write(MESSAGES, &hourly(0..10)).await.unwrap();
+    assert!(keys().await.is_empty(), "nothing is in the store before a commit");
+    sink.commit(&checkpoint()).await.unwrap();
+    let published = keys().await;
+    assert_eq!(
+        published,
+        vec![
+            "exports/json/messages/vendor=alli/part-20240101T000000Z-abc-00001.jsonl",
+            "exports/json/messages/vendor=giosg/part-20240101T000000Z-abc-00000.jsonl",
+        ]
+    );
+    let body = store.get(&Key::from(published[0].as_str())).await.unwrap().bytes().await.unwrap();
+    let rows: Vec<Value> =
+        std::str::from_utf8(&body).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect::<Vec<_>>(), vec![4, 9]);
+
+    sink.write(MESSAGES, &hourly(10..20)).await.unwrap();
+    sink.abort().await.unwrap();
+    assert_eq!(keys().await, published, "an abort uploads nothing");
+}
+
+#[test]
+fn partition_and_path_errors_name_the_key() {
+    let PluginFactory::Sink(factory) = pipe_plugin_json::descriptor().factory else { panic!() };
+    let path = |config: Value| match factory(config, ctx()) {
+        Err(pipe_plugin_sdk::PluginError::Config { path, .. }) => path,
+        Err(other) => panic!("not a config error: {other}"),
+        Ok(_) => panic!("accepted"),
+    };
+    assert_eq!(path(json!({"path": "x", "partition_by": ["vendor", "nope"]})), "partition_by[1]");
+    assert_eq!(path(json!({"path": "x", "partition_by": ["date", "date"]})), "partition_by[1]");
+    assert_eq!(path(json!({"path": "x", "partition_by": ["tags"]})), "partition_by[0]");
+    assert_eq!(path(json!({"path": "ftp://host/x"})), "path");
+    assert_eq!(path(json!({"path": ""})), "path");
+    let d = pipe_plugin_json::descriptor();
+    assert!((d.check_config)(&json!({"path": "s3://bucket/prefix", "partition_by": ["vendor", "date"]})).is_ok());
+    let schema = (d.config_schema)();
+    for key in ["path", "max_file_rows", "max_file_bytes", "partition_by"] {
+        assert!(schema["properties"][key]["description"].is_string(), "{key} missing from the schema");
+    }
+}

@@ -13,19 +13,22 @@
 //! * Runs only add files: names carry the run id, and an existing name is never replaced.
 //! * Memory stays bounded: the writer flushes a row group every `row_group_rows` rows or
 //!   32 MiB of encoded data, and at most `max_open_files` files are open at once.
+//!
+//! Partitioning, rolling, staging, publishing (locally or to object storage) and abort are the
+//! SDK's file-sink core (`pipe_plugin_sdk::file_sink`); this crate is its Parquet encoder
+//! ([`sink`]) and its config.
 
-mod partition;
-mod sink;
+pub mod sink;
 
 use std::sync::Arc;
 
-use pipe_plugin_sdk::config;
 use pipe_plugin_sdk::{PluginDescriptor, PluginError, PluginFactory, Result};
+use pipe_plugin_sdk::{config, file_sink};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use partition::{DATE_PARTITION, HIVE_DEFAULT_PARTITION};
-pub use sink::ParquetSink;
+pub use pipe_plugin_sdk::file_sink::partition::{DATE_PARTITION, HIVE_DEFAULT_PARTITION};
+pub use sink::{ParquetSink, open};
 
 /// Configuration of the parquet sink (a `[[sinks]]` table with `plugin = "parquet"`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -100,13 +103,7 @@ impl ParquetConfig {
     ///
     /// Errors: [`PluginError::Config`] naming the key.
     pub fn validate(&self) -> Result<()> {
-        let config_error = |path: &str, message: String| Err(PluginError::Config { path: path.into(), message });
-        if self.path.is_empty() {
-            return config_error("path", "must not be empty".into());
-        }
-        if self.path.contains("://") && !pipe_plugin_sdk::storage::is_url(&self.path) {
-            return config_error("path", format!("`{}` is neither a local path nor a URL", self.path));
-        }
+        file_sink::check_path(&self.path)?;
         for (key, value) in [
             ("max_file_rows", self.max_file_rows),
             ("max_file_bytes", self.max_file_bytes),
@@ -114,15 +111,10 @@ impl ParquetConfig {
             ("max_open_files", self.max_open_files as u64),
         ] {
             if value == 0 {
-                return config_error(key, "must be at least 1".into());
+                return Err(PluginError::Config { path: key.into(), message: "must be at least 1".into() });
             }
         }
-        for (i, column) in self.partition_by.iter().enumerate() {
-            if self.partition_by[..i].contains(column) {
-                return config_error(&format!("partition_by[{i}]"), format!("`{column}` is listed twice"));
-            }
-        }
-        Ok(())
+        file_sink::check_partition_by(&self.partition_by)
     }
 }
 
@@ -136,7 +128,7 @@ pub fn descriptor() -> PluginDescriptor {
         check_config: PluginDescriptor::check_with(|cfg| config::parse::<ParquetConfig>(cfg.clone())?.validate()),
         factory: PluginFactory::sink(|cfg, ctx| {
             let cfg: ParquetConfig = config::parse(cfg)?;
-            Ok(Box::new(ParquetSink::open(cfg, ctx)?))
+            Ok(Box::new(open(cfg, ctx)?))
         }),
     }
 }

@@ -2,11 +2,14 @@
 //!
 //! A row's directory is `<key>=<value>/...` over the configured `partition_by` columns, with
 //! values formatted as text and escaped like Hive and Spark do, so those readers (and DuckDB,
-//! pyarrow, polars) decode the same values back.
+//! pyarrow, polars) decode the same values back. Partition columns stay in the rows: only
+//! the directory is added.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::schema::{CONVERSATIONS, MESSAGES};
+use crate::{PluginError, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
@@ -15,8 +18,6 @@ use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, Schema, TimeUnit};
 use chrono::NaiveDate;
-use pipe_plugin_sdk::schema::{CONVERSATIONS, MESSAGES};
-use pipe_plugin_sdk::{PluginError, Result};
 
 /// The special partition key: the UTC date of the stream's main timestamp.
 pub const DATE_PARTITION: &str = "date";
@@ -26,7 +27,7 @@ pub const HIVE_DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// Splits one stream's batches by partition directory. Built once per stream from its schema.
 #[derive(Debug, Clone)]
-pub(crate) struct Partitioner {
+pub struct Partitioner {
     keys: Vec<PartitionKey>,
 }
 
@@ -258,12 +259,12 @@ mod tests {
 
     #[test]
     fn unknown_and_unsuitable_columns_are_config_errors() {
-        let schema = pipe_plugin_sdk::schema::messages_schema();
+        let schema = crate::schema::messages_schema();
         for bad in ["nope", "sent_at", "tags", "attributes"] {
             let err = Partitioner::new(MESSAGES, &schema, &["vendor".into(), bad.into()]).unwrap_err();
             assert!(matches!(err, PluginError::Config { ref path, .. } if path == "partition_by[1]"), "{bad}: {err}");
         }
-        let conversations = pipe_plugin_sdk::schema::conversations_schema();
+        let conversations = crate::schema::conversations_schema();
         assert!(Partitioner::new(CONVERSATIONS, &conversations, &["date".into(), "is_ended".into()]).is_ok());
     }
 }
