@@ -40,7 +40,9 @@ impl DemoAccount {
             "giosg" => giosg(size).await,
             "alli" => alli(size).await,
             "aimylogic" => aimylogic(size).await,
-            other => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no demo account for `{other}`"))),
+            other => {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no demo account for `{other}`")))
+            }
         }
     }
 
@@ -75,7 +77,8 @@ fn temp_file(prefix: &str, text: &str) -> std::io::Result<tempfile::NamedTempFil
 /// temporary file, as a real key would be. Without encrypted chats (a tiny account) any key
 /// will do: it is never used.
 async fn giosg(chats: usize) -> std::io::Result<DemoAccount> {
-    let dataset = Arc::new(crate::giosg::generate(&crate::giosg::SimConfig { chats, ..crate::giosg::SimConfig::demo() }));
+    let dataset =
+        Arc::new(crate::giosg::generate(&crate::giosg::SimConfig { chats, ..crate::giosg::SimConfig::demo() }));
     let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await?;
     let pem = match dataset.private_key_pkcs8_pem.as_str() {
         "" => crate::giosg::crypto::unrelated_private_key_pem(),

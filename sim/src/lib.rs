@@ -9,8 +9,8 @@
 #![warn(missing_docs)]
 
 pub mod aimylogic;
-pub mod demo;
 pub mod alli;
+pub mod demo;
 pub mod giosg;
 
 /// Waits until standard input reaches its end (Ctrl-D, or the parent closing the pipe): how

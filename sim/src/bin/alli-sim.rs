@@ -42,7 +42,11 @@ async fn main() -> ExitCode {
         })
     );
     pipe_sim::serve_until_stdin_closes().await;
-    eprintln!("alli-sim: {} requests served, {} invalid GraphQL documents", sim.requests(), sim.invalid_queries().len());
+    eprintln!(
+        "alli-sim: {} requests served, {} invalid GraphQL documents",
+        sim.requests(),
+        sim.invalid_queries().len()
+    );
     sim.shutdown().await;
     ExitCode::SUCCESS
 }

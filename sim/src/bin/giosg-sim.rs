@@ -36,8 +36,12 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let mut sims = Vec::new();
     for i in 0..args.accounts {
-        let mut cfg =
-            SimConfig { chats: args.chats, max_messages_per_chat: args.max_messages, encrypted_every: 0, ..SimConfig::demo() };
+        let mut cfg = SimConfig {
+            chats: args.chats,
+            max_messages_per_chat: args.max_messages,
+            encrypted_every: 0,
+            ..SimConfig::demo()
+        };
         if i > 0 {
             cfg.seed += i;
             cfg.organization_id = format!("00000000-0000-4000-8000-{i:012}");

@@ -13,4 +13,5 @@ mod delta;
 mod giosg;
 mod http;
 mod incremental;
+mod json_sink;
 mod scale;

@@ -2,14 +2,12 @@
 //! system, and object storage (an S3-compatible server, moto, on loopback), read back with
 //! Python's json module and boto3 (not our code) and compared with the simulator's truth.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{python_json, run_pipe, stderr};
 use pipe_sim::giosg::{Dataset, GiosgSim, SimConfig, SimOptions, generate};
+use pipe_tests::{python_json, run_pipe, stderr};
 use serde_json::Value;
 
 fn pipeline(sim: &GiosgSim, d: &Dataset, sink: &str) -> String {
@@ -77,7 +75,7 @@ struct Moto {
 impl Moto {
     fn start() -> Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(common::python())
+        let child = std::process::Command::new(pipe_tests::python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -110,7 +108,7 @@ impl Drop for Moto {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_sink_writes_complete_objects_to_s3() {
-    let moto_ok = std::process::Command::new(common::python())
+    let moto_ok = std::process::Command::new(pipe_tests::python())
         .args(["-c", "import moto.server, boto3"])
         .status()
         .is_ok_and(|s| s.success());
