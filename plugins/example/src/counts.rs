@@ -6,10 +6,10 @@
 //! {"rows": {"conversations": 120, "messages": 1042}, "checkpoint": {"updated_since": "..."}}
 //! ```
 
-use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pipe_plugin_sdk::config;
 use pipe_plugin_sdk::reexports::arrow_array::RecordBatch;

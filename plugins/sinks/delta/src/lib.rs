@@ -13,8 +13,8 @@ pub mod bridge;
 pub mod ledger;
 pub mod sink;
 
-use std::sync::Arc;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use pipe_plugin_sdk::{PluginDescriptor, PluginFactory, config};
 use schemars::JsonSchema;
