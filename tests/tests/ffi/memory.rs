@@ -82,7 +82,7 @@ struct Plugins {
 /// checkpoint cross from the library), a transform fed a batch and flushed (a batch crosses
 /// both ways), and the real parquet sink opened, written, committed and closed.
 async fn cycle(p: &Plugins, i: usize) {
-    let PluginFactory::Source(open_source) = p.source.factory else { unreachable!() };
+    let PluginFactory::Source(open_source) = &p.source.factory else { unreachable!() };
     let ctx = SourceContext { pipeline: "mem".into(), state: None, limit: None, metrics: Arc::new(Metrics::default()) };
     let mut source = open_source(json!({"batches": 2}), ctx).unwrap();
     let streams = source.streams();
@@ -99,14 +99,14 @@ async fn cycle(p: &Plugins, i: usize) {
     let first = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap();
     assert_eq!(first.values().to_vec(), (0..10).collect::<Vec<i64>>());
 
-    let PluginFactory::Transform(open_transform) = p.transform.factory else { unreachable!() };
+    let PluginFactory::Transform(open_transform) = &p.transform.factory else { unreachable!() };
     let mut transform = open_transform(json!({}), TransformContext::default()).unwrap();
     let out = transform.output_stream(&streams[0]).expect("touches numbers");
     let mut transformed = transform.transform("numbers", batches[0].clone()).await.unwrap();
     transformed.extend(transform.flush().await.unwrap().into_iter().map(|(_, o)| o));
     drop(transform);
 
-    let PluginFactory::Sink(open_sink) = p.parquet.factory else { unreachable!() };
+    let PluginFactory::Sink(open_sink) = &p.parquet.factory else { unreachable!() };
     let ctx = SinkContext { pipeline: "mem".into(), streams: vec![out], run_id: format!("run{i}") };
     let path = p.out.path().join("pq");
     let mut sink = open_sink(json!({"path": path.to_str().unwrap()}), ctx).unwrap();
