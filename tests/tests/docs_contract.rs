@@ -482,3 +482,48 @@ fn cited_docs_sections_exist_and_nothing_outside_the_repo_is_cited() {
     assert!(citations > 0, "no `docs/…` citations found: is the tree walk broken?");
     assert!(problems.is_empty(), "broken citations:\n{}", problems.join("\n"));
 }
+
+/// Repository paths a comment or document names (`tests/tests/e2e/scale.rs`,
+/// `plugins/sinks/delta/README.md`, ...): the tree moves, and a stale path sends the reader
+/// nowhere.
+fn cited_repo_paths(text: &str) -> Vec<&str> {
+    const ROOTS: [&str; 8] = ["engine/", "plugins/", "sim/", "tests/", "benches/", "deploy/", "pipelines/", "docs/"];
+    const EXTENSIONS: [&str; 7] = [".rs", ".md", ".toml", ".sh", ".py", ".yaml", ".c"];
+    let path_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
+    let mut paths = Vec::new();
+    for (at, _) in text.char_indices() {
+        let boundary = text[..at].chars().next_back().is_none_or(|c| matches!(c, '`' | ' ' | '(' | '\n' | '"'));
+        if !boundary || !ROOTS.iter().any(|root| text[at..].starts_with(root)) {
+            continue;
+        }
+        let len = text[at..].find(|c: char| !path_char(c)).unwrap_or(text.len() - at);
+        let path = text[at..at + len].trim_end_matches('.');
+        if EXTENSIONS.iter().any(|ext| path.ends_with(ext)) && !path.contains("..") {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+#[test]
+fn repository_paths_named_in_comments_and_docs_exist() {
+    let root = workspace();
+    let mut files = Vec::new();
+    tree_files(&root, &mut files);
+    let mut named = 0;
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = read(file);
+        let rel = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+        for path in cited_repo_paths(&text) {
+            named += 1;
+            // A path may be relative to the repository or to the crate that names it.
+            let crate_dir = file.ancestors().find(|d| d.join("Cargo.toml").exists()).unwrap_or(&root);
+            if !root.join(path).exists() && !crate_dir.join(path).exists() {
+                problems.push(format!("{rel}: names {path}, which does not exist"));
+            }
+        }
+    }
+    assert!(named > 20, "only {named} repository paths found: is the scan broken?");
+    assert!(problems.is_empty(), "stale paths:\n{}", problems.join("\n"));
+}

@@ -335,7 +335,7 @@ async fn rolls_over_at_max_file_bytes() {
     assert_eq!(sizes, vec![2, 2, 2], "each batch passes the limit and closes its file");
 }
 
-/// An object storage URL (`file://` here; `s3://` against moto in tests/tests/e2e_json_sink.rs):
+/// An object storage URL (`file://` here; `s3://` against moto in tests/tests/e2e/json_sink.rs):
 /// files are spooled locally and appear under their final keys only at commit; an abort
 /// uploads nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

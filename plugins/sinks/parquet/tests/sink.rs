@@ -334,7 +334,7 @@ fn config_errors_name_the_key() {
     }
 }
 
-/// An object storage URL (`file://` here; `s3://` against moto in tests/tests/e2e_scale.rs):
+/// An object storage URL (`file://` here; `s3://` against moto in tests/tests/e2e/scale.rs):
 /// files are spooled locally and appear under their final keys only at commit; an abort
 /// uploads nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
