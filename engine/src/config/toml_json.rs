@@ -27,7 +27,7 @@ pub fn parse(text: &str) -> Result<Located, (String, usize)> {
         (e.message().trim().to_string(), at)
     })?;
     let mut spans = HashMap::new();
-    let json = table(doc.get_ref(), "", &mut spans).map_err(|(m, at)| (m, at))?;
+    let json = table(doc.get_ref(), "", &mut spans)?;
     Ok(Located { json, spans })
 }
 

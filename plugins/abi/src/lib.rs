@@ -631,9 +631,13 @@ pub const fn struct_size<T>() -> u32 {
     core::mem::size_of::<T>() as u32
 }
 
-// Statics holding these descriptors live in libraries for the life of the process and are only
-// read after init; the raw pointers inside point to other such statics.
+// SAFETY: (all four) statics holding these descriptors live in libraries for the life of the
+// process (libraries are never unloaded) and are only read after init; the raw pointers inside
+// point to other such immutable statics, so sharing or sending them across threads is sound.
 unsafe impl Sync for PipeLibraryV1 {}
+// SAFETY: see above.
 unsafe impl Send for PipeLibraryV1 {}
+// SAFETY: see above.
 unsafe impl Sync for PipePluginDescV1 {}
+// SAFETY: see above.
 unsafe impl Send for PipePluginDescV1 {}

@@ -167,8 +167,8 @@ impl HttpClient {
         let mut after: Option<String> = None;
         loop {
             let body = self.post_json(url, &request(after.as_deref())).await?;
-            if let Some(Value::Array(errors)) = body.get("errors") {
-                if !errors.is_empty() {
+            if let Some(Value::Array(errors)) = body.get("errors")
+                && !errors.is_empty() {
                     let msgs: Vec<&str> =
                         errors.iter().filter_map(|e| e.get("message").and_then(Value::as_str)).collect();
                     return Err(PluginError::Protocol {
@@ -176,7 +176,6 @@ impl HttpClient {
                         message: format!("GraphQL errors: {}", msgs.join("; ")),
                     });
                 }
-            }
             let conn = body.pointer(connection).ok_or_else(|| PluginError::Protocol {
                 vendor: self.vendor().into(),
                 message: format!("no connection at `{connection}` in the GraphQL response"),

@@ -30,9 +30,7 @@ async fn fleet(n: usize, chats: usize) -> Vec<(Arc<Dataset>, GiosgSim)> {
 }
 
 fn fleet_pipeline(fleet: &[(Arc<Dataset>, GiosgSim)], out: &str, state: &str) -> String {
-    let mut s = format!(
-        "name = \"fleet\"\ncommit_interval_seconds = 0\n\n[source]\nplugin = \"giosg\"\npage_size = 10\nmax_concurrent_accounts = 3\n\n"
-    );
+    let mut s = "name = \"fleet\"\ncommit_interval_seconds = 0\n\n[source]\nplugin = \"giosg\"\npage_size = 10\nmax_concurrent_accounts = 3\n\n".to_string();
     for (i, (d, sim)) in fleet.iter().enumerate() {
         s.push_str(&format!(
             "[[source.accounts]]\nid = \"brand-{i}\"\nbase_url = \"{}\"\norganization_id = \"{}\"\ntoken = \"{}\"\n\n",

@@ -210,7 +210,7 @@ impl GiosgCrawl {
             }
             out.advance(u64::from(mapped.conversation.is_some()), || cursor.to_state()).await?;
         }
-        Ok(!self.limit.is_some_and(|l| out.emitted() >= l))
+        Ok(self.limit.is_none_or(|l| out.emitted() < l))
     }
 }
 
