@@ -25,6 +25,7 @@ pub(super) unsafe fn take_error(free_string: FreeStringFn, code: i32, err: &mut 
         }
         // SAFETY: a NUL-terminated string from the library, freed exactly once, by it.
         let s = unsafe { CStr::from_ptr(*p) }.to_string_lossy().into_owned();
+        // SAFETY: the string came from this library and is freed once; `*p` is nulled below.
         unsafe { free_string(*p) };
         *p = std::ptr::null_mut();
         Some(s)

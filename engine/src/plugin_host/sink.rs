@@ -85,8 +85,8 @@ impl Sink for ExternalSink {
 
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         let (fns, json) = (self.fns, wire::checkpoint_to_json(checkpoint));
-        // SAFETY: open handle; the string is borrowed for the call.
         self.call(move |inst, h| {
+            // SAFETY: open handle; the string is borrowed for the call.
             inst.plugin.status("commit", |err| unsafe { (fns.commit)(h, PipeStr::new(&json), err) })
         })
         .await

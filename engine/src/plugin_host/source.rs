@@ -54,6 +54,7 @@ fn source_streams(inst: &Instance, fns: &SourceFns) -> Result<Vec<StreamDecl>> {
             inst.plugin.status("stream", |err| unsafe { (fns.stream)(h, i, &mut name, &mut schema.0, err) })?;
             // SAFETY: the name is borrowed from the open instance; the schema is ours.
             let name = unsafe { String::from_utf8_lossy(name.as_bytes()).into_owned() };
+            // SAFETY: the library moved a valid C Data Interface schema into `schema` above.
             let schema = unsafe { arrow::schema_from_owned(&mut schema.0) }?;
             out.push(StreamDecl { name, schema: Arc::new(schema) });
         }

@@ -112,6 +112,7 @@ fn take_message(lib: &abi::PipeLibraryV1, err: &mut abi::PipeError) -> (String, 
 fn open(lib: &abi::PipeLibraryV1, config: &str) -> std::result::Result<*mut c_void, (i32, String, Option<String>)> {
     // SAFETY: one plugin, static.
     let plugin = unsafe { &*lib.plugins };
+    // SAFETY: the test library's one plugin is a source with a static vtable.
     let vt = unsafe { &*plugin.source };
     let args = abi::PipeSourceOpenArgsV1 {
         struct_size: abi::struct_size::<abi::PipeSourceOpenArgsV1>(),

@@ -126,7 +126,7 @@ fn attr_value(v: &Value) -> String {
     }
 }
 
-fn dead_letter(ctx: &MapCtx, item: &Value, reason: &str, message: String) -> DeadLetter {
+fn dead_letter(ctx: &MapCtx<'_>, item: &Value, reason: &str, message: String) -> DeadLetter {
     DeadLetter {
         stream: MESSAGES.into(),
         key: json!({"vendor": VENDOR, "account_id": ctx.account_id, "conversation_id": ctx.client_id, "message_id": question_id(item)}),
@@ -145,7 +145,7 @@ fn dead_letter(ctx: &MapCtx, item: &Value, reason: &str, message: String) -> Dea
 // The dead letter is the error's payload; boxing it would only add an allocation per bad item.
 #[allow(clippy::result_large_err)]
 pub fn map_item(
-    ctx: &MapCtx,
+    ctx: &MapCtx<'_>,
     item: &Value,
     seq_start: u32,
     session: Option<u32>,
@@ -283,7 +283,7 @@ pub fn history_items(body: &Value) -> Option<Vec<Value>> {
 /// Maps a client's whole history: items ordered by time (ties keep the API's order), `seq`
 /// over the whole conversation, bot sessions numbered from 1 (a new one at each
 /// `newSessionStarted`), and the conversation row last.
-pub fn map_history(ctx: &MapCtx, items: &[Value]) -> MappedClient {
+pub fn map_history(ctx: &MapCtx<'_>, items: &[Value]) -> MappedClient {
     let mut out = MappedClient::default();
     let mut timed: Vec<(i64, &Value)> = Vec::new();
     for item in items {
@@ -330,7 +330,7 @@ pub fn map_history(ctx: &MapCtx, items: &[Value]) -> MappedClient {
 /// The conversation row of a client from the messages emitted for it. `raw` is our summary
 /// (the Chat API has no conversation object): `{"clientId", "items", "sessions"}`.
 pub fn conversation(
-    ctx: &MapCtx,
+    ctx: &MapCtx<'_>,
     messages: &[MessageRow],
     count: Option<u32>,
     ended: Option<bool>,
