@@ -1,5 +1,8 @@
 //! The command line: verbs, flags and their help texts (clap), and logging set-up.
 
+// The doc comments below are `--help` text: `<vendor>` there is a placeholder for the reader, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;

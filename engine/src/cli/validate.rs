@@ -35,7 +35,7 @@ pub async fn command(file: &Path, check: bool, registry: &Registry) -> Exit {
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `pipe validate --check`: opens the pipeline's source (no state, nothing committed) and runs
-/// its [`probe`](pipe_plugin_sdk::Source::probe) within [`PROBE_TIMEOUT`]. Prints one line
+/// its [`probe`](pipe_plugin_sdk::Source::probe) within `PROBE_TIMEOUT`. Prints one line
 /// and returns 0 when it answered, 1 when it failed or timed out (refused credentials name the
 /// vendor and the status, never the secret).
 pub async fn probe_source(p: &crate::config::Pipeline) -> Exit {

@@ -29,7 +29,7 @@
 //! kind for the outcome ([`RunReport::note_dead_letter`]).
 //!
 //! Signals: on SIGINT/SIGTERM a service source (`Source::stops_gracefully`) is asked to stop
-//! through [`Control::shutdown`]: it checkpoints and ends, and that checkpoint is committed. A
+//! through `Control::shutdown`: it checkpoints and ends, and that checkpoint is committed. A
 //! batch source, or a second signal, fails the run at once.
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! `pipe_plugin_init_v1` and the library descriptor: what `declare_plugin!` expands to calls
-//! [`init`], which builds the [`PipeLibraryV1`] once (kept in [`super::library`]) and hands out
+//! [`init`], which builds the [`PipeLibraryV1`] once (kept in `super::library`) and hands out
 //! a pointer to it. Each plugin's `PipePluginDescV1` points to the shared vtable of its kind.
 
 use std::ffi::{CString, c_char};

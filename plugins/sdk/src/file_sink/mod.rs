@@ -33,7 +33,7 @@ pub mod partition;
 pub mod publish;
 pub mod roll;
 /// Staging (temporary names, publish, discard): [`crate::staging`], which sinks outside the
-/// core use too (for [`run_blocking`](crate::staging::run_blocking)).
+/// core use too (for [`crate::staging::run_blocking`]).
 pub use crate::staging as stage;
 
 use std::collections::HashMap;

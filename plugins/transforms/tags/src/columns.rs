@@ -54,7 +54,7 @@ pub fn tags(batch: &RecordBatch) -> Result<&ListArray> {
         .ok_or_else(|| PluginError::other("tags: batch has no list<utf8> column `tags`"))
 }
 
-/// The (non-null) items of one row of a list<utf8> column.
+/// The (non-null) items of one row of a `list<utf8>` column.
 pub fn items(list: &ListArray, row: usize) -> Vec<&str> {
     let offsets = list.value_offsets();
     let values = list.values().as_string::<i32>();
