@@ -16,6 +16,8 @@
 //!   The `delta` sink is a project of its own (not a workspace member); its table is checked
 //!   against `target/release/libpipe_plugin_delta.so` when that library has been built (CI builds
 //!   it), and skipped with a note otherwise.
+//! * **Pinned keys.** A plugin with `tests/fixtures/config_schema.json` keeps exactly those keys,
+//!   types and defaults.
 //! * **Citations.** Every `docs/<file>.md §N` cited in the tree names a file and a section that
 //!   exist, and nothing cites a document outside the repository.
 
@@ -404,6 +406,70 @@ fn keys_table_renders_types_defaults_and_nested_keys() {
          | `rules[].tag` | string | required | The tag. |\n\
          | `start` | string | none |  |\n"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pinned keys: what users write in their pipeline files does not change by accident
+
+/// `v` without `description`s, with `{"$ref": "#/$defs/X"}` replaced by the definition.
+fn without_descriptions(v: &Value, defs: &serde_json::Map<String, Value>) -> Value {
+    match v {
+        Value::Object(o) => {
+            if let Some(name) = o.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+                let mut merged = defs[name].as_object().cloned().unwrap_or_default();
+                merged.extend(o.iter().filter(|(k, _)| *k != "$ref").map(|(k, v)| (k.clone(), v.clone())));
+                return without_descriptions(&Value::Object(merged), defs);
+            }
+            Value::Object(
+                o.iter()
+                    .filter(|(k, _)| *k != "description")
+                    .map(|(k, v)| (k.clone(), without_descriptions(v, defs)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|v| without_descriptions(v, defs)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The keys, types, defaults and required keys of a config schema: what a pipeline file sees.
+fn pinned_keys(schema: &Value) -> Value {
+    let defs = schema.get("$defs").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut required: Vec<&str> =
+        schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    required.sort();
+    serde_json::json!({
+        "properties": without_descriptions(&schema["properties"], &defs),
+        "required": required,
+        "additionalProperties": schema["additionalProperties"],
+    })
+}
+
+/// A plugin with `tests/fixtures/config_schema.json` next to its README keeps exactly those
+/// keys, types and defaults (descriptions may change): a refactor of where keys are declared
+/// (the source kit's shared HTTP block, say) cannot change what users write. A deliberate
+/// change updates the fixture in the same commit.
+#[test]
+fn pinned_config_keys_types_and_defaults_are_unchanged() {
+    let (schemas, _) = config_schemas();
+    let mut pinned = 0;
+    for (name, readme) in READMES {
+        let dir = workspace().join(readme).parent().expect("a plugin directory").to_path_buf();
+        let fixture = dir.join("tests/fixtures/config_schema.json");
+        if !fixture.exists() {
+            continue;
+        }
+        let expected: Value = serde_json::from_str(&read(&fixture)).expect("the fixture is JSON");
+        let schema = schemas.get(name).unwrap_or_else(|| panic!("{name}: no config schema"));
+        assert_eq!(
+            pinned_keys(schema),
+            pinned_keys(&expected),
+            "{name}: the config schema changed; compare with {}",
+            fixture.display()
+        );
+        pinned += 1;
+    }
+    assert!(pinned >= 3, "only {pinned} pinned config schemas found (every source pins its keys)");
 }
 
 // ---------------------------------------------------------------------------------------------
