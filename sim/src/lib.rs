@@ -12,6 +12,7 @@ pub mod aimylogic;
 pub mod alli;
 pub mod demo;
 pub mod giosg;
+mod serve;
 
 /// Waits until standard input reaches its end (Ctrl-D, or the parent closing the pipe): how
 /// the simulator binaries know to stop without a signal handler.

@@ -1,9 +1,7 @@
 //! The history endpoint over HTTP.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,17 +9,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::generate::Dataset;
+use crate::serve::LoopbackServer;
 
 /// A running Aimylogic simulator on a loopback port. Dropping it stops the server.
 pub struct AimylogicSim {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
 }
 
 struct Shared {
@@ -86,27 +81,18 @@ async fn history(
 impl AimylogicSim {
     /// Binds `127.0.0.1:0` and serves `dataset` from a task on the current tokio runtime.
     pub async fn start(dataset: Arc<Dataset>) -> std::io::Result<AimylogicSim> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
+        let listener = LoopbackServer::bind().await?;
         let shared =
             Arc::new(Shared { data: RwLock::new(dataset), requests: AtomicU64::new(0), log: Mutex::new(Vec::new()) });
         let app = axum::Router::new()
             .route("/chatapi/{token}/client/{client}/history", get(history))
             .with_state(shared.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        Ok(AimylogicSim { addr, shared, stop, task })
+        Ok(AimylogicSim { server: LoopbackServer::serve(listener, app)?, shared })
     }
 
     /// `http://127.0.0.1:PORT`, the pipeline's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// Serves `dataset` from now on (e.g. [`Dataset::with_new_items`], to test incremental
@@ -127,10 +113,6 @@ impl AimylogicSim {
 
     /// Stops the server and waits for it (at most 5 s).
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        self.server.shutdown().await;
     }
 }

@@ -1,10 +1,8 @@
 //! The HTTP side: REST webapi v2 and GraphQL on one loopback port, like `backend.alli.ai`.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,11 +11,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::graphql::{self, Answer};
 use super::{ConversationTruth, Dataset};
+use crate::serve::LoopbackServer;
 
 /// Chats per page of `/chats` (fixed by Alli).
 pub const CHATS_PAGE: usize = 100;
@@ -26,10 +23,8 @@ const EMBEDDED_CHATS: usize = 20;
 
 /// A running Alli simulator on a loopback port. Dropping it stops the server.
 pub struct AlliSim {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
 }
 
 struct Shared {
@@ -47,8 +42,7 @@ struct Shared {
 impl AlliSim {
     /// Binds `127.0.0.1:0` and serves `dataset` from a task on the current tokio runtime.
     pub async fn start(dataset: Dataset) -> std::io::Result<AlliSim> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
+        let listener = LoopbackServer::bind().await?;
         let shared = Arc::new(Shared {
             data: RwLock::new(Arc::new(dataset)),
             requests: AtomicU64::new(0),
@@ -58,20 +52,12 @@ impl AlliSim {
             appended: AtomicU64::new(0),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        Ok(AlliSim { addr, shared, stop, task })
+        Ok(AlliSim { server: LoopbackServer::serve(listener, app)?, shared })
     }
 
     /// `http://127.0.0.1:PORT` — the value for a pipeline's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// The project as served now (the ground truth).
@@ -112,11 +98,7 @@ impl AlliSim {
 
     /// Stops the server and waits (at most 5 s) for it to end.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        self.server.shutdown().await;
     }
 }
 

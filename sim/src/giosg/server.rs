@@ -7,6 +7,7 @@
 use super::http_faults::{Fault, FaultState, HttpFaults, RequestRecord};
 use super::paging::{Cursors, page_len};
 use super::{Dataset, parse_timestamp};
+use crate::serve::LoopbackServer;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -14,13 +15,10 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Server knobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,34 +41,24 @@ impl Default for SimOptions {
 /// Dropping it also stops the server (gracefully, in the background); [`GiosgSim::shutdown`]
 /// additionally waits until it has stopped.
 pub struct GiosgSim {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
 }
 
 impl GiosgSim {
     /// Binds `127.0.0.1:0` and serves `dataset` from a task on the current tokio runtime.
     pub async fn start(dataset: Arc<Dataset>, opts: SimOptions) -> std::io::Result<GiosgSim> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let listener = LoopbackServer::bind().await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(dataset, opts, addr));
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // Resolves on an explicit stop and also when the sender is dropped with the sim.
-            let signal = async {
-                let _ = stopped.await;
-            };
-            axum::serve(listener, app).with_graceful_shutdown(signal).await
-        });
         tracing::debug!(%addr, chats = shared.data.chats.len(), "giosg simulator listening");
-        Ok(GiosgSim { addr, shared, stop, task })
+        Ok(GiosgSim { server: LoopbackServer::serve(listener, app)?, shared })
     }
 
     /// `http://127.0.0.1:PORT` — the value for a pipeline's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// Total requests received so far, including the ones answered with an error.
@@ -116,11 +104,7 @@ impl GiosgSim {
     /// Stops accepting requests, lets in-flight ones finish (at most 5 s) and waits for the
     /// server task to end.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        self.server.shutdown().await;
     }
 }
 

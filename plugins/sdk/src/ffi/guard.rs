@@ -166,6 +166,42 @@ pub(crate) fn json_arg(text: &str, what: &str) -> CallResult<serde_json::Value> 
     serde_json::from_str(text).map_err(|e| CallError::Abi(format!("{what} is not JSON: {e}")))
 }
 
+/// The open arguments of one instance kind: a v1 struct whose first field is `struct_size`.
+pub(crate) trait OpenArgs {
+    /// The struct's C name, for errors.
+    const NAME: &'static str;
+    /// The caller's `sizeof` of the struct.
+    fn struct_size(&self) -> u32;
+}
+
+macro_rules! open_args {
+    ($($t:ident),*) => {$(
+        impl OpenArgs for pipe_plugin_abi::$t {
+            const NAME: &'static str = stringify!($t);
+            fn struct_size(&self) -> u32 {
+                self.struct_size
+            }
+        }
+    )*};
+}
+open_args!(PipeSourceOpenArgsV1, PipeTransformOpenArgsV1, PipeSinkOpenArgsV1);
+
+/// What every `open` entry point checks first: `args` and `out` are not null and `args` is at
+/// least as large as the v1 layout.
+///
+/// # Safety
+/// `args`, when not null, points to a struct of the ABI's open-args kind `A` (its first field is
+/// `struct_size`) that stays valid for `'a`.
+pub(crate) unsafe fn open_args<'a, A: OpenArgs>(args: *const A, out: *mut *mut std::ffi::c_void) -> CallResult<&'a A> {
+    non_null(args, "args")?;
+    non_null(out, "out")?;
+    // SAFETY: non-null (above) and valid for 'a (the caller); struct_size is checked before any
+    // other field is read.
+    let args = unsafe { &*args };
+    check_size::<A>(args.struct_size(), A::NAME)?;
+    Ok(args)
+}
+
 /// Fails on a null pointer argument.
 pub(crate) fn non_null<T>(p: *const T, what: &str) -> CallResult {
     if p.is_null() {

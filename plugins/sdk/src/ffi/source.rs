@@ -9,7 +9,7 @@ use pipe_plugin_abi::{
     struct_size,
 };
 
-use super::guard::{CallError, check_size, guard, json_arg, non_null, str_arg};
+use super::guard::{CallError, check_size, guard, json_arg, non_null, open_args, str_arg};
 use super::instance::{Instance, cancel, close};
 use super::library::descriptor_of;
 use super::runtime::{block_on_cancellable, runtime};
@@ -47,11 +47,8 @@ unsafe extern "C" fn open(
         err,
         || {},
         || {
-            non_null(args, "args")?;
-            non_null(out, "out")?;
-            // SAFETY: non-null; struct_size is checked before any other field is read.
-            let args = unsafe { &*args };
-            check_size::<PipeSourceOpenArgsV1>(args.struct_size, "PipeSourceOpenArgsV1")?;
+            // SAFETY: the host passes open args of this kind, borrowed for the call.
+            let args = unsafe { open_args(args, out) }?;
             let PluginFactory::Source(factory) = &descriptor_of(plugin)?.factory else {
                 return Err(CallError::Abi("not a source plugin".into()));
             };
