@@ -3,12 +3,11 @@
 //! (docs/design.md §5). Both kinds are a `PluginDescriptor` to the rest of the engine; an entry
 //! also records where the plugin came from, for `pipe plugins` and error messages.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pipe_plugin_sdk::{PluginDescriptor, PluginKind};
 
-use crate::plugin_host::{self, ExternalPlugin, LoadedLibrary};
+use crate::plugin_host::{ExternalPlugin, LoadedLibrary};
 
 /// Where a plugin comes from.
 #[derive(Clone)]
@@ -107,79 +106,4 @@ impl Registry {
     pub fn all(&self) -> &[Entry] {
         &self.plugins
     }
-}
-
-/// `pipe plugins`: every built-in, then every plugin of the libraries in `dirs` (from
-/// `--plugin-dir` and `$PIPE_PLUGIN_PATH`), with kind, version, ABI, origin and build info.
-/// Returns the exit code: 2 when a library was refused (it is named on stderr).
-pub fn print_plugins(registry: &Registry, dirs: &[PathBuf]) -> u8 {
-    let mut rows: Vec<[String; 6]> = registry
-        .all()
-        .iter()
-        .map(|e| {
-            let d = &e.descriptor;
-            [
-                d.name.into(),
-                d.kind().as_str().into(),
-                d.version.into(),
-                "-".into(),
-                "built-in".into(),
-                d.description.into(),
-            ]
-        })
-        .collect();
-    let mut code = 0;
-    let mut libraries = Vec::new();
-    for dir in dirs {
-        // One directory at a time, so a refused library does not hide the others.
-        match plugin_host::discover(std::slice::from_ref(dir), false) {
-            Ok(libs) => {
-                for lib in libs {
-                    if !libraries.iter().any(|k: &Arc<LoadedLibrary>| Arc::ptr_eq(k, &lib)) {
-                        libraries.push(lib);
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = 2;
-            }
-        }
-    }
-    for lib in &libraries {
-        for p in &lib.plugins {
-            let mut origin = lib.path.display().to_string();
-            if registry.all().iter().any(|e| e.descriptor.name == p.name) {
-                origin.push_str(" (same name as a built-in: used only with allow_override = true)");
-            }
-            rows.push([
-                p.name.into(),
-                p.kind.as_str().into(),
-                p.version.into(),
-                lib.abi_version.to_string(),
-                origin,
-                p.description.into(),
-            ]);
-        }
-    }
-    let header = ["NAME", "KIND", "VERSION", "ABI", "ORIGIN", "DESCRIPTION"];
-    let widths: Vec<usize> =
-        (0..5).map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
-    let line = |r: [&str; 6]| {
-        let mut s = String::new();
-        for i in 0..5 {
-            s.push_str(&format!("{:<w$}  ", r[i], w = widths[i]));
-        }
-        s.push_str(r[5]);
-        s
-    };
-    println!("{}", line(header));
-    for r in &rows {
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
-    }
-    println!("\nbuilt-in: pipe {}", env!("CARGO_PKG_VERSION"));
-    for lib in &libraries {
-        println!("{}: {} {} ({})", lib.path.display(), lib.name, lib.version, lib.build_info);
-    }
-    code
 }
