@@ -14,8 +14,8 @@
 //!   ```
 //!
 //!   The `delta` sink is a project of its own (not a workspace member); its table is checked
-//!   against `target/release/libpipe_plugin_delta.so` when that library has been built (CI builds
-//!   it), and skipped with a note otherwise.
+//!   against `target/release/libpipe_plugin_delta.so` (or `$PIPE_DELTA_LIBRARY`) when that
+//!   library has been built (CI builds it), and skipped with a note otherwise.
 //! * **Pinned keys.** A plugin with `tests/fixtures/config_schema.json` keeps exactly those keys,
 //!   types and defaults.
 //! * **Citations.** Every `docs/<file>.md §N` cited in the tree names a file and a section that
@@ -317,7 +317,9 @@ fn config_schemas() -> (BTreeMap<&'static str, Value>, Option<String>) {
         schemas.insert(entry.descriptor.name, (entry.descriptor.config_schema)());
     }
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace().join("target"));
-    let delta = target.join("release/libpipe_plugin_delta.so");
+    let delta = std::env::var_os("PIPE_DELTA_LIBRARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join("release/libpipe_plugin_delta.so"));
     let mut skipped = None;
     if delta.exists() {
         let lib = pipe_engine::plugin_host::loader::load(&delta)

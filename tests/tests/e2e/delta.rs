@@ -7,7 +7,8 @@
 //! no table version and no row.
 //!
 //! Needs `target/<profile>/libpipe_plugin_delta.so` built with the `merge` feature:
-//! `cargo build --release --features merge --manifest-path plugins/sinks/delta/Cargo.toml --target-dir target`.
+//! `cargo build --release --features merge --manifest-path plugins/sinks/delta/Cargo.toml --target-dir target`,
+//! or the library named by `PIPE_DELTA_LIBRARY` (CI builds it in the plugin's quicker `ci` profile).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,9 @@ use pipe_tests::*;
 use serde_json::{Value, json};
 
 fn delta_library() -> PathBuf {
+    if let Some(lib) = std::env::var_os("PIPE_DELTA_LIBRARY") {
+        return PathBuf::from(lib);
+    }
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace().join("target"));
     let lib = target.join(profile).join("libpipe_plugin_delta.so");
