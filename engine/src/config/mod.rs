@@ -439,13 +439,18 @@ fn plugin_spec(
         }
     };
 
+    let substitutions = interpolate::Substitutions::default();
+    let recording = substitutions.recording(vars);
     let mut config = Map::new();
     for (k, v) in table {
         if k == "plugin" {
             continue;
         }
         let key_path = format!("{path}.{k}");
-        config.insert(k.clone(), interpolate::resolve_value(v, &key_path, vars).map_err(|(p, m)| loc.error(&p, m))?);
+        config.insert(
+            k.clone(),
+            interpolate::resolve_value(v, &key_path, &recording).map_err(|(p, m)| loc.error(&p, m))?,
+        );
     }
     let config = Value::Object(config);
 
@@ -463,6 +468,11 @@ fn plugin_spec(
             }
         }
     }
-    (descriptor.check_config)(&config).map_err(|e| loc.plugin_error(path, &e))?;
+    // The plugin's message may quote a value it was given: name the variable instead.
+    (descriptor.check_config)(&config).map_err(|e| {
+        let mut err = loc.plugin_error(path, &e);
+        err.message = substitutions.hide(&err.message);
+        err
+    })?;
     Ok(PluginSpec { path: path.to_string(), descriptor, config })
 }
