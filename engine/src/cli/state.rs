@@ -14,7 +14,8 @@ pub async fn command(action: StateAction, registry: &Registry) -> Exit {
         StateAction::Show { file } => (file, false),
         StateAction::Reset { file } => (file, true),
     };
-    let p = match config::load_file(file, registry, &|name| Some(env_var(name).unwrap_or_default())) {
+    // The state needs no secret: unset variables are empty and plugins do not check their tables.
+    let p = match config::load_file_for_state(file, registry, &|name| Some(env_var(name).unwrap_or_default())) {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };

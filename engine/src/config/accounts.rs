@@ -113,7 +113,7 @@ fn from_file(
         path: String::new(),
         message: format!("invalid TOML: {message}"),
     })?;
-    let loc = Locator { file: &file, text: &text, spans: &doc.spans };
+    let loc = Locator { file: &file, text: &text, spans: &doc.spans, check_plugins: pipeline_loc.check_plugins };
     let Value::Object(top) = &doc.json else { unreachable!("a TOML document is a table") };
     if let Some(k) = top.keys().find(|k| *k != "accounts") {
         return Err(loc.error(k, "unknown key (an accounts file has only [[accounts]] tables)"));

@@ -98,6 +98,9 @@ pub struct Locator<'a> {
     pub file: &'a str,
     text: &'a str,
     spans: &'a std::collections::HashMap<String, toml_json::Span>,
+    /// Whether each plugin checks its table (false for `pipe state`, which runs without the
+    /// source's secrets in the environment).
+    pub check_plugins: bool,
 }
 
 impl Locator<'_> {
@@ -148,6 +151,26 @@ pub fn load_file_all(
     registry: &Registry,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline, Vec<ConfigError>> {
+    load_file_checked(path, registry, vars, true)
+}
+
+/// [`load_file`] for `pipe state show|reset`, which need the pipeline's name, state folder and
+/// accounts but none of its secrets: plugin tables are resolved but not checked by their
+/// plugins (an unset `${VAR}` should resolve to an empty string via `vars`).
+pub fn load_file_for_state(
+    path: &Path,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, ConfigError> {
+    load_file_checked(path, registry, vars, false).map_err(|mut all| all.remove(0))
+}
+
+fn load_file_checked(
+    path: &Path,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+    check_plugins: bool,
+) -> Result<Pipeline, Vec<ConfigError>> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError {
@@ -158,7 +181,7 @@ pub fn load_file_all(
         }]
     })?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
-    load_str_all(&text, &file, &stem, registry, vars)
+    load_str_checked(&text, &file, &stem, registry, vars, check_plugins)
 }
 
 /// [`load_file`] on text already in memory; `file` names it in errors, `default_name` is used
@@ -181,6 +204,17 @@ pub fn load_str_all(
     registry: &Registry,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline, Vec<ConfigError>> {
+    load_str_checked(text, file, default_name, registry, vars, true)
+}
+
+fn load_str_checked(
+    text: &str,
+    file: &str,
+    default_name: &str,
+    registry: &Registry,
+    vars: &dyn Fn(&str) -> Option<String>,
+    check_plugins: bool,
+) -> Result<Pipeline, Vec<ConfigError>> {
     let doc = toml_json::parse(text).map_err(|(message, at)| {
         vec![ConfigError {
             file: file.into(),
@@ -189,7 +223,7 @@ pub fn load_str_all(
             message: format!("invalid TOML: {message}"),
         }]
     })?;
-    let loc = Locator { file, text, spans: &doc.spans };
+    let loc = Locator { file, text, spans: &doc.spans, check_plugins };
     let Value::Object(top) = &doc.json else { unreachable!("a TOML document is a table") };
     // Each check that fails records its error (`keep`) and yields nothing; checks go on.
     let mut errors: Vec<ConfigError> = Vec::new();
@@ -439,13 +473,18 @@ fn plugin_spec(
         }
     };
 
+    let substitutions = interpolate::Substitutions::default();
+    let recording = substitutions.recording(vars);
     let mut config = Map::new();
     for (k, v) in table {
         if k == "plugin" {
             continue;
         }
         let key_path = format!("{path}.{k}");
-        config.insert(k.clone(), interpolate::resolve_value(v, &key_path, vars).map_err(|(p, m)| loc.error(&p, m))?);
+        config.insert(
+            k.clone(),
+            interpolate::resolve_value(v, &key_path, &recording).map_err(|(p, m)| loc.error(&p, m))?,
+        );
     }
     let config = Value::Object(config);
 
@@ -463,6 +502,14 @@ fn plugin_spec(
             }
         }
     }
-    (descriptor.check_config)(&config).map_err(|e| loc.plugin_error(path, &e))?;
+    if !loc.check_plugins {
+        return Ok(PluginSpec { path: path.to_string(), descriptor, config });
+    }
+    // The plugin's message may quote a value it was given: name the variable instead.
+    (descriptor.check_config)(&config).map_err(|e| {
+        let mut err = loc.plugin_error(path, &e);
+        err.message = substitutions.hide(&err.message);
+        err
+    })?;
     Ok(PluginSpec { path: path.to_string(), descriptor, config })
 }

@@ -13,6 +13,14 @@
 //! [`PluginError::RetryBudgetExhausted`] so the source can checkpoint and end `partial`.
 //! Standard proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) are honoured; an extra CA
 //! bundle can be trusted with [`HttpSettings::ca_file`].
+//!
+//! Credentials are bound to one origin (scheme, host, port): that of [`HttpSettings::base_url`]
+//! (or, without one, of the client's first request). A request to another origin (a vendor's
+//! `next` link or cursor URL) is never sent, and a redirect to another origin is never followed:
+//! both fail with [`PluginError::Protocol`] naming the vendor and the two origins, so the run
+//! stops (exit 1) before a header, a path token or a query token reaches a third party.
+//! Redirects within the origin are followed (at most [`MAX_REDIRECTS`]). No `Referer` header is
+//! ever sent: a token in a URL path would ride along in it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +55,10 @@ pub struct HttpSettings {
     pub retry_budget: u64,
     /// A PEM bundle of extra CA certificates to trust (corporate TLS inspection).
     pub ca_file: Option<std::path::PathBuf>,
+    /// The vendor's API root (`https://api.giosg.com`): requests, `next` links and redirects
+    /// are allowed only to its origin (scheme, host, port). `None`: the origin of the first
+    /// request the client makes.
+    pub base_url: Option<String>,
 }
 
 impl HttpSettings {
@@ -63,11 +75,49 @@ impl HttpSettings {
             concurrency: 8,
             retry_budget: 200,
             ca_file: None,
+            base_url: None,
         }
     }
 }
 
 type RateLimiter = governor::DefaultDirectRateLimiter;
+
+/// Redirects followed per request (all within the bound origin).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Why a redirect was refused: it leaves the origin the request was sent to. Carried inside
+/// reqwest's redirect error and turned into a [`PluginError::Protocol`].
+#[derive(Debug)]
+struct CrossOriginRedirect {
+    from: String,
+    to: String,
+}
+
+impl std::fmt::Display for CrossOriginRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redirect from {} to {} refused", self.from, self.to)
+    }
+}
+
+impl std::error::Error for CrossOriginRedirect {}
+
+/// Follows redirects within the origin of the request that started the chain; refuses the
+/// others (credentials in headers, paths and queries must not reach another origin, and
+/// reqwest strips only the standard auth headers on a cross-host redirect).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let from = attempt.previous().first().map(url::Url::origin);
+        let to = attempt.url().origin();
+        match from {
+            Some(from) if from != to => {
+                let error = CrossOriginRedirect { from: from.ascii_serialization(), to: to.ascii_serialization() };
+                attempt.error(error)
+            }
+            _ if attempt.previous().len() > MAX_REDIRECTS => attempt.error("too many redirects"),
+            _ => attempt.follow(),
+        }
+    })
+}
 
 /// A JSON-over-HTTP client with retries. Cheap to clone (shares the connection pool).
 #[derive(Clone)]
@@ -82,16 +132,28 @@ pub struct HttpClient {
     /// After a 429, every request of this source waits until then (ms since the epoch).
     paused_until_ms: Arc<std::sync::atomic::AtomicU64>,
     retries_left: Arc<std::sync::atomic::AtomicU64>,
+    /// The only origin requests go to (module docs); set at the first request without a base_url.
+    origin: Arc<std::sync::OnceLock<url::Origin>>,
 }
 
 impl HttpClient {
     /// A client with `settings`, sending `default_headers` (auth, accept) on every request.
     ///
-    /// Errors: [`PluginError::Config`] (path `ca_file` / `requests_per_second`) for an
-    /// unreadable CA bundle or a non-positive rate; [`PluginError::Other`] if the TLS backend
-    /// cannot be initialised.
+    /// Errors: [`PluginError::Config`] (path `ca_file` / `requests_per_second` / `base_url`) for
+    /// an unreadable CA bundle, a non-positive rate or a `base_url` that is not an http(s) URL;
+    /// [`PluginError::Other`] if the TLS backend cannot be initialised.
     pub fn new(settings: HttpSettings, default_headers: HeaderMap, metrics: Arc<Metrics>) -> Result<Self> {
+        let origin = std::sync::OnceLock::new();
+        if let Some(base) = &settings.base_url {
+            let bound = url::Url::parse(base).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+            let Some(bound) = bound else {
+                return Err(PluginError::Config { path: "base_url".into(), message: "is not an http(s) URL".into() });
+            };
+            let _ = origin.set(bound.origin());
+        }
         let mut builder = reqwest::Client::builder()
+            .redirect(same_origin_redirects())
+            .referer(false)
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(15))
             .user_agent(concat!("pipe/", env!("CARGO_PKG_VERSION")));
@@ -131,6 +193,7 @@ impl HttpClient {
             in_flight: Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1))),
             paused_until_ms: Arc::default(),
             retries_left: Arc::new(std::sync::atomic::AtomicU64::new(settings.retry_budget)),
+            origin: Arc::new(origin),
             settings: Arc::new(settings),
             default_headers,
             secrets: Arc::new(Vec::new()),
@@ -170,23 +233,50 @@ impl HttpClient {
             .is_ok()
     }
 
-    /// Registers a secret that must never appear in an error message or log line (for vendors
-    /// that put a token in the URL).
+    /// Registers a secret that must never appear in an error message or log line: every
+    /// credential the source holds (tokens, keys, passwords), whether it travels in a header,
+    /// a path or a body, since a vendor's error body may echo it.
     pub fn redact(mut self, secret: impl Into<String>) -> Self {
         let secret = secret.into();
-        if !secret.is_empty() {
-            Arc::make_mut(&mut self.secrets).push(secret);
+        let secrets = Arc::make_mut(&mut self.secrets);
+        for s in spellings(&secret) {
+            if !s.is_empty() && !secrets.contains(&s) {
+                secrets.push(s);
+            }
         }
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         self
     }
 
-    /// `text` with every registered secret replaced by `***`.
+    /// `text` with every registered secret replaced by `***`, as written and percent-encoded
+    /// (upper- or lower-case hex, `+` or `%20` for a space).
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in self.secrets.iter() {
             out = out.replace(s.as_str(), "***");
         }
         out
+    }
+
+    /// The origin requests are bound to, once known (`http://127.0.0.1:8080`).
+    pub fn origin(&self) -> Option<String> {
+        self.origin.get().map(url::Origin::ascii_serialization)
+    }
+
+    /// Checks that `url` is in the bound origin (binding it at the first request when no
+    /// `base_url` was given): the credentials go nowhere else.
+    fn check_origin(&self, url: &str) -> Result<()> {
+        let target = url::Url::parse(url).map_err(|_| PluginError::Protocol {
+            vendor: self.settings.vendor.clone(),
+            message: self.scrub(&format!("not an absolute URL: {}", path_of(url))),
+        })?;
+        let to = target.origin();
+        let bound = self.origin.get_or_init(|| to.clone());
+        if *bound == to {
+            return Ok(());
+        }
+        Err(cross_origin(&self.settings.vendor, "a link (next page or cursor URL) points", bound, &to))
     }
 
     /// A header value that is marked sensitive (hidden from reqwest's own debug output).
@@ -220,6 +310,7 @@ impl HttpClient {
 
     async fn request_json(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Value> {
         let s = &self.settings;
+        self.check_origin(url)?;
         let mut attempt: u32 = 0;
         loop {
             let permit = self.ready_to_send().await;
@@ -229,6 +320,28 @@ impl HttpClient {
                 request = request.json(body);
             }
             let failure = match request.send().await {
+                Err(e) if e.is_redirect() => {
+                    return Err(match find_source::<CrossOriginRedirect>(&e) {
+                        Some(r) => PluginError::Protocol {
+                            vendor: s.vendor.clone(),
+                            message: format!(
+                                "{} redirected {} to the origin {}, outside the origin {} of base_url: not followed, \
+                                 the credentials are sent only to {}",
+                                s.vendor,
+                                self.scrub(&path_of(url)),
+                                r.to,
+                                r.from,
+                                r.from
+                            ),
+                        },
+                        None => PluginError::Http(self.scrub(&format!(
+                            "{}: {} on {}",
+                            s.vendor,
+                            error_chain(&e),
+                            path_of(url)
+                        ))),
+                    });
+                }
                 Err(e) => Failure::retry(format!("request failed: {}", error_chain(&e)), None),
                 Ok(resp) => {
                     let status = resp.status();
@@ -338,6 +451,61 @@ fn path_of(url: &str) -> String {
     }
 }
 
+/// The refusal of a request outside the bound origin.
+fn cross_origin(vendor: &str, what: &str, bound: &url::Origin, to: &url::Origin) -> PluginError {
+    let (bound, to) = (bound.ascii_serialization(), to.ascii_serialization());
+    PluginError::Protocol {
+        vendor: vendor.into(),
+        message: format!(
+            "{what} to the origin {to}, outside the origin {bound} of base_url: not followed, the credentials \
+             are sent only to {bound}"
+        ),
+    }
+}
+
+/// The spellings of a secret that can show up in a URL or an echoed body: as is, and
+/// percent-encoded (every non-alphanumeric byte, or only what a path segment or a form
+/// encodes), with upper- and lower-case hex.
+fn spellings(secret: &str) -> Vec<String> {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let full = utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string();
+    let mut out = vec![secret.to_string(), form.replace('+', "%20"), form, full];
+    let lower: Vec<String> = out[1..].iter().map(|s| lower_hex(s)).collect();
+    out.extend(lower);
+    out
+}
+
+/// `s` with the hex digits of its `%XX` escapes in lower case.
+fn lower_hex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut hex_left = 0;
+    for c in s.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first error of type `T` in `e`'s source chain.
+fn find_source<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = c.source();
+    }
+    None
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -381,5 +549,38 @@ mod tests {
     fn scrub_removes_secrets() {
         let c = HttpClient::new(HttpSettings::new("v"), HeaderMap::new(), Arc::default()).unwrap().redact("tok123");
         assert_eq!(c.scrub("/chatapi/tok123/client"), "/chatapi/***/client");
+    }
+
+    #[test]
+    fn scrub_removes_percent_encoded_secrets() {
+        let c = HttpClient::new(HttpSettings::new("v"), HeaderMap::new(), Arc::default()).unwrap().redact("a b/c+д");
+        for spelled in ["a b/c+д", "a%20b%2Fc%2B%D0%B4", "a+b%2Fc%2B%D0%B4", "a%20b%2fc%2b%d0%b4", "a%20b%2Fc%2B%D0%B4"]
+        {
+            assert_eq!(c.scrub(&format!("x={spelled}&y")), "x=***&y", "{spelled}");
+        }
+    }
+
+    #[test]
+    fn requests_outside_the_base_url_origin_are_refused() {
+        let settings = HttpSettings { base_url: Some("http://127.0.0.1:9/api".into()), ..HttpSettings::new("v") };
+        let c = HttpClient::new(settings, HeaderMap::new(), Arc::default()).unwrap();
+        assert!(c.check_origin("http://127.0.0.1:9/other?x=1").is_ok());
+        for elsewhere in ["http://127.0.0.1:10/api", "https://127.0.0.1:9/api", "http://localhost:9/api"] {
+            let err = c.check_origin(elsewhere).unwrap_err().to_string();
+            assert!(err.contains("http://127.0.0.1:9") && err.contains("v"), "{err}");
+        }
+        let bad = HttpSettings { base_url: Some("ftp://x".into()), ..HttpSettings::new("v") };
+        let Err(PluginError::Config { path, .. }) = HttpClient::new(bad, HeaderMap::new(), Arc::default()) else {
+            panic!("ftp accepted")
+        };
+        assert_eq!(path, "base_url");
+    }
+
+    #[test]
+    fn without_base_url_the_first_request_binds_the_origin() {
+        let c = HttpClient::new(HttpSettings::new("v"), HeaderMap::new(), Arc::default()).unwrap();
+        assert!(c.check_origin("http://a.example/x").is_ok());
+        assert_eq!(c.origin().as_deref(), Some("http://a.example"));
+        assert!(c.check_origin("http://b.example/x").is_err());
     }
 }

@@ -8,6 +8,7 @@
 mod aimylogic;
 mod aimylogic_webhook;
 mod alli;
+mod credentials;
 mod decrypt_tags;
 mod delta;
 mod giosg;

@@ -62,7 +62,8 @@ pub trait HttpDefaults: std::fmt::Debug + Clone + Send + Sync + 'static {
 pub struct HttpConfig<D: HttpDefaults> {
     /// API root of the vendor (http or https), without the API's version path. Default: the
     /// vendor's public API (this key's `default`); point it at a regional host, a proxy or a
-    /// simulator.
+    /// simulator. Credentials are sent only to its origin (scheme, host, port): a `next` link
+    /// or redirect to another origin stops the run (exit 1).
     #[serde(default = "default_base_url::<D>")]
     pub base_url: String,
     /// Requests in flight at once, and items (chats, conversations, clients) fetched at the
@@ -117,7 +118,8 @@ impl<D: HttpDefaults> HttpConfig<D> {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(PluginError::Config {
                 path: "base_url".into(),
-                message: format!("`{base}` is not an http(s) URL"),
+                // The value is not quoted: it may come from an environment variable.
+                message: "is not an http(s) URL (it must start with http:// or https://)".into(),
             });
         }
         Ok(base)
@@ -137,6 +139,7 @@ impl<D: HttpDefaults> HttpConfig<D> {
             concurrency: self.concurrency(),
             retry_budget: self.retry_budget,
             ca_file: self.ca_file.as_ref().map(std::path::PathBuf::from),
+            base_url: Some(self.base_url.clone()),
             ..HttpSettings::new(D::VENDOR)
         }
     }

@@ -29,7 +29,8 @@ impl GiosgClient {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, HttpClient::sensitive_header(&format!("Token {}", cfg.token.expose()))?);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let http = HttpClient::new(cfg.http.settings(), headers, metrics)?;
+        // The token travels only in the header, but a vendor error body may echo it.
+        let http = HttpClient::new(cfg.http.settings(), headers, metrics)?.redact(cfg.token.expose().trim());
         let base = cfg.http.base_url()?;
         let org = url::form_urlencoded::byte_serialize(cfg.organization_id.as_bytes()).collect::<String>();
         Ok(GiosgClient { http, org_root: format!("{base}/api/v5/orgs/{org}"), page_size: cfg.page_size.clamp(1, 100) })
