@@ -168,14 +168,14 @@ impl HttpClient {
         loop {
             let body = self.post_json(url, &request(after.as_deref())).await?;
             if let Some(Value::Array(errors)) = body.get("errors")
-                && !errors.is_empty() {
-                    let msgs: Vec<&str> =
-                        errors.iter().filter_map(|e| e.get("message").and_then(Value::as_str)).collect();
-                    return Err(PluginError::Protocol {
-                        vendor: self.vendor().into(),
-                        message: format!("GraphQL errors: {}", msgs.join("; ")),
-                    });
-                }
+                && !errors.is_empty()
+            {
+                let msgs: Vec<&str> = errors.iter().filter_map(|e| e.get("message").and_then(Value::as_str)).collect();
+                return Err(PluginError::Protocol {
+                    vendor: self.vendor().into(),
+                    message: format!("GraphQL errors: {}", msgs.join("; ")),
+                });
+            }
             let conn = body.pointer(connection).ok_or_else(|| PluginError::Protocol {
                 vendor: self.vendor().into(),
                 message: format!("no connection at `{connection}` in the GraphQL response"),

@@ -15,3 +15,4 @@ mod http;
 mod incremental;
 mod json_sink;
 mod scale;
+mod webhook_hostile;

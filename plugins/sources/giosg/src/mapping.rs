@@ -148,10 +148,9 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
             (None, None) => owned(m, "message"),
         };
         let is_encrypted = purged_at.is_none() && ciphertext.is_some();
-        if is_encrypted
-            && let Some(k) = &chat_key {
-                attributes.insert(ATTR_ENCRYPTED_KEY.to_string(), k.clone());
-            }
+        if is_encrypted && let Some(k) = &chat_key {
+            attributes.insert(ATTR_ENCRYPTED_KEY.to_string(), k.clone());
+        }
         for extra in [
             "response_text",
             "response_value",
@@ -164,9 +163,10 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
             }
         }
         if let Some(Value::Array(a)) = m.get("attachments")
-            && !a.is_empty() {
-                attributes.insert("giosg.attachments".into(), Value::Array(a.clone()).to_string());
-            }
+            && !a.is_empty()
+        {
+            attributes.insert("giosg.attachments".into(), Value::Array(a.clone()).to_string());
+        }
         out.messages.push(MessageRow {
             vendor: VENDOR.into(),
             account_id: organization_id.into(),
