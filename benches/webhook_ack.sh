@@ -53,7 +53,8 @@ def sender(k):
     for n in range(k, posts, senders):
         body = json.dumps([{"token": token, "clientId": f"c{n % 50}", "questionId": f"q{n}", "query": "hi",
                             "data": {"replies": [{"type": "text", "text": "hello"}]},
-                            "timestamp": "2026-01-01T00:00:00.000"}])
+                            "timestamp": "2026-01-01T00:00:00.000"}]).encode()
+        # bytes: http.client then sends head and body in one write (no Nagle/delayed-ACK wait)
         t = time.perf_counter()
         try:
             conn.request("POST", "/hook", body, {"Content-Type": "application/json", "X-Webhook-Secret": secret})
@@ -121,6 +122,7 @@ port=$(free_port)
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = b'{"ok": true}'
