@@ -33,7 +33,7 @@
 //! whose events are all refused is answered 422; the valid events of a mixed POST are
 //! accepted (200 after the commit, with the count of refused ones).
 //!
-//! Hostile clients: see [`server`] for the connection cap and the header, idle and body
+//! Hostile clients: see `server.rs` for the connection cap and the header, idle and body
 //! timeouts.
 //!
 //! Rows: the mapping of [`crate::mapping::map_item`] per event, `seq` numbered within the
