@@ -28,13 +28,19 @@
 //! but there is no state to save. Dead letters are written as they arrive and classified by
 //! kind for the outcome ([`RunReport::note_dead_letter`]).
 //!
+//! Cadence: a source whose [`Source::commit_cadence`] is [`CommitCadence::Prompt`] (a webhook
+//! listener: each POST waits for its commit) in a pipeline that leaves `commit_interval_seconds`
+//! at its default is committed as soon as a checkpoint is pending and no further event is
+//! waiting in the channel; checkpoints that arrive while a commit runs are committed together
+//! by the next one. Every other source is committed at most every `commit_interval_seconds`.
+//!
 //! Signals: on SIGINT/SIGTERM a service source (`Source::stops_gracefully`) is asked to stop
 //! through `Control::shutdown`: it checkpoints and ends, and that checkpoint is committed. A
 //! batch source, or a second signal, fails the run at once.
 
 use std::time::{Duration, Instant};
 
-use pipe_plugin_sdk::{Checkpoint, Event, Source, SourceControl};
+use pipe_plugin_sdk::{Checkpoint, CommitCadence, Event, Source, SourceControl};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +51,11 @@ use crate::runtime::signals::Signals;
 use crate::runtime::topology::{Item, SinkStage};
 use crate::state;
 
+/// The pipeline's `commit_interval` when `commit_interval_seconds` is not set (the config
+/// loader's default). A prompt-cadence source gets prompt commits only with this value: the
+/// loaded pipeline does not say whether the key was set, so an explicit 60 counts as unset.
+const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The engine's side of [`SourceControl`].
 pub struct Control {
     /// The source honours `shutdown` (see `Source::stops_gracefully`).
@@ -53,6 +64,8 @@ pub struct Control {
     shutdown: CancellationToken,
     /// Sent the saved state after every commit.
     committed: watch::Sender<Option<serde_json::Value>>,
+    /// What the source asked for (see `Source::commit_cadence`).
+    cadence: CommitCadence,
 }
 
 impl Control {
@@ -63,6 +76,7 @@ impl Control {
             graceful: source.stops_gracefully(),
             shutdown: CancellationToken::new(),
             committed: watch::channel(None).0,
+            cadence: source.commit_cadence(),
         };
         source.attach_control(SourceControl {
             shutdown: control.shutdown.clone(),
@@ -80,6 +94,8 @@ pub struct Coordinator {
     control: Control,
     /// Minimum time between two commits (`commit_interval_seconds`).
     commit_interval: Duration,
+    /// Commit as soon as a checkpoint is pending and no event is waiting (see the module docs).
+    prompt: bool,
     /// The `stage` of a source's dead letter that names none.
     source_name: &'static str,
     report: RunReport,
@@ -95,7 +111,9 @@ impl Coordinator {
         control: Control,
         report: RunReport,
     ) -> Self {
+        let prompt = control.cadence == CommitCadence::Prompt && p.commit_interval == DEFAULT_COMMIT_INTERVAL;
         Coordinator {
+            prompt,
             sinks,
             dead_letters: DeadLetterWriter::new(p.dead_letter_dir.clone()),
             state,
@@ -123,7 +141,16 @@ impl Coordinator {
             // the source goes quiet (a webhook listener waits for its acknowledgement).
             let commit_due = tokio::time::Instant::from_std(last_commit + self.commit_interval);
             let item = tokio::select! {
+                // Events first: a prompt commit waits until nothing more is ready, so the
+                // checkpoints of concurrent work share one commit.
+                biased;
                 item = events.recv() => item,
+                _ = std::future::ready(()), if self.prompt && pending.is_some() => {
+                    self.commit_checkpoint(pending.take()).await?;
+                    last_commit = Instant::now();
+                    uncommitted = false;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(commit_due), if pending.is_some() => {
                     self.commit_checkpoint(pending.take()).await?;
                     last_commit = Instant::now();
@@ -163,7 +190,7 @@ impl Coordinator {
                 }
                 Event::Checkpoint(cp) => {
                     pending = Some(cp);
-                    if last_commit.elapsed() >= self.commit_interval {
+                    if !self.prompt && last_commit.elapsed() >= self.commit_interval {
                         self.commit_checkpoint(pending.take()).await?;
                         last_commit = Instant::now();
                         uncommitted = false;

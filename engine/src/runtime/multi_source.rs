@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use pipe_plugin_sdk::reexports::async_trait;
 use pipe_plugin_sdk::{
-    Checkpoint, DeadLetter, DeadLetterKind, Event, PluginError, PluginFactory, Result, Source, SourceContext,
-    SourceControl, StreamDecl,
+    Checkpoint, CommitCadence, DeadLetter, DeadLetterKind, Event, PluginError, PluginFactory, Result, Source,
+    SourceContext, SourceControl, StreamDecl,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
@@ -43,6 +43,8 @@ pub struct MultiSource {
     tx: Option<mpsc::Sender<(String, AccountEvent)>>,
     /// Every account's source is a service (webhook listener): a signal asks them all to stop.
     graceful: bool,
+    /// The accounts' commit cadence (the first account's; they share one plugin).
+    cadence: CommitCadence,
     rx: mpsc::Receiver<(String, AccountEvent)>,
     /// Last checkpointed state per account (from the state store at start, then from the
     /// accounts' checkpoints).
@@ -91,13 +93,13 @@ impl MultiSource {
                 control: None,
             });
         }
-        let (streams, graceful) = match (pending.first(), accounts.first()) {
+        let (streams, graceful, cadence) = match (pending.first(), accounts.first()) {
             (Some(first), Some(account)) => {
                 let probe = (first.open)(first.config.clone(), first.ctx.clone())
                     .map_err(|e| (account.spec.path.clone(), e))?;
-                (probe.streams(), probe.stops_gracefully())
+                (probe.streams(), probe.stops_gracefully(), probe.commit_cadence())
             }
-            _ => (Vec::new(), false),
+            _ => (Vec::new(), false, CommitCadence::Interval),
         };
         let (tx, rx) = mpsc::channel(4);
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
@@ -109,6 +111,7 @@ impl MultiSource {
             permits,
             tx: Some(tx),
             graceful,
+            cadence,
             rx,
             states,
             running,
@@ -156,6 +159,10 @@ impl Source for MultiSource {
 
     fn stops_gracefully(&self) -> bool {
         self.graceful
+    }
+
+    fn commit_cadence(&self) -> CommitCadence {
+        self.cadence
     }
 
     /// Hands every account the shutdown token, and news of its own part of each committed

@@ -51,9 +51,9 @@ pub mod time;
 pub use error::{PluginError, Result};
 pub use metrics::Metrics;
 pub use plugin::{
-    Checkpoint, DeadLetter, DeadLetterKind, Event, PluginDescriptor, PluginFactory, PluginKind, REASON_ACCOUNT_FAILED,
-    REASON_INCOMPLETE, REASON_RETRY_BUDGET, Sink, SinkContext, SinkStats, Source, SourceContext, SourceControl,
-    StreamDecl, Transform, TransformContext, TransformOutput,
+    Checkpoint, CommitCadence, DeadLetter, DeadLetterKind, Event, PluginDescriptor, PluginFactory, PluginKind,
+    REASON_ACCOUNT_FAILED, REASON_INCOMPLETE, REASON_RETRY_BUDGET, Sink, SinkContext, SinkStats, Source, SourceContext,
+    SourceControl, StreamDecl, Transform, TransformContext, TransformOutput,
 };
 
 /// Re-exports plugin authors need so their Arrow and async-trait versions match the SDK's.

@@ -198,6 +198,21 @@ pub struct SourceControl {
     pub committed: tokio::sync::watch::Receiver<Option<Value>>,
 }
 
+/// When the engine commits a source's checkpoints ([`Source::commit_cadence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitCadence {
+    /// At most every `commit_interval_seconds` of the pipeline (default 60 s), and at the end:
+    /// few, large files, for batch sources.
+    #[default]
+    Interval,
+    /// As soon as a checkpoint is pending, no further event is waiting and the previous commit
+    /// has finished (checkpoints that arrive during a commit are committed together by the
+    /// next one) — unless the pipeline sets `commit_interval_seconds`, which then applies. For
+    /// services whose senders wait for the commit (a webhook listener answers each POST only
+    /// once it is durable).
+    Prompt,
+}
+
 /// What the engine hands a transform at open.
 ///
 /// `Default` gives an empty pipeline name and fresh counters, for tests and tools that open a
@@ -240,6 +255,15 @@ pub trait Source: Send {
     /// of aborting the run. Default false: batch sources are aborted at once on a signal.
     fn stops_gracefully(&self) -> bool {
         false
+    }
+
+    /// When the engine commits this source's checkpoints. Default
+    /// [`CommitCadence::Interval`]: the pipeline's `commit_interval_seconds` (60 s unless set).
+    /// A service that answers its upstream only after a commit (a webhook listener) returns
+    /// [`CommitCadence::Prompt`]. In-process only: plugins loaded from libraries use the
+    /// default (the C ABI does not carry it).
+    fn commit_cadence(&self) -> CommitCadence {
+        CommitCadence::Interval
     }
 
     /// Called once by the engine right after open (before the first [`Self::next`]) with the

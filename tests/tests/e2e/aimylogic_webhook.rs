@@ -173,17 +173,22 @@ async fn webhook_posts_become_rows_and_malformed_ones_dead_letters() {
     for (outcome, status) in &refused {
         assert_eq!(outcome, &PostOutcome::Refused(*status));
     }
-    // A well-formed POST with one event that names no client: acknowledged, one dead letter.
-    let orphan = json!([{"questionId": "orphan-1", "timestamp": "2026-02-02T08:00:00.000", "query": "who am I"}]);
+    // A well-formed POST whose one event names no client: refused (422), one dead letter.
+    let orphan = json!([{"token": TOKEN, "questionId": "orphan-1", "timestamp": "2026-02-02T08:00:00.000", "query": "who am I"}]);
+    assert_eq!(by_header.send_raw(serde_json::to_vec(&orphan).unwrap(), &hdr).await, PostOutcome::Refused(422));
+    // A POST mixing a valid event and a refused one: the valid one is acknowledged.
+    let (extra, extra_keys) = webhook_events(TOKEN, 1, 9);
+    let mut mixed = extra.clone();
+    mixed.push(json!({"clientId": "no-token", "questionId": "nt-1", "query": "x"}));
     let started = Instant::now();
-    assert!(matches!(by_header.send_raw(serde_json::to_vec(&orphan).unwrap(), &hdr).await, PostOutcome::Acked { .. }));
+    assert!(matches!(by_header.send_raw(serde_json::to_vec(&mixed).unwrap(), &hdr).await, PostOutcome::Acked { .. }));
     eprintln!("one POST acknowledged after {:?}", started.elapsed());
 
     // Graceful stop: exit 0, everything committed.
     assert_eq!(stop(&mut child).await, Some(0), "{}", log_text(dir.path()));
     let mut got = output_keys(dir.path());
     got.sort();
-    let mut want_keys: Vec<(String, String)> = keys.clone();
+    let mut want_keys: Vec<(String, String)> = keys.iter().chain(&extra_keys).cloned().collect();
     want_keys.sort();
     let got_keys: Vec<(String, String)> = got.iter().map(|(c, m, _)| (c.clone(), m.clone())).collect();
     assert_eq!(got_keys, want_keys, "exactly the valid events, each once");
@@ -199,12 +204,13 @@ async fn webhook_posts_become_rows_and_malformed_ones_dead_letters() {
 
     assert_eq!(
         dead_letter_reasons(dir.path()),
-        ["malformed_body", "malformed_body", "malformed_body", "missing_client_id", "oversized_body"]
+        ["malformed_body", "malformed_body", "malformed_body", "missing_client_id", "missing_token", "oversized_body"]
     );
     // New client ids were recorded for the nightly history run.
     let recorded: BTreeSet<String> =
         std::fs::read_to_string(dir.path().join("clients.txt")).unwrap().lines().map(str::to_string).collect();
-    let seen: BTreeSet<String> = events.iter().map(|e| e["clientId"].as_str().unwrap().to_string()).collect();
+    let seen: BTreeSet<String> =
+        events.iter().chain(&extra).map(|e| e["clientId"].as_str().unwrap().to_string()).collect();
     assert_eq!(recorded, seen);
 
     // Neither the token nor the secret is in the logs or any output file.

@@ -16,3 +16,4 @@ mod http;
 mod incremental;
 mod json_sink;
 mod scale;
+mod webhook_hostile;

@@ -75,16 +75,39 @@ pub struct AimylogicConfig {
     /// Webhook mode: the path the webhook POSTs arrive on. Default `/`.
     #[serde(default = "default_path")]
     pub path: String,
-    /// Webhook mode: when set, a POST must carry this value in the `secret_header` header or
-    /// the `secret_query` query parameter, else it gets 401.
+    /// Webhook mode: when set, a POST must carry this value in the `secret_header` header
+    /// (preferred) or the `secret_query` query parameter, else it gets 401; compared in
+    /// constant time. At least 16 characters: an empty or shorter value (e.g. a variable set
+    /// but empty) is a configuration error. Required unless `listen` is a loopback address or
+    /// `allow_unauthenticated` is true.
     #[serde(default)]
     pub secret: Option<Secret>,
     /// Webhook mode: header checked for `secret`. Default `X-Webhook-Secret`.
     #[serde(default = "default_secret_header")]
     pub secret_header: String,
-    /// Webhook mode: query parameter checked for `secret`. Default `secret`.
+    /// Webhook mode: query parameter checked for `secret` (the weaker option: URLs end up in
+    /// proxy and access logs; use it only when the sender cannot set a header). Default
+    /// `secret`.
     #[serde(default = "default_secret_query")]
     pub secret_query: String,
+    /// Webhook mode: accept POSTs without a `secret` on a non-loopback `listen` address (e.g.
+    /// behind a proxy that authenticates). Default false: such a pipeline is refused.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    /// Webhook mode: connections served at once; further ones wait in the listen backlog
+    /// until a slot frees. Keep it well under the open-files limit (`ulimit -n`). Default 128.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Webhook mode: seconds a connection has to send a request's headers, counted from when
+    /// the server starts waiting for them — also the idle keep-alive timeout. Connections
+    /// accepted while more than three quarters of `max_connections` are taken get at most 1 s.
+    /// Default 5.
+    #[serde(default = "default_header_timeout_seconds")]
+    pub header_timeout_seconds: f64,
+    /// Webhook mode: seconds an authenticated request has to send its whole body; a slower
+    /// one is answered 408. Default 10.
+    #[serde(default = "default_body_timeout_seconds")]
+    pub body_timeout_seconds: f64,
     /// Webhook mode: largest accepted body in bytes; larger ones get 413 and a dead letter.
     /// Default 1048576 (1 MiB).
     #[serde(default = "default_max_body_bytes")]
@@ -125,6 +148,15 @@ fn default_secret_query() -> String {
 fn default_max_body_bytes() -> usize {
     1 << 20
 }
+fn default_max_connections() -> usize {
+    128
+}
+fn default_header_timeout_seconds() -> f64 {
+    5.0
+}
+fn default_body_timeout_seconds() -> f64 {
+    10.0
+}
 fn default_ack_timeout_seconds() -> f64 {
     30.0
 }
@@ -141,6 +173,55 @@ impl AimylogicConfig {
     /// secret is written out.
     pub fn account_id(&self) -> String {
         account_id_of(self.token.expose())
+    }
+
+    /// The webhook listener's configuration checks (a no-op in history mode): `secret`, when
+    /// given, has at least [`MIN_SECRET_CHARS`] characters; a `listen` address that is not
+    /// loopback needs a `secret` unless `allow_unauthenticated` is true; the limits are
+    /// positive.
+    ///
+    /// Errors: [`PluginError::Config`] naming the key (the engine exits 2).
+    pub fn check_webhook(&self) -> Result<()> {
+        if self.mode != Mode::Webhook {
+            return Ok(());
+        }
+        let err = |path: &str, message: String| Err(PluginError::Config { path: path.into(), message });
+        if let Some(secret) = &self.secret
+            && secret.expose().chars().count() < MIN_SECRET_CHARS
+        {
+            // Never the value, only its length.
+            return err(
+                "secret",
+                format!(
+                    "is {} characters long; a shared secret needs at least {MIN_SECRET_CHARS} (an empty value is usually \
+                     a variable that is set but empty)",
+                    secret.expose().chars().count()
+                ),
+            );
+        }
+        if self.secret.is_none() && !self.allow_unauthenticated && !listens_on_loopback(&self.listen) {
+            return err(
+                "secret",
+                format!(
+                    "`listen = \"{}\"` is not a loopback address: set `secret` (checked in the `{}` header), or \
+                     `allow_unauthenticated = true` if something in front authenticates the sender",
+                    self.listen, self.secret_header
+                ),
+            );
+        }
+        if self.max_connections == 0 {
+            return err("max_connections", "must be at least 1".into());
+        }
+        for (key, v) in [
+            ("header_timeout_seconds", self.header_timeout_seconds),
+            ("body_timeout_seconds", self.body_timeout_seconds),
+            ("ack_timeout_seconds", self.ack_timeout_seconds),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+                return err(key, "must be a number of seconds above 0 and at most 3600".into());
+            }
+        }
+        Ok(())
     }
 
     /// `client_ids` plus the ids of `client_ids_file`, first occurrence kept, in order.
@@ -163,6 +244,23 @@ impl AimylogicConfig {
             }
         }
         Ok(out)
+    }
+}
+
+/// Shortest accepted webhook `secret`, in characters.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// True when every address `listen` names (an `ip:port`, or `host:port` resolved now) is a
+/// loopback address. An address that does not resolve counts as not loopback (binding it
+/// fails later with its own error).
+fn listens_on_loopback(listen: &str) -> bool {
+    use std::net::ToSocketAddrs as _;
+    match listen.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
     }
 }
 
@@ -209,5 +307,43 @@ mod tests {
         assert_eq!(account_id_of("FZWSBqfV:68932bef32cca3534102fc03717456d948216edd"), "FZWSBqfV");
         let h = account_id_of("secretwithoutcolon");
         assert!(h.starts_with('h') && h.len() == 17 && !h.contains("secret"), "{h}");
+    }
+
+    fn webhook(extra: serde_json::Value) -> Result<()> {
+        let mut cfg = serde_json::json!({"mode": "webhook", "token": "T:0"});
+        cfg.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        pipe_plugin_sdk::config::parse::<AimylogicConfig>(cfg)?.check_webhook()
+    }
+
+    fn refused_key(r: Result<()>) -> String {
+        match r {
+            Err(PluginError::Config { path, message }) => {
+                assert!(!message.contains("short-secret"), "the value is in the message: {message}");
+                path
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn webhook_secret_and_listen_checks() {
+        assert_eq!(refused_key(webhook(serde_json::json!({"secret": ""}))), "secret");
+        assert_eq!(refused_key(webhook(serde_json::json!({"secret": "short-secret"}))), "secret");
+        assert!(webhook(serde_json::json!({"secret": "a-long-enough-secret"})).is_ok());
+        // Loopback needs no secret; any other address does, unless explicitly allowed.
+        assert!(webhook(serde_json::json!({"listen": "127.0.0.1:0"})).is_ok());
+        assert!(webhook(serde_json::json!({"listen": "[::1]:0"})).is_ok());
+        assert_eq!(refused_key(webhook(serde_json::json!({"listen": "0.0.0.0:8088"}))), "secret");
+        assert_eq!(refused_key(webhook(serde_json::json!({"listen": "192.0.2.1:8088"}))), "secret");
+        assert!(webhook(serde_json::json!({"listen": "0.0.0.0:8088", "allow_unauthenticated": true})).is_ok());
+        assert_eq!(refused_key(webhook(serde_json::json!({"max_connections": 0}))), "max_connections");
+        assert_eq!(refused_key(webhook(serde_json::json!({"body_timeout_seconds": 0}))), "body_timeout_seconds");
+        // History mode ignores the webhook keys.
+        assert!(
+            pipe_plugin_sdk::config::parse::<AimylogicConfig>(serde_json::json!({"token": "T:0", "secret": ""}))
+                .unwrap()
+                .check_webhook()
+                .is_ok()
+        );
     }
 }

@@ -49,12 +49,13 @@ pub fn descriptor() -> PluginDescriptor {
         version: env!("CARGO_PKG_VERSION"),
         description: "Aimylogic / JAICP Chat API: client histories, or a webhook listener for live events",
         config_schema: Arc::new(sdk_config::schema_of::<AimylogicConfig>),
-        check_config: Arc::new(sdk_config::check::<AimylogicConfig>),
+        check_config: Arc::new(|cfg| sdk_config::parse::<AimylogicConfig>(cfg.clone())?.check_webhook()),
         factory: PluginFactory::source(|cfg, ctx| {
             let cfg: AimylogicConfig = sdk_config::parse(cfg)?;
             if cfg.token.expose().trim().is_empty() {
                 return Err(PluginError::Config { path: "token".into(), message: "must not be empty".into() });
             }
+            cfg.check_webhook()?;
             Ok(match cfg.mode {
                 Mode::History => Box::new(crawl::open(cfg, ctx)?),
                 Mode::Webhook => Box::new(webhook::WebhookSource::open(cfg, ctx)?),

@@ -5,10 +5,10 @@
 //!
 //! Every accepted POST becomes rows plus an [`Event::Checkpoint`] whose state is
 //! `{"mode": "webhook", "seq": N, "recent": [event keys]}` (N grows by one per POST that
-//! produced something). The engine commits checkpoints at most every
-//! `commit_interval_seconds` (1 in `pipelines/aimylogic-webhook.toml`), also when no further
-//! event arrives, and after every commit reports the saved state through
-//! [`SourceControl::committed`]. The POST is answered 200 only when a committed `seq` covers
+//! produced something). The engine commits a checkpoint as soon as one is pending and the
+//! previous commit has finished ([`CommitCadence::Prompt`]; a pipeline that sets
+//! `commit_interval_seconds` gets that cadence instead), and after every commit reports the
+//! saved state through [`SourceControl::committed`]. The POST is answered 200 only when a committed `seq` covers
 //! it; until then the sender's connection waits (503 after `ack_timeout_seconds`, so it
 //! retries). A crash therefore loses no acknowledged event: everything acknowledged is in
 //! committed files, and everything else was never acknowledged and is sent again.
@@ -26,9 +26,15 @@
 //! mode is only useful built in, as shipped.
 //!
 //! Rejected input: a body that is not JSON or not an array (400, `malformed_body`), over
-//! `max_body_bytes` (413, `oversized_body`), an event without `clientId`
-//! (`missing_client_id`) or with another channel's `token` (`token_mismatch`) — each a dead
-//! letter; the valid events of the same POST are accepted.
+//! `max_body_bytes` (413, `oversized_body`); an event without the channel's `token`
+//! (`missing_token`) or with another channel's (`token_mismatch`), without `clientId`
+//! (`missing_client_id`), or with a `clientId`/`questionId` over [`MAX_ID_BYTES`] or a `type`
+//! over [`MAX_TYPE_BYTES`] (`oversized_id`) — each a dead letter, never rows or state. A POST
+//! whose events are all refused is answered 422; the valid events of a mixed POST are
+//! accepted (200 after the commit, with the count of refused ones).
+//!
+//! Hostile clients: see `server.rs` for the connection cap and the header, idle and body
+//! timeouts.
 //!
 //! Rows: the mapping of [`crate::mapping::map_item`] per event, `seq` numbered within the
 //! event (0 for the request, then the replies) because a listener does not see the whole
@@ -47,18 +53,80 @@ use pipe_plugin_sdk::schema::{
 };
 use pipe_plugin_sdk::time::now_micros;
 use pipe_plugin_sdk::{
-    Checkpoint, DeadLetter, Event, Metrics, PluginError, Result, Source, SourceContext, SourceControl, StreamDecl,
+    Checkpoint, CommitCadence, Event, Metrics, PluginError, Result, Source, SourceContext, SourceControl, StreamDecl,
 };
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::mapping::{MapCtx, conversation, map_item, question_id, response, scrub_raw};
+use crate::mapping::{MapCtx, conversation, map_item, question_id, response};
 use crate::{AimylogicConfig, VENDOR};
 use server::{Shared, Work};
 
 /// POSTs waiting for the source loop.
 const WORK_QUEUE: usize = 64;
+
+/// Longest accepted `clientId` and `questionId`, in bytes. Both go into the rows and the
+/// dedupe keys of the saved state (rewritten at every commit), so their size is bounded.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Longest accepted event `type`, in bytes (part of the dedupe key).
+pub const MAX_TYPE_BYTES: usize = 64;
+
+/// Why an event is refused: a dead-letter reason and a message without the event's content.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Checks one webhook event before anything of it is kept: the channel's `token` (compared in
+/// constant time), a `clientId`, and the lengths of the ids.
+///
+/// Errors: the [`Refusal`] (`missing_token`, `token_mismatch`, `missing_client_id`,
+/// `oversized_id`).
+pub(crate) fn check_event(ev: &Value, token: &str) -> std::result::Result<(), Refusal> {
+    let refuse = |reason, message: String| Err(Refusal { reason, message });
+    // Aimylogic puts the channel token in every webhook object (docs/vendors/aimylogic.md
+    // §2.3): an event without it, or with another channel's, is not filed under this account.
+    match ev.get("token").and_then(Value::as_str) {
+        None => return refuse("missing_token", "webhook event without the channel `token`".into()),
+        Some(t) if !bool::from(t.as_bytes().ct_eq(token.as_bytes())) => {
+            return refuse("token_mismatch", "webhook event carries another channel's token".into());
+        }
+        Some(_) => {}
+    }
+    let Some(client) = client_id(ev) else {
+        return refuse("missing_client_id", "webhook event without a clientId".into());
+    };
+    let question = question_id(ev).unwrap_or_default();
+    let kind = ev.get("type").and_then(Value::as_str).unwrap_or("");
+    for (field, len, max) in [
+        ("clientId", client.len(), MAX_ID_BYTES),
+        ("questionId", question.len(), MAX_ID_BYTES),
+        ("type", kind.len(), MAX_TYPE_BYTES),
+    ] {
+        if len > max {
+            return refuse("oversized_id", format!("webhook event `{field}` is {len} bytes long (at most {max})"));
+        }
+    }
+    Ok(())
+}
+
+/// Binds `listen` (the first address it resolves to) with [`server::LISTEN_BACKLOG`] and
+/// `SO_REUSEADDR` (a restart rebinds the port at once).
+fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    use std::net::ToSocketAddrs as _;
+    let addr = listen
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(server::LISTEN_BACKLOG)
+}
 
 /// The webhook listener source. See the [module docs](self).
 pub struct WebhookSource {
@@ -93,13 +161,12 @@ impl WebhookSource {
                 message: format!("`{}` must start with `/` and not be /healthz", cfg.path),
             });
         }
-        let listener =
-            std::net::TcpListener::bind(&cfg.listen).and_then(|l| l.set_nonblocking(true).map(|_| l)).map_err(|e| {
-                PluginError::Config { path: "listen".into(), message: format!("cannot listen on {}: {e}", cfg.listen) }
-            })?;
+        cfg.check_webhook()?;
+        let listener = bind(&cfg.listen).map_err(|e| PluginError::Config {
+            path: "listen".into(),
+            message: format!("cannot listen on {}: {e}", cfg.listen),
+        })?;
         let addr = listener.local_addr().map_err(|e| PluginError::io("webhook listener address", e))?;
-        let listener =
-            tokio::net::TcpListener::from_std(listener).map_err(|e| PluginError::io("webhook listener", e))?;
 
         let (seq, recent) = from_state(ctx.state.as_ref())?;
         let (acked_tx, acked_rx) = watch::channel(seq);
@@ -112,16 +179,19 @@ impl WebhookSource {
             secret_header: cfg.secret_header.clone(),
             secret_query: cfg.secret_query.clone(),
             max_body: cfg.max_body_bytes.max(1),
+            body_timeout: Duration::from_secs_f64(cfg.body_timeout_seconds.clamp(0.1, 3600.0)),
             ack_timeout: Duration::from_secs_f64(cfg.ack_timeout_seconds.clamp(0.1, 3600.0)),
             token: cfg.token.expose().to_string(),
+            account_id: cfg.account_id(),
+            unauthorized: Default::default(),
+            last_unauthorized_warning: Default::default(),
         });
         let app = server::router(&cfg.path, shared);
-        let graceful = stop.clone();
-        let serve = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful.cancelled_owned()).await {
-                tracing::error!(vendor = VENDOR, "webhook listener failed: {e}");
-            }
-        });
+        let limits = server::Limits {
+            max_connections: cfg.max_connections,
+            header_timeout: Duration::from_secs_f64(cfg.header_timeout_seconds.clamp(0.1, 3600.0)),
+        };
+        let serve = tokio::spawn(server::serve(listener, app, limits, stop.clone()));
         tracing::info!(
             vendor = VENDOR,
             "webhook listening on http://{addr}{} (health: http://{addr}/healthz)",
@@ -194,32 +264,20 @@ impl WebhookSource {
     /// Turns one unit of work into queued events.
     fn process(&mut self, work: Work) {
         match work {
-            Work::Rejected(dl) => {
-                self.queue.push_back(Event::DeadLetter(dl));
+            Work::Rejected(dead) => {
+                self.queue.extend(dead.into_iter().map(Event::DeadLetter));
                 self.seq += 1;
                 self.queue.push_back(Event::Checkpoint(Checkpoint { state: self.state() }));
             }
-            Work::Events { events, reply } => {
+            Work::Events { events, rejected, reply } => {
                 let extracted_at = now_micros();
                 let mut messages = MessagesBuilder::new();
                 let mut per_client: BTreeMap<String, (Vec<pipe_plugin_sdk::schema::MessageRow>, Option<bool>, usize)> =
                     BTreeMap::new();
-                let mut dead = Vec::new();
+                // The handler refused these already (`check_event`); every event here passed it.
+                let mut dead = rejected;
                 for ev in &events {
-                    let Some(client_id) = client_id(ev) else {
-                        dead.push(self.bad_event(ev, "missing_client_id", "webhook event without a clientId"));
-                        continue;
-                    };
-                    // Aimylogic puts the channel token in every webhook object: another
-                    // channel's events must not be filed under this account.
-                    if ev.get("token").and_then(Value::as_str).is_some_and(|t| t != self.token) {
-                        dead.push(self.bad_event(
-                            ev,
-                            "token_mismatch",
-                            "webhook event carries another channel's token",
-                        ));
-                        continue;
-                    }
+                    let Some(client_id) = client_id(ev) else { continue };
                     let kind = ev.get("type").and_then(Value::as_str).unwrap_or("");
                     let key = format!("{client_id}\u{1f}{}\u{1f}{kind}", question_id(ev).unwrap_or_default());
                     if self.recent_set.contains(&key) {
@@ -267,17 +325,6 @@ impl WebhookSource {
                 // Nothing new (all retries): acknowledged once what is already emitted is committed.
                 let _ = reply.send(self.seq);
             }
-        }
-    }
-
-    fn bad_event(&self, ev: &Value, reason: &str, message: &str) -> DeadLetter {
-        DeadLetter {
-            stream: MESSAGES.into(),
-            key: json!({"vendor": VENDOR, "account_id": self.account_id, "message_id": question_id(ev)}),
-            stage: VENDOR.into(),
-            reason: reason.into(),
-            message: message.into(),
-            raw: serde_json::from_str(&scrub_raw(ev, &self.token)).unwrap_or(Value::Null),
         }
     }
 }
@@ -329,6 +376,11 @@ impl Source for WebhookSource {
 
     fn stops_gracefully(&self) -> bool {
         true
+    }
+
+    /// Every POST waits for a commit: commit as soon as a checkpoint is pending.
+    fn commit_cadence(&self) -> CommitCadence {
+        CommitCadence::Prompt
     }
 
     fn attach_control(&mut self, control: SourceControl) {
@@ -438,11 +490,13 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(300), src.next()).await.is_err(), "a repeat was emitted");
         assert_eq!(again.await.unwrap(), 200);
 
-        // Another channel's event (and an event without clientId) are dead letters, with
-        // no token in them.
+        // Another channel's event, an event without a token and one with an over-long
+        // clientId are refused (422) and dead letters, with no token in them.
         let mut foreign = event("q9");
         foreign["token"] = json!("Other000:ffffffffffffffffffffffffffffffffffffffff");
-        let mixed = post(&src, json!([foreign, {"questionId": "q8"}]));
+        let mut long = event("q7");
+        long["clientId"] = json!("c".repeat(MAX_ID_BYTES + 1));
+        let mixed = post(&src, json!([foreign, {"clientId": "c1", "questionId": "q8"}, long]));
         let mut reasons = Vec::new();
         loop {
             match src.next().await.unwrap() {
@@ -454,9 +508,8 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert_eq!(reasons, ["token_mismatch", "missing_client_id"]);
-        committed.send_replace(Some(json!({"mode": "webhook", "seq": 2})));
-        assert_eq!(mixed.await.unwrap(), 200);
+        assert_eq!(reasons, ["token_mismatch", "missing_token", "oversized_id"]);
+        assert_eq!(mixed.await.unwrap(), 422);
 
         // Shutdown: a last checkpoint, then End.
         shutdown.cancel();
