@@ -56,6 +56,10 @@ pub struct PluginSpec {
     pub config: Value,
 }
 
+/// How often a batch pipeline commits when `commit_interval_seconds` is not set: a long run
+/// makes a few large files, and a crash re-fetches at most about a minute of work.
+pub const DEFAULT_COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A validated pipeline.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -72,9 +76,10 @@ pub struct Pipeline {
     pub fail_on_dead_letters: bool,
     /// Sinks commit (files get final names, state is saved) at a source checkpoint only once
     /// this much time passed since the last commit, and always at the end; 0 commits at every
-    /// checkpoint. Default 60 s: a long run makes a few large files, and a crash re-fetches at
-    /// most about a minute of work.
-    pub commit_interval: std::time::Duration,
+    /// checkpoint. `None` when `commit_interval_seconds` is not set: then a service source
+    /// (`CommitCadence::Prompt`, the webhook listener) commits promptly and every other source
+    /// every [`DEFAULT_COMMIT_INTERVAL`].
+    pub commit_interval: Option<std::time::Duration>,
     /// `[[source.accounts]]` / `source.accounts_file`: the accounts the source reads, each with
     /// its own config and state. `None`: one account, configured by `[source]` itself.
     pub accounts: Option<accounts::Accounts>,
@@ -288,10 +293,10 @@ fn load_str_checked(
         Some(_) => keep(&mut errors, Err(loc.error("fail_on_dead_letters", "must be true or false"))),
     };
     let commit_interval = match top.get("commit_interval_seconds") {
-        None => Some(std::time::Duration::from_secs(60)),
+        None => Some(None),
         // Fractions are allowed (`0.5`): a webhook listener acknowledges only after a commit.
         Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f.is_finite() && (0.0..=1e9).contains(&f)) => {
-            Some(std::time::Duration::from_secs_f64(n.as_f64().unwrap_or(60.0)))
+            Some(Some(std::time::Duration::from_secs_f64(n.as_f64().unwrap_or(60.0))))
         }
         Some(_) => keep(
             &mut errors,

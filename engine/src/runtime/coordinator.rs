@@ -44,17 +44,12 @@ use pipe_plugin_sdk::{Checkpoint, CommitCadence, Event, Source, SourceControl};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Pipeline;
+use crate::config::{DEFAULT_COMMIT_INTERVAL, Pipeline};
 use crate::runtime::dead_letter::DeadLetterWriter;
 use crate::runtime::report::RunReport;
 use crate::runtime::signals::Signals;
 use crate::runtime::topology::{Item, SinkStage};
 use crate::state;
-
-/// The pipeline's `commit_interval` when `commit_interval_seconds` is not set (the config
-/// loader's default). A prompt-cadence source gets prompt commits only with this value: the
-/// loaded pipeline does not say whether the key was set, so an explicit 60 counts as unset.
-const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The engine's side of [`SourceControl`].
 pub struct Control {
@@ -111,14 +106,15 @@ impl Coordinator {
         control: Control,
         report: RunReport,
     ) -> Self {
-        let prompt = control.cadence == CommitCadence::Prompt && p.commit_interval == DEFAULT_COMMIT_INTERVAL;
+        // A service source commits promptly unless the pipeline sets an interval itself.
+        let prompt = control.cadence == CommitCadence::Prompt && p.commit_interval.is_none();
         Coordinator {
             prompt,
             sinks,
             dead_letters: DeadLetterWriter::new(p.dead_letter_dir.clone()),
             state,
             control,
-            commit_interval: p.commit_interval,
+            commit_interval: p.commit_interval.unwrap_or(DEFAULT_COMMIT_INTERVAL),
             source_name: p.source.descriptor.name,
             report,
         }
