@@ -61,28 +61,8 @@ async fn start(dir: &Path, port: u16) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .expect("pipe starts");
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
-            return child;
-        }
-        assert!(Instant::now() < deadline, "pipe did not answer /healthz:\n{}", log_text(dir));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn log_text(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("pipe.log")).unwrap_or_default()
-}
-
-/// SIGTERM, then the exit code (within 30 s).
-async fn stop(child: &mut tokio::process::Child) -> Option<i32> {
-    let pid = child.id().expect("running").to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status =
-        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits after SIGTERM").unwrap();
-    status.code()
+    wait_until_healthy(port, dir).await;
+    child
 }
 
 /// `(conversation_id, message_id, sender_role)` of every committed message (none before the
@@ -185,7 +165,7 @@ async fn webhook_posts_become_rows_and_malformed_ones_dead_letters() {
     eprintln!("one POST acknowledged after {:?}", started.elapsed());
 
     // Graceful stop: exit 0, everything committed.
-    assert_eq!(stop(&mut child).await, Some(0), "{}", log_text(dir.path()));
+    assert_eq!(sigterm_and_wait(&mut child).await, Some(0), "{}", service_log(dir.path()));
     let mut got = output_keys(dir.path());
     got.sort();
     let mut want_keys: Vec<(String, String)> = keys.iter().chain(&extra_keys).cloned().collect();
@@ -214,7 +194,7 @@ async fn webhook_posts_become_rows_and_malformed_ones_dead_letters() {
     assert_eq!(recorded, seen);
 
     // Neither the token nor the secret is in the logs or any output file.
-    let log = log_text(dir.path());
+    let log = service_log(dir.path());
     assert!(log.contains("webhook listening on"), "{log}");
     for secret in [TOKEN, "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567", SECRET] {
         assert!(!log.contains(secret), "secret in the log:\n{log}");
@@ -268,7 +248,7 @@ async fn acknowledged_events_survive_kill_9() {
     // Kill -9 once a quarter of the POSTs are acknowledged.
     let deadline = Instant::now() + Duration::from_secs(120);
     while acked.lock().unwrap().len() < n_posts / 4 {
-        assert!(Instant::now() < deadline, "POSTs are not acknowledged:\n{}", log_text(dir.path()));
+        assert!(Instant::now() < deadline, "POSTs are not acknowledged:\n{}", service_log(dir.path()));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.start_kill().unwrap();
@@ -281,7 +261,7 @@ async fn acknowledged_events_survive_kill_9() {
     let mut child = start(dir.path(), port).await;
     let outcomes = sending.await.unwrap();
     assert!(outcomes.iter().all(|o| matches!(o, PostOutcome::Acked { .. })), "{outcomes:?}");
-    assert_eq!(stop(&mut child).await, Some(0), "{}", log_text(dir.path()));
+    assert_eq!(sigterm_and_wait(&mut child).await, Some(0), "{}", service_log(dir.path()));
 
     let got = output_keys(dir.path());
     let got_set: BTreeSet<(String, String)> = got.iter().map(|(c, m, _)| (c.clone(), m.clone())).collect();

@@ -69,28 +69,25 @@ fn spawn(dir: &Path, nofile: u32, secret: &str) -> tokio::process::Child {
 /// [`spawn`], then waits until `/healthz` answers.
 async fn start(dir: &Path, port: u16, nofile: u32) -> tokio::process::Child {
     let child = spawn(dir, nofile, SECRET);
-    let health = format!("http://127.0.0.1:{port}/healthz");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
-            return child;
-        }
-        assert!(Instant::now() < deadline, "pipe did not answer /healthz:\n{}", log_text(dir));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_healthy(port, dir).await;
+    child
 }
 
-fn log_text(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("pipe.log")).unwrap_or_default()
-}
-
-/// SIGTERM, then the exit code (within 30 s).
-async fn stop(child: &mut tokio::process::Child) -> Option<i32> {
-    let pid = child.id().expect("running").to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status =
-        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits after SIGTERM").unwrap();
-    status.code()
+/// Sends every chunk as one POST (secret in the header), `senders` at a time: each outcome with
+/// its latency.
+async fn post_all(sender: &WebhookSender, chunks: Vec<Vec<Value>>, senders: usize) -> Vec<(PostOutcome, Duration)> {
+    futures::stream::iter(chunks)
+        .map(|chunk| {
+            let sender = sender.clone();
+            async move {
+                let t = Instant::now();
+                let body = serde_json::to_vec(&chunk).expect("events serialize");
+                (sender.send_raw(body, &[("X-Webhook-Secret", SECRET)]).await, t.elapsed())
+            }
+        })
+        .buffer_unordered(senders)
+        .collect()
+        .await
 }
 
 /// `(conversation_id, message_id)` of every committed message, repeats kept.
@@ -183,18 +180,7 @@ async fn webhook_answers_legitimate_posts_through_a_flood_of_idle_and_half_sent_
     let sender = WebhookSender::new(format!("http://127.0.0.1:{port}/hook"));
     let chunks: Vec<Vec<Value>> = events.chunks(2).map(|c| c.to_vec()).collect();
     let started = Instant::now();
-    let results: Vec<(PostOutcome, Duration)> = futures::stream::iter(chunks)
-        .map(|chunk| {
-            let sender = sender.clone();
-            async move {
-                let t = Instant::now();
-                let body = serde_json::to_vec(&chunk).unwrap();
-                (sender.send_raw(body, &[("X-Webhook-Secret", SECRET)]).await, t.elapsed())
-            }
-        })
-        .buffered(2)
-        .collect()
-        .await;
+    let results = post_all(&sender, chunks, 2).await;
     let slowest = results.iter().map(|r| r.1).max().unwrap();
     eprintln!(
         "20 POSTs through the flood in {:?}; slowest {slowest:?}; connections cut so far: {}",
@@ -202,7 +188,11 @@ async fn webhook_answers_legitimate_posts_through_a_flood_of_idle_and_half_sent_
         cut.load(Ordering::Relaxed)
     );
     stop_flood.store(true, Ordering::Relaxed);
-    assert!(results.iter().all(|r| matches!(r.0, PostOutcome::Acked { .. })), "{results:?}\n{}", log_text(dir.path()));
+    assert!(
+        results.iter().all(|r| matches!(r.0, PostOutcome::Acked { .. })),
+        "{results:?}\n{}",
+        service_log(dir.path())
+    );
     assert!(slowest < Duration::from_secs(20), "a POST waited {slowest:?} behind the flood");
     // The listener did cut the hostile connections (they do not just sit in the backlog).
     assert!(cut.load(Ordering::Relaxed) >= 200, "only {} hostile connections were cut", cut.load(Ordering::Relaxed));
@@ -210,9 +200,9 @@ async fn webhook_answers_legitimate_posts_through_a_flood_of_idle_and_half_sent_
         let _ = tokio::time::timeout(Duration::from_secs(10), f).await;
     }
 
-    assert_eq!(stop(&mut child).await, Some(0), "{}", log_text(dir.path()));
+    assert_eq!(sigterm_and_wait(&mut child).await, Some(0), "{}", service_log(dir.path()));
     assert_each_once(dir.path(), &keys);
-    let log = log_text(dir.path());
+    let log = service_log(dir.path());
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -232,7 +222,7 @@ async fn webhook_refuses_an_empty_or_short_secret_and_an_open_address_without_on
             .await
             .unwrap_or_else(|_| panic!("pipe kept running with listen = {listen}, {extra:?}"))
             .unwrap();
-        let log = log_text(dir.path());
+        let log = service_log(dir.path());
         assert_eq!(status.code(), Some(2), "listen = {listen}, {extra:?}:\n{log}");
         assert!(log.contains("secret"), "the error names the key:\n{log}");
         if !secret.is_empty() {
@@ -244,7 +234,7 @@ async fn webhook_refuses_an_empty_or_short_secret_and_an_open_address_without_on
     let port = free_port();
     write_pipeline(dir.path(), &format!("0.0.0.0:{port}"), "allow_unauthenticated = true");
     let mut child = start(dir.path(), port, 1024).await;
-    assert_eq!(stop(&mut child).await, Some(0), "{}", log_text(dir.path()));
+    assert_eq!(sigterm_and_wait(&mut child).await, Some(0), "{}", service_log(dir.path()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +265,7 @@ async fn webhook_refuses_events_without_token_or_with_a_huge_client_id_and_keeps
         sender.send_raw(serde_json::to_vec(&events[1..]).unwrap(), &hdr).await,
         PostOutcome::Acked { .. }
     ));
-    assert_eq!(stop(&mut child).await, Some(0), "{}", log_text(dir.path()));
+    assert_eq!(sigterm_and_wait(&mut child).await, Some(0), "{}", service_log(dir.path()));
 
     // Only the two valid events are rows.
     let got = output_keys(dir.path());
@@ -316,28 +306,17 @@ async fn webhook_without_commit_interval_acknowledges_each_post_promptly() {
     let (events, keys) = webhook_events(TOKEN, 45, 11);
     let chunks: Vec<Vec<Value>> = events.chunks(3).flat_map(|c| [c[..1].to_vec(), c[1..].to_vec()]).collect();
     assert_eq!(chunks.len(), 30);
-    let results: Vec<(PostOutcome, Duration)> = futures::stream::iter(chunks)
-        .map(|chunk| {
-            let sender = sender.clone();
-            async move {
-                let t = Instant::now();
-                let body = serde_json::to_vec(&chunk).unwrap();
-                (sender.send_raw(body, &[("X-Webhook-Secret", SECRET)]).await, t.elapsed())
-            }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    let results = post_all(&sender, chunks, 4).await;
     let mut latencies: Vec<Duration> = results.iter().map(|r| r.1).collect();
     latencies.sort();
     eprintln!("30 POSTs, 4 senders: ack latency p50 {:?}, max {:?}", latencies[15], latencies[29]);
     for (outcome, took) in &results {
         // First try, within 5 s: no 503 after the 30 s ack timeout, no retry.
-        assert_eq!(outcome, &PostOutcome::Acked { attempts: 1 }, "{}", log_text(dir.path()));
+        assert_eq!(outcome, &PostOutcome::Acked { attempts: 1 }, "{}", service_log(dir.path()));
         assert!(*took < Duration::from_secs(5), "a POST was acknowledged after {took:?}");
     }
 
-    assert_eq!(stop(&mut child).await, Some(0), "{}", log_text(dir.path()));
+    assert_eq!(sigterm_and_wait(&mut child).await, Some(0), "{}", service_log(dir.path()));
     assert_each_once(dir.path(), &keys);
     assert_eq!(output_keys(dir.path()).len(), keys.len(), "extra rows");
 }
