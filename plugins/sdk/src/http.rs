@@ -82,6 +82,10 @@ impl HttpSettings {
 
 type RateLimiter = governor::DefaultDirectRateLimiter;
 
+/// The largest `requests_per_second` accepted (one request per microsecond); larger values
+/// are a configuration error rather than a limiter that cannot exist.
+pub const MAX_REQUESTS_PER_SECOND: f64 = 1_000_000.0;
+
 /// Redirects followed per request (all within the bound origin).
 pub const MAX_REDIRECTS: usize = 10;
 
@@ -175,7 +179,9 @@ impl HttpClient {
         let client = builder.build().map_err(|e| PluginError::other(format!("cannot build the HTTP client: {e}")))?;
         let limiter = match settings.requests_per_second {
             None => None,
-            Some(rps) if rps > 0.0 && rps.is_finite() => {
+            // Capped so that the token bucket's period stays at least 1 µs (governor refuses a
+            // zero period; `1e10` used to panic here).
+            Some(rps) if rps > 0.0 && rps <= MAX_REQUESTS_PER_SECOND => {
                 let period = Duration::from_secs_f64(1.0 / rps);
                 let burst = std::num::NonZeroU32::new(rps.ceil().max(1.0) as u32).expect("at least one");
                 let quota = governor::Quota::with_period(period).expect("positive period").allow_burst(burst);
@@ -184,7 +190,9 @@ impl HttpClient {
             Some(_) => {
                 return Err(PluginError::Config {
                     path: "requests_per_second".into(),
-                    message: "must be a positive number".into(),
+                    message: format!(
+                        "must be a positive number of requests per second, at most {MAX_REQUESTS_PER_SECOND}"
+                    ),
                 });
             }
         };
@@ -543,6 +551,24 @@ mod tests {
     #[test]
     fn path_hides_host() {
         assert_eq!(path_of("https://h.example/api/v5/x?cursor=1"), "/api/v5/x?cursor=1");
+    }
+
+    #[test]
+    fn requests_per_second_beyond_one_per_microsecond_is_a_config_error_not_a_panic() {
+        let with_rate = |rps: f64| {
+            let mut settings = HttpSettings::new("v");
+            settings.requests_per_second = Some(rps);
+            HttpClient::new(settings, HeaderMap::new(), Arc::default())
+        };
+        for rps in [1e10, f64::INFINITY, f64::NAN, 0.0, -1.0] {
+            match with_rate(rps) {
+                Err(PluginError::Config { path, .. }) => assert_eq!(path, "requests_per_second", "{rps}"),
+                Err(other) => panic!("{rps}: {other}"),
+                Ok(_) => panic!("{rps} was accepted"),
+            }
+        }
+        assert!(with_rate(MAX_REQUESTS_PER_SECOND).is_ok());
+        assert!(with_rate(0.5).is_ok());
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub struct HttpConfig<D: HttpDefaults> {
     /// same time. Default 4.
     #[serde(default = "default_concurrency::<D>")]
     pub concurrency: u32,
-    /// Cap on the steady request rate (requests per second, fractions allowed), shared by all
+    /// Cap on the steady request rate (requests per second, fractions allowed, at most 1000000), shared by all
     /// requests of this source. Default: no cap (HTTP 429 and `Retry-After` are still honoured).
     #[serde(default)]
     pub requests_per_second: Option<f64>,

@@ -151,7 +151,12 @@ impl<S: SeenEntry> WatermarkCursor<S> {
     /// `start`), else `start`, else nothing (scan all history).
     pub fn floor(&self, lookback_us: i64, start_us: Option<i64>) -> Option<i64> {
         match self.watermark_micros() {
-            Some(w) => Some(start_us.map_or(w - lookback_us, |s| (w - lookback_us).max(s))),
+            // Saturating: a lookback longer than all of time means "scan everything", never a
+            // wrapped floor in the future that would skip every item.
+            Some(w) => {
+                let floor = w.saturating_sub(lookback_us);
+                Some(start_us.map_or(floor, |s| floor.max(s)))
+            }
             None => start_us,
         }
     }
@@ -159,7 +164,7 @@ impl<S: SeenEntry> WatermarkCursor<S> {
     /// The `at` from which emitted items are remembered in a scan whose newest item is at
     /// `top`: the newest time known (watermark or `top`) − lookback.
     pub fn window_floor(&self, top: i64, lookback_us: i64) -> i64 {
-        self.watermark_micros().map_or(top, |w| w.max(top)) - lookback_us
+        self.watermark_micros().map_or(top, |w| w.max(top)).saturating_sub(lookback_us)
     }
 
     /// Starts a scan whose newest item is at `top`, or keeps resuming the saved one.
@@ -231,6 +236,7 @@ impl<S: SeenEntry> WatermarkCursor<S> {
 
 #[cfg(test)]
 mod tests {
+
     use serde_json::json;
 
     use super::*;
@@ -252,6 +258,19 @@ mod tests {
         assert_eq!(c.floor(LOOKBACK, Some(480 * HOUR)), Some(480 * HOUR), "never below start");
         assert_eq!(c.window_floor(400 * HOUR, LOOKBACK), 452 * HOUR, "the watermark is newer");
         assert_eq!(c.window_floor(600 * HOUR, LOOKBACK), 552 * HOUR);
+    }
+
+    #[test]
+    fn a_lookback_longer_than_all_of_time_scans_everything_instead_of_wrapping() {
+        let mut c = WatermarkCursor::<i64>::new(1);
+        c.complete_scan(Some(500 * HOUR), LOOKBACK);
+        // `lookback_hours = 4294967295` is about 1.5e19 µs: saturated to i64::MAX by the
+        // sources; the floor must fall to the beginning of time, never wrap into the future.
+        let huge = i64::MAX;
+        let floor = c.floor(huge, None).expect("a watermark gives a floor");
+        assert!(floor < 0, "the floor {floor} is not before the epoch: a wrapped lookback would skip everything");
+        assert_eq!(c.floor(huge, Some(7)), Some(7), "start still bounds it");
+        assert!(c.window_floor(600 * HOUR, huge) < 0);
     }
 
     #[test]

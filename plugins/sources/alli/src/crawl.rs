@@ -71,7 +71,8 @@ pub fn open(cfg: AlliConfig, ctx: SourceContext) -> Result<CrawlSource> {
         concurrency: cfg.http.concurrency(),
         limit: ctx.limit,
         metrics: ctx.metrics.clone(),
-        lookback_us: i64::from(cfg.lookback_hours) * 3_600_000_000,
+        // Saturating: `lookback_hours = 4294967295` overflows i64 microseconds.
+        lookback_us: i64::from(cfg.lookback_hours).saturating_mul(3_600_000_000),
         start_us: cfg.start.as_deref().and_then(parse_timestamp_micros),
         state,
         cfg,

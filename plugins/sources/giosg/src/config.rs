@@ -91,8 +91,9 @@ impl GiosgConfig {
         Ok((start_us, end_us))
     }
 
-    /// `lookback_hours` in microseconds.
+    /// `lookback_hours` in microseconds, saturating (any `u32` of hours is accepted: more
+    /// than all of history means "look back over everything").
     pub fn lookback_us(&self) -> i64 {
-        i64::from(self.lookback_hours) * 3_600_000_000
+        i64::from(self.lookback_hours).saturating_mul(3_600_000_000)
     }
 }
