@@ -14,7 +14,10 @@
 //! * **Resumable scans.** A scan in progress is one range, [`Scan`]: every item with `at` in
 //!   `(done_floor, top]` was emitted and committed (and, when the scan records `started_at`,
 //!   had not changed since then). A run resumed after a crash or `--limit` skips those.
-//! * **Only a scan that reached its floor advances the watermark** ([`WatermarkCursor::complete_scan`]).
+//! * **Only a scan that reached its floor advances the watermark** ([`WatermarkCursor::complete_scan`]),
+//!   and **never past now + [`MAX_CLOCK_SKEW_US`]**: one item dated in the far future (a vendor
+//!   bug, a typo'd date) would otherwise become the watermark, and every item created before
+//!   that date would fall below the next floor and never be exported.
 //!
 //! Times are microseconds since the Unix epoch, UTC; the watermark is stored as RFC 3339.
 //! The state document is `{"version", "watermark", "seen", "scan"}`; the shape of a `seen`
@@ -27,7 +30,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::time::{format_micros, parse_timestamp_micros};
+use crate::time::{format_micros, now_micros, parse_timestamp_micros};
+
+/// How far ahead of this machine's clock a vendor's times may be and still move the
+/// watermark: 10 minutes, in microseconds. Newer times are exported as they are, but the
+/// watermark stops at now + this skew.
+pub const MAX_CLOCK_SKEW_US: i64 = 10 * 60 * 1_000_000;
 use crate::{PluginError, Result};
 
 /// Where an item stands for the cursor. Microseconds since the Unix epoch, UTC.
@@ -219,6 +227,8 @@ impl<S: SeenEntry> WatermarkCursor<S> {
     /// After a scan that reached its floor: advance the watermark to `newest`, forget ended
     /// items that fell out of the lookback window, and close the scan.
     pub fn complete_scan(&mut self, newest: Option<i64>, lookback_us: i64) {
+        let ceiling = now_micros().saturating_add(MAX_CLOCK_SKEW_US);
+        let newest = newest.map(|n| n.min(ceiling));
         let w = match (self.watermark_micros(), newest) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -227,7 +237,7 @@ impl<S: SeenEntry> WatermarkCursor<S> {
             self.watermark = Some(format_micros(w));
             self.seen.retain(|_, e| {
                 let m = e.mark();
-                m.open || m.at >= w - lookback_us
+                m.open || m.at >= w.saturating_sub(lookback_us)
             });
         }
         self.scan = None;
@@ -258,6 +268,22 @@ mod tests {
         assert_eq!(c.floor(LOOKBACK, Some(480 * HOUR)), Some(480 * HOUR), "never below start");
         assert_eq!(c.window_floor(400 * HOUR, LOOKBACK), 452 * HOUR, "the watermark is newer");
         assert_eq!(c.window_floor(600 * HOUR, LOOKBACK), 552 * HOUR);
+    }
+
+    #[test]
+    fn a_far_future_item_does_not_move_the_watermark_past_now() {
+        let mut c = WatermarkCursor::<i64>::new(1);
+        let year_2099 = parse_timestamp_micros("2099-01-01T00:00:00Z").unwrap();
+        let before = now_micros();
+        c.complete_scan(Some(year_2099), LOOKBACK);
+        let w = c.watermark_micros().expect("a watermark");
+        assert!(w <= now_micros() + MAX_CLOCK_SKEW_US && w >= before, "watermark {w}");
+        // A chat created a second from now, before the next run, is above the next floor.
+        let next_chat = now_micros() + 1_000_000;
+        assert!(c.floor(LOOKBACK, None).unwrap() < next_chat);
+        // Saturated vendor times (`1e30` seconds clamped to i64::MAX) give a parsable watermark.
+        c.complete_scan(Some(i64::MAX), LOOKBACK);
+        assert!(c.watermark.as_deref().and_then(parse_timestamp_micros).is_some(), "{:?}", c.watermark);
     }
 
     #[test]
