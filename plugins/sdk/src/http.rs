@@ -93,13 +93,13 @@ pub const MAX_REDIRECTS: usize = 10;
 /// reqwest's redirect error and turned into a [`PluginError::Protocol`].
 #[derive(Debug)]
 struct CrossOriginRedirect {
-    from: String,
-    to: String,
+    from: url::Origin,
+    to: url::Origin,
 }
 
 impl std::fmt::Display for CrossOriginRedirect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "redirect from {} to {} refused", self.from, self.to)
+        write!(f, "redirect from {} to {} refused", self.from.ascii_serialization(), self.to.ascii_serialization())
     }
 }
 
@@ -113,10 +113,7 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
         let from = attempt.previous().first().map(url::Url::origin);
         let to = attempt.url().origin();
         match from {
-            Some(from) if from != to => {
-                let error = CrossOriginRedirect { from: from.ascii_serialization(), to: to.ascii_serialization() };
-                attempt.error(error)
-            }
+            Some(from) if from != to => attempt.error(CrossOriginRedirect { from, to }),
             _ if attempt.previous().len() > MAX_REDIRECTS => attempt.error("too many redirects"),
             _ => attempt.follow(),
         }
@@ -330,18 +327,12 @@ impl HttpClient {
             let failure = match request.send().await {
                 Err(e) if e.is_redirect() => {
                     return Err(match find_source::<CrossOriginRedirect>(&e) {
-                        Some(r) => PluginError::Protocol {
-                            vendor: s.vendor.clone(),
-                            message: format!(
-                                "{} redirected {} to the origin {}, outside the origin {} of base_url: not followed, \
-                                 the credentials are sent only to {}",
-                                s.vendor,
-                                self.scrub(&path_of(url)),
-                                r.to,
-                                r.from,
-                                r.from
-                            ),
-                        },
+                        Some(r) => cross_origin(
+                            &s.vendor,
+                            &format!("{} redirected {}", s.vendor, self.scrub(&path_of(url))),
+                            &r.from,
+                            &r.to,
+                        ),
                         None => PluginError::Http(self.scrub(&format!(
                             "{}: {} on {}",
                             s.vendor,
