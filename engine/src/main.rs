@@ -6,12 +6,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipe_engine::cli::{self, Cli};
+use pipe_engine::cli::{self, Cli, Command};
 use pipe_engine::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(&cli);
+    if matches!(cli.command, Command::Plugin { .. }) {
+        // Before any thread exists: the memory check needs an allocator without thread caches.
+        cli::plugin::without_thread_caches();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -28,7 +28,11 @@
 //!
 //! The memory check counts growth, not leaks: a library's runtime and statics are created once
 //! and never freed (by design), which the warm-up absorbs; what remains is growth proportional
-//! to the number of cycles.
+//! to the number of cycles. glibc's per-thread caches of freed blocks count as in use, and a
+//! library's calls hop between threads, so in a process with those caches on the check reads
+//! their filling as growth (hundreds of bytes per cycle); `pipe plugin check` turns them off
+//! (`GLIBC_TUNABLES=glibc.malloc.tcache_count=0`) before it starts. Do the same when calling
+//! [`check`] from your own program.
 //!
 //! Thread-safety: [`check`] must run inside a multi-thread tokio runtime (plugins loaded from
 //! libraries block the calling worker with `block_in_place`). It runs one check at a time.
