@@ -85,13 +85,21 @@ fn explain(p: &Pipeline, report: &RunReport, outcome: Outcome) {
             eprintln!("       what arrived is committed; the next run continues from the checkpoint");
         }
         Outcome::Partial => {
-            let shown: Vec<&str> = report.incomplete.iter().take(20).map(String::as_str).collect();
-            eprintln!(
-                "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}{}",
-                report.incomplete.len(),
-                shown.join(", "),
-                if report.incomplete.len() > shown.len() { ", ..." } else { "" }
-            );
+            if !report.incomplete.is_empty() {
+                eprintln!(
+                    "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}",
+                    report.incomplete.len(),
+                    first_few(&report.incomplete)
+                );
+            }
+            if !report.rejected.is_empty() {
+                eprintln!(
+                    "error: partial: {} record(s) not exported as the vendor sent them (no id, or a time that is unreadable, out of range or far in the future; raw payloads in {}): {}",
+                    report.rejected.len(),
+                    p.dead_letter_dir.display(),
+                    first_few(&report.rejected)
+                );
+            }
         }
         Outcome::DeadLetters => eprintln!(
             "error: {} dead letter(s) in {} and fail_on_dead_letters = true",
@@ -101,13 +109,19 @@ fn explain(p: &Pipeline, report: &RunReport, outcome: Outcome) {
     }
 }
 
+/// The first 20 of `names`, comma-separated, with `...` when there are more.
+fn first_few(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+    format!("{}{}", shown.join(", "), if names.len() > shown.len() { ", ..." } else { "" })
+}
+
 /// The warning for a run that produced dead letters but does not fail on them. Names the
 /// count and the directory; without a `[dead_letter]` table the records went to the default
 /// directory, which the user never chose, so say how to choose one.
 fn dead_letter_warning(p: &Pipeline, count: u64) -> String {
     let dir = p.dead_letter_dir.display();
     let mut text = format!(
-        "warning: {count} dead letter(s): rows that could not be processed (they are still in the output, unprocessed); records in {dir}"
+        "warning: {count} dead letter(s): records that could not be processed (each line says why; partial runs name those missing from the output); records in {dir}"
     );
     // The config fills this exact default when the pipeline has no [dead_letter] table.
     if p.dead_letter_dir == Path::new(".pipe/dead_letter").join(&p.name) {

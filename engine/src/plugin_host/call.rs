@@ -84,6 +84,11 @@ pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// `name: type` of each field, for error messages.
+fn field_names(schema: &arrow_schema::Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+}
+
 /// A new event struct for a callee to fill.
 pub(super) fn empty_event() -> PipeEventV1 {
     PipeEventV1 {
@@ -101,6 +106,7 @@ pub(super) fn empty_event() -> PipeEventV1 {
 pub(super) fn read_event(
     ev: PipeEventV1,
     streams: &[StreamDecl],
+    plugin: &str,
 ) -> Result<(u32, String, Option<RecordBatch>, String)> {
     let mut array = OwnedArray(ev.array);
     let mut schema = OwnedSchema(ev.schema);
@@ -112,9 +118,29 @@ pub(super) fn read_event(
         )
     };
     let batch = if ev.kind == PIPE_EVENT_BATCH {
-        let declared = streams.iter().find(|d| d.name == stream).map(|d| &d.schema);
+        // A batch is used only on a stream the plugin declared, with exactly that stream's
+        // schema, and after Arrow's full validation of its buffers (in the import): a buggy
+        // library gets an error naming it, never undefined behaviour in the engine.
+        let Some(declared) = streams.iter().find(|d| d.name == stream) else {
+            let names: Vec<&str> = streams.iter().map(|d| d.name.as_str()).collect();
+            return Err(PluginError::other(format!(
+                "plugin `{plugin}` sent a batch on stream `{stream}`, which it did not declare (declared: {})",
+                names.join(", ")
+            )));
+        };
         // SAFETY: both were moved to us by the callee; import leaves them released.
-        Some(unsafe { arrow::import_owned_batch(&mut array.0, &mut schema.0, declared) }?)
+        let batch =
+            unsafe { arrow::import_owned_batch(&mut array.0, &mut schema.0, Some(&declared.schema)) }.map_err(|e| {
+                PluginError::other(format!("plugin `{plugin}` sent an invalid batch on stream `{stream}`: {e}"))
+            })?;
+        if batch.schema().fields() != declared.schema.fields() {
+            return Err(PluginError::other(format!(
+                "plugin `{plugin}` sent a batch on stream `{stream}` whose schema differs from the one it declared: declared {:?}, sent {:?}",
+                field_names(&declared.schema),
+                field_names(&batch.schema())
+            )));
+        }
+        Some(batch)
     } else {
         None
     };

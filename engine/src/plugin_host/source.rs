@@ -129,7 +129,7 @@ fn next_event(inst: &Instance, fns: &SourceFns, streams: &[StreamDecl]) -> Resul
         // SAFETY: open handle; the event is ours to fill.
         let status = inst.plugin.status("next_event", |err| unsafe { (fns.next_event)(h, &mut ev, err) });
         // Read (and so release) whatever the event holds first; the call's own error wins.
-        let read = read_event(ev, streams);
+        let read = read_event(ev, streams, inst.plugin.name);
         status?;
         let (kind, stream, batch, json) = read?;
         Ok(match kind {

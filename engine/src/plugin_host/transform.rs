@@ -73,7 +73,7 @@ impl ExternalTransform {
                     let mut ev = empty_event();
                     // SAFETY: open handle; the event is ours to fill.
                     let status = inst.plugin.status("next_output", |err| unsafe { (fns.next_output)(h, &mut ev, err) });
-                    let read = read_event(ev, &outputs);
+                    let read = read_event(ev, &outputs, inst.plugin.name);
                     status?;
                     let (kind, stream, batch, json) = read?;
                     match kind {

@@ -26,6 +26,9 @@ pub struct RunReport {
     /// Conversations the source found incomplete (dead letter [`DeadLetterKind::Incomplete`],
     /// by `conversation_id`): the run is partial.
     pub incomplete: Vec<String>,
+    /// Records (or values of them) not in the output as the vendor sent them (dead letters
+    /// [`DeadLetterKind::Rejected`]), as `<stream> <key> (<reason>)`: the run is partial.
+    pub rejected: Vec<String>,
     /// Why the source stopped early (dead letters [`DeadLetterKind::RetryBudgetExhausted`] and
     /// [`DeadLetterKind::AccountFailed`], their messages): the run is partial.
     pub stopped_early: Vec<String>,
@@ -72,13 +75,23 @@ impl RunReport {
             DeadLetterKind::RetryBudgetExhausted | DeadLetterKind::AccountFailed => {
                 self.stopped_early.push(dl.message.clone())
             }
+            DeadLetterKind::Rejected(reason) => {
+                let key = ["conversation_id", "message_id"]
+                    .iter()
+                    .filter_map(|k| dl.key.get(*k).and_then(|v| v.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let key = if key.is_empty() { "?".to_string() } else { key };
+                self.rejected.push(format!("{} {key} ({reason})", dl.stream));
+            }
             DeadLetterKind::Other(_) => {}
         }
     }
 
-    /// True when nothing is missing: no incomplete conversation, nothing stopped early.
+    /// True when nothing is missing: no incomplete conversation, no rejected record, nothing
+    /// stopped early.
     pub fn is_complete(&self) -> bool {
-        self.incomplete.is_empty() && self.stopped_early.is_empty()
+        self.incomplete.is_empty() && self.rejected.is_empty() && self.stopped_early.is_empty()
     }
 
     /// The outcome: partial when incomplete (that wins over dead letters), else dead letters
@@ -105,7 +118,7 @@ impl RunReport {
             "retries": self.retries,
             "checkpoints": self.checkpoints,
             "dead_letters": self.dead_letters,
-            "completeness": {"ok": self.is_complete(), "incomplete_conversations": self.incomplete, "stopped_early": self.stopped_early},
+            "completeness": {"ok": self.is_complete(), "incomplete_conversations": self.incomplete, "rejected_records": self.rejected, "stopped_early": self.stopped_early},
             "state_before": self.state_before,
             "state_after": self.state_after,
         })
@@ -164,8 +177,16 @@ mod tests {
     }
 
     #[test]
+    fn rejected_records_make_it_partial_and_are_named() {
+        let r = after(&["hmac_mismatch", "time_in_future", "unparsable_message"]);
+        assert_eq!(r.rejected, ["conversations c1 (time_in_future)", "conversations c2 (unparsable_message)"]);
+        assert_eq!(r.outcome(true), Outcome::Partial);
+        assert_eq!(r.to_json("p", Outcome::Partial)["completeness"]["rejected_records"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
     fn plugin_reasons_fail_the_run_only_when_configured() {
-        let r = after(&["hmac_mismatch", "unparsable_timestamp"]);
+        let r = after(&["hmac_mismatch", "bad_ciphertext"]);
         assert!(r.is_complete());
         assert_eq!(r.outcome(false), Outcome::Success);
         assert_eq!(r.outcome(true), Outcome::DeadLetters);

@@ -74,6 +74,22 @@ pub const REASON_RETRY_BUDGET: &str = "retry_budget_exhausted";
 /// that account's state stays at its last checkpoint, and the run ends `partial` (exit code 3).
 pub const REASON_ACCOUNT_FAILED: &str = "account_failed";
 
+/// The dead-letter reasons under which a record, or a value of one, is not in the output as the
+/// vendor sent it: a record without an id (`unparsable_chat`, `unparsable_conversation`,
+/// `unparsable_message`, `missing_question_id`) is left out; a time that cannot be read, cannot be
+/// represented or lies implausibly far in the future ([`crate::time::TimeProblem`]) leaves its row
+/// out when the row cannot exist without it, else its column null. The engine ends the run
+/// `partial` (exit code 3) and names the records ([`DeadLetterKind::Rejected`]).
+pub const REJECTED_REASONS: &[&str] = &[
+    "unparsable_chat",
+    "unparsable_conversation",
+    "unparsable_message",
+    "missing_question_id",
+    "unparsable_timestamp",
+    "time_out_of_range",
+    "time_in_future",
+];
+
 /// A dead letter's [`DeadLetter::reason`], typed: the reasons the engine acts on, and every
 /// other (plugin-specific) reason as it is.
 ///
@@ -88,6 +104,7 @@ pub const REASON_ACCOUNT_FAILED: &str = "account_failed";
 /// assert_eq!(DeadLetterKind::from_reason("hmac_mismatch"), DeadLetterKind::Other("hmac_mismatch".into()));
 /// assert_eq!(DeadLetterKind::RetryBudgetExhausted.as_reason(), "retry_budget_exhausted");
 /// assert_eq!(String::from(DeadLetterKind::AccountFailed), "account_failed");
+/// assert_eq!(DeadLetterKind::from_reason("time_in_future"), DeadLetterKind::Rejected("time_in_future".into()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadLetterKind {
@@ -97,6 +114,9 @@ pub enum DeadLetterKind {
     RetryBudgetExhausted,
     /// [`REASON_ACCOUNT_FAILED`]: one account of a many-account source failed.
     AccountFailed,
+    /// One of [`REJECTED_REASONS`]: a record (or a value of one) is not in the output as the
+    /// vendor sent it.
+    Rejected(String),
     /// Any other reason (`hmac_mismatch`, `unparsable_timestamp`, ...): the record is bad, the
     /// run is not incomplete because of it.
     Other(String),
@@ -109,6 +129,7 @@ impl DeadLetterKind {
             REASON_INCOMPLETE => DeadLetterKind::Incomplete,
             REASON_RETRY_BUDGET => DeadLetterKind::RetryBudgetExhausted,
             REASON_ACCOUNT_FAILED => DeadLetterKind::AccountFailed,
+            rejected if REJECTED_REASONS.contains(&rejected) => DeadLetterKind::Rejected(rejected.to_string()),
             other => DeadLetterKind::Other(other.to_string()),
         }
     }
@@ -119,7 +140,7 @@ impl DeadLetterKind {
             DeadLetterKind::Incomplete => REASON_INCOMPLETE,
             DeadLetterKind::RetryBudgetExhausted => REASON_RETRY_BUDGET,
             DeadLetterKind::AccountFailed => REASON_ACCOUNT_FAILED,
-            DeadLetterKind::Other(reason) => reason,
+            DeadLetterKind::Rejected(reason) | DeadLetterKind::Other(reason) => reason,
         }
     }
 }
@@ -127,7 +148,7 @@ impl DeadLetterKind {
 impl From<DeadLetterKind> for String {
     fn from(kind: DeadLetterKind) -> String {
         match kind {
-            DeadLetterKind::Other(reason) => reason,
+            DeadLetterKind::Rejected(reason) | DeadLetterKind::Other(reason) => reason,
             known => known.as_reason().to_string(),
         }
     }

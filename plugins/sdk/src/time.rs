@@ -1,6 +1,186 @@
 //! Vendor timestamps to canonical microseconds since the Unix epoch, UTC.
+//!
+//! Every vendor time goes through one checked conversion ([`vendor_time`], or [`checked`] for a
+//! time already in microseconds): it never wraps, saturates or panics. A time that cannot be
+//! read, cannot be represented, or lies implausibly far in the future is a [`TimeProblem`],
+//! whose [`TimeProblem::reason`] is the dead-letter reason the source records; the row is then
+//! left out (a required time) or its column left null (an optional one), and the engine ends
+//! the run partial naming it ([`crate::DeadLetterKind::Rejected`]).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+
+/// How far after now a vendor time may lie and still be taken as true: 24 hours, in
+/// microseconds. A vendor clock running ahead, or a zone-less time read as UTC (at most 14
+/// hours off), stays inside it; a chat "created" in 2099 does not.
+pub const MAX_FUTURE_US: i64 = 24 * 3600 * 1_000_000;
+
+/// Why a vendor time cannot be a canonical timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeProblem {
+    /// Not a time in any accepted form (dead-letter reason `unparsable_timestamp`).
+    Unparsable,
+    /// Outside what a canonical timestamp holds: microseconds in an `i64` that every reader
+    /// can format (chrono's range, years −262143 to 262142), or not a finite number (reason
+    /// `time_out_of_range`).
+    OutOfRange,
+    /// More than [`MAX_FUTURE_US`] after now (reason `time_in_future`).
+    InFuture,
+}
+
+impl TimeProblem {
+    /// The dead-letter reason: `unparsable_timestamp`, `time_out_of_range` or `time_in_future`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TimeProblem::Unparsable => "unparsable_timestamp",
+            TimeProblem::OutOfRange => "time_out_of_range",
+            TimeProblem::InFuture => "time_in_future",
+        }
+    }
+
+    /// What is wrong, for a dead letter's message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TimeProblem::Unparsable => "is not a time pipe can read",
+            TimeProblem::OutOfRange => "is outside the range of a timestamp",
+            TimeProblem::InFuture => "lies more than 24 hours in the future",
+        }
+    }
+}
+
+/// The unit of a vendor's numeric (epoch) times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochUnit {
+    /// Seconds since the Unix epoch.
+    Seconds,
+    /// Milliseconds since the Unix epoch.
+    Millis,
+    /// Microseconds since the Unix epoch.
+    Micros,
+    /// Guessed from the magnitude, for a vendor that does not document its unit: below 10¹²
+    /// seconds (until the year 33658), below 10¹⁵ milliseconds, else microseconds.
+    ByMagnitude,
+}
+
+impl EpochUnit {
+    /// The unit of `n`: itself, or for [`EpochUnit::ByMagnitude`] the one its magnitude says.
+    pub fn of(self, n: f64) -> EpochUnit {
+        match self {
+            EpochUnit::ByMagnitude if n.abs() >= 1e15 => EpochUnit::Micros,
+            EpochUnit::ByMagnitude if n.abs() >= 1e12 => EpochUnit::Millis,
+            EpochUnit::ByMagnitude => EpochUnit::Seconds,
+            unit => unit,
+        }
+    }
+
+    /// `n` of this unit in microseconds, rounded; [`TimeProblem::OutOfRange`] when `n` is not
+    /// finite or the result is outside [`checked`]'s range (never saturated, never wrapped).
+    pub fn to_micros(self, n: f64) -> Result<i64, TimeProblem> {
+        let us = match self.of(n) {
+            EpochUnit::Seconds => n * 1e6,
+            EpochUnit::Millis => n * 1e3,
+            _ => n,
+        }
+        .round();
+        // 2^63 is exactly representable; anything at or beyond it does not fit an i64.
+        if !us.is_finite() || us >= 9.223_372_036_854_775_808e18 || us < -9.223_372_036_854_775_808e18 {
+            return Err(TimeProblem::OutOfRange);
+        }
+        in_range(us as i64)
+    }
+}
+
+/// `us` if a reader can format it (chrono's range), else [`TimeProblem::OutOfRange`].
+fn in_range(us: i64) -> Result<i64, TimeProblem> {
+    DateTime::<Utc>::from_timestamp_micros(us).map(|_| us).ok_or(TimeProblem::OutOfRange)
+}
+
+/// Checks a time in microseconds against `now_us`: representable, and at most
+/// [`MAX_FUTURE_US`] after now.
+pub fn checked(us: i64, now_us: i64) -> Result<i64, TimeProblem> {
+    let us = in_range(us)?;
+    if us > now_us.saturating_add(MAX_FUTURE_US) { Err(TimeProblem::InFuture) } else { Ok(us) }
+}
+
+/// One vendor time, checked: `Ok(None)` when absent or JSON `null`; a string is parsed by
+/// [`parse_timestamp_micros`] (or, when it is a plain number, read as an epoch number); a
+/// number is an epoch time in `unit`. Errors: [`TimeProblem`], by the rules of [`checked`].
+pub fn vendor_time(v: Option<&Value>, unit: EpochUnit, now_us: i64) -> Result<Option<i64>, TimeProblem> {
+    let us = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => match parse_timestamp_micros(s) {
+            Some(us) => us,
+            None => match s.trim().parse::<f64>() {
+                Ok(n) => unit.to_micros(n)?,
+                Err(_) => return Err(TimeProblem::Unparsable),
+            },
+        },
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            // Integers exactly (f64 would round epoch microseconds).
+            (Some(i), _) => match unit.of(i as f64) {
+                EpochUnit::Seconds => i.checked_mul(1_000_000).ok_or(TimeProblem::OutOfRange)?,
+                EpochUnit::Millis => i.checked_mul(1_000).ok_or(TimeProblem::OutOfRange)?,
+                _ => i,
+            },
+            (None, Some(f)) => unit.to_micros(f)?,
+            (None, None) => return Err(TimeProblem::OutOfRange),
+        },
+        Some(_) => return Err(TimeProblem::Unparsable),
+    };
+    checked(us, now_us).map(Some)
+}
+
+/// A vendor time a record carried that could not be used ([`RecordTimes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadTime {
+    /// The vendor's field name (`created_at`, `lastChatTime`).
+    pub field: String,
+    /// The value as the vendor sent it.
+    pub raw: Value,
+    /// What is wrong with it; [`TimeProblem::reason`] is the dead-letter reason.
+    pub problem: TimeProblem,
+}
+
+impl BadTime {
+    /// `<what>: `<field>` <raw> <what is wrong>`, for a dead letter's message.
+    pub fn message(&self, what: &str) -> String {
+        format!("{what}: `{}` {} {}", self.field, self.raw, self.problem.describe())
+    }
+}
+
+/// Reads the times of the records of one mapping through [`vendor_time`], remembering every
+/// problem, so a mapping reads a time in one call and turns what went wrong into dead letters
+/// afterwards ([`RecordTimes::take`]).
+#[derive(Debug)]
+pub struct RecordTimes {
+    now_us: i64,
+    unit: EpochUnit,
+    bad: Vec<BadTime>,
+}
+
+impl RecordTimes {
+    /// Checks against `now_us` (microseconds UTC, e.g. the rows' `extracted_at`); numbers are
+    /// epoch times in `unit`.
+    pub fn new(now_us: i64, unit: EpochUnit) -> Self {
+        RecordTimes { now_us, unit, bad: Vec::new() }
+    }
+
+    /// `record[field]` in microseconds UTC; `None` when absent, null or bad (then remembered).
+    pub fn read(&mut self, record: &Value, field: &str) -> Option<i64> {
+        match vendor_time(record.get(field), self.unit, self.now_us) {
+            Ok(t) => t,
+            Err(problem) => {
+                self.bad.push(BadTime { field: field.to_string(), raw: record[field].clone(), problem });
+                None
+            }
+        }
+    }
+
+    /// The problems met since the last call, oldest first.
+    pub fn take(&mut self) -> Vec<BadTime> {
+        std::mem::take(&mut self.bad)
+    }
+}
 
 /// Parses an ISO-8601 / RFC 3339 timestamp to microseconds since the Unix epoch, UTC.
 ///
@@ -36,6 +216,8 @@ pub fn format_micros(us: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -52,6 +234,76 @@ mod tests {
     fn garbage_is_none() {
         assert_eq!(parse_timestamp_micros("yesterday"), None);
         assert_eq!(parse_timestamp_micros(""), None);
+    }
+
+    const NOW: i64 = 1_764_633_600_000_000; // 2025-12-02T00:00:00Z
+
+    #[test]
+    fn vendor_times_in_every_form_agree() {
+        let want = Ok(Some(1_717_243_200_000_000));
+        assert_eq!(vendor_time(Some(&json!("2024-06-01T12:00:00Z")), EpochUnit::Millis, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200_000_i64)), EpochUnit::Millis, NOW), want);
+        assert_eq!(vendor_time(Some(&json!("1717243200000")), EpochUnit::Millis, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200)), EpochUnit::Seconds, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200.0)), EpochUnit::Seconds, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200_000_000_i64)), EpochUnit::Micros, NOW), want);
+        for by_magnitude in [json!(1_717_243_200), json!(1_717_243_200_000_i64), json!(1_717_243_200_000_000_i64)] {
+            assert_eq!(vendor_time(Some(&by_magnitude), EpochUnit::ByMagnitude, NOW), want, "{by_magnitude}");
+        }
+        assert_eq!(vendor_time(None, EpochUnit::Millis, NOW), Ok(None));
+        assert_eq!(vendor_time(Some(&Value::Null), EpochUnit::Millis, NOW), Ok(None));
+    }
+
+    #[test]
+    fn huge_epochs_are_out_of_range_never_saturated_or_wrapped() {
+        for v in [json!(1e30), json!(i64::MAX), json!(u64::MAX), json!(-1e300), json!("1e30"), json!(9.3e18)] {
+            assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, NOW), Err(TimeProblem::OutOfRange), "{v}");
+        }
+        // i64::MAX microseconds is an i64, but no reader formats year 294247.
+        assert_eq!(vendor_time(Some(&json!(i64::MAX)), EpochUnit::Micros, NOW), Err(TimeProblem::OutOfRange));
+        assert_eq!(EpochUnit::Seconds.to_micros(f64::NAN), Err(TimeProblem::OutOfRange));
+        assert_eq!(EpochUnit::Seconds.to_micros(f64::INFINITY), Err(TimeProblem::OutOfRange));
+    }
+
+    #[test]
+    fn far_future_times_are_refused_near_future_ones_kept() {
+        let in_an_hour = NOW + 3_600_000_000;
+        assert_eq!(checked(in_an_hour, NOW), Ok(in_an_hour));
+        assert_eq!(checked(NOW + MAX_FUTURE_US, NOW), Ok(NOW + MAX_FUTURE_US));
+        assert_eq!(checked(NOW + MAX_FUTURE_US + 1, NOW), Err(TimeProblem::InFuture));
+        assert_eq!(
+            vendor_time(Some(&json!("2099-01-01T00:00:00Z")), EpochUnit::Millis, NOW),
+            Err(TimeProblem::InFuture)
+        );
+        // Long ago is odd but true: kept.
+        assert_eq!(
+            vendor_time(Some(&json!("1901-01-01T00:00:00Z")), EpochUnit::Millis, NOW).map(|t| t.is_some()),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn non_times_are_unparsable() {
+        for v in [json!("yesterday"), json!(""), json!(true), json!({"t": 1}), json!([1])] {
+            assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, NOW), Err(TimeProblem::Unparsable), "{v}");
+        }
+        assert_eq!(TimeProblem::InFuture.reason(), "time_in_future");
+    }
+
+    #[test]
+    fn record_times_remember_what_was_wrong() {
+        let chat =
+            json!({"created_at": "2099-01-01T00:00:00Z", "updated_at": "2024-06-01T12:00:00Z", "ended_at": "soon"});
+        let mut times = RecordTimes::new(NOW, EpochUnit::Millis);
+        assert_eq!(times.read(&chat, "created_at"), None);
+        assert_eq!(times.read(&chat, "updated_at"), Some(1_717_243_200_000_000));
+        assert_eq!(times.read(&chat, "ended_at"), None);
+        assert_eq!(times.read(&chat, "missing"), None);
+        let bad = times.take();
+        let reasons: Vec<_> = bad.iter().map(|b| (b.field.as_str(), b.problem.reason())).collect();
+        assert_eq!(reasons, [("created_at", "time_in_future"), ("ended_at", "unparsable_timestamp")]);
+        assert_eq!(bad[1].message("chat 7"), "chat 7: `ended_at` \"soon\" is not a time pipe can read");
+        assert!(times.take().is_empty());
     }
 
     #[test]

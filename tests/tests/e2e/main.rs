@@ -12,6 +12,7 @@ mod credentials;
 mod decrypt_tags;
 mod delta;
 mod giosg;
+mod hostile_times;
 mod http;
 mod incremental;
 mod json_sink;

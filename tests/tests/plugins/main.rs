@@ -8,3 +8,4 @@ mod c;
 mod cancel_abi;
 mod conformance;
 mod example;
+mod properties;

@@ -74,6 +74,8 @@ pub unsafe fn export_batch(
 
 /// Imports a batch whose array was moved to us (it is left released) and whose schema is
 /// borrowed. When the batch's type equals `declared`'s, the batch gets `declared` itself.
+/// Errors: [`ArrowError`] when the schema is unreadable, or the data fails Arrow's full
+/// validation (buffer sizes, offsets, child lengths, UTF-8): nothing invalid is handed on.
 ///
 /// # Safety
 /// `array` must point to a valid `ArrowArray` we own, `schema` to a valid borrowed
@@ -99,6 +101,10 @@ pub unsafe fn import_batch(
     // SAFETY: the data type is the one the producer described the array with (checked above
     // when the declared schema is used instead of the sent one).
     let data = unsafe { from_ffi_and_data_type(ffi_array, struct_type) }?;
+    // The other side's buffers are not ours to trust: offsets past the end of a buffer, a
+    // child shorter than its parent or invalid UTF-8 would be undefined behaviour (or a panic)
+    // in whatever reads them next. Full validation turns them into this call's error.
+    data.validate_full()?;
     let rows = data.len();
     let (_, columns, nulls) = StructArray::from(data).into_parts();
     if nulls.is_some_and(|n| n.null_count() > 0) {

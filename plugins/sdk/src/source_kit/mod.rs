@@ -20,4 +20,4 @@ pub mod watermark;
 
 pub use crawl::{BATCH_CONVERSATIONS, BATCH_MESSAGES, Crawl, CrawlSource, CrawlSpec, Emitter};
 pub use http_settings::{HttpConfig, HttpDefaults};
-pub use watermark::{Mark, Scan, SeenEntry, SeenMark, WatermarkCursor, load_state};
+pub use watermark::{MAX_CLOCK_SKEW_US, Mark, Scan, SeenEntry, SeenMark, WatermarkCursor, load_state};

@@ -39,7 +39,7 @@ use pipe_plugin_sdk::{DeadLetter, PluginError, Result, SourceContext};
 use serde_json::{Value, json};
 
 use crate::client::{ChatApiClient, History};
-use crate::mapping::{MapCtx, MappedClient, item_time, map_history, scrub_raw};
+use crate::mapping::{MapCtx, MappedClient, item_position, map_history, scrub_raw};
 use crate::watermark::{HistoryState, Watermark};
 use crate::{AimylogicConfig, VENDOR};
 
@@ -215,8 +215,9 @@ fn question_of(message_id: &str) -> &str {
 
 /// What of a fully mapped client history is not covered by `watermark` (`None`: everything).
 /// The conversation row is kept only when at least one message is new; dead letters only
-/// when their item is newer than the watermark (an item without a usable time: only when
-/// there is no watermark yet).
+/// when their item is newer than the watermark ([`item_position`]: an item dated beyond the
+/// watermark's reach is reported on every run while the vendor keeps it, since it is never
+/// exported; an item without a readable time only when there is no watermark yet).
 fn select_new(watermark: Option<&Watermark>, mut mapped: MappedClient) -> MappedClient {
     let Some(w) = watermark else {
         if mapped.messages.is_empty() {
@@ -225,7 +226,7 @@ fn select_new(watermark: Option<&Watermark>, mut mapped: MappedClient) -> Mapped
         return mapped;
     };
     mapped.messages.retain(|m| w.is_new(m.sent_at.div_euclid(1000), question_of(&m.message_id)));
-    mapped.dead_letters.retain(|dl| item_time(&dl.raw).is_some_and(|t| t.div_euclid(1000) > w.ms));
+    mapped.dead_letters.retain(|dl| item_position(&dl.raw).is_some_and(|t| t.div_euclid(1000) > w.ms));
     if mapped.messages.is_empty() {
         mapped.conversation = None;
     }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use pipe_plugin_sdk::DeadLetter;
 use pipe_plugin_sdk::schema::{ConversationRow, MESSAGES, MessageRow, SenderRole};
-use pipe_plugin_sdk::time::parse_timestamp_micros;
+use pipe_plugin_sdk::time::{EpochUnit, TimeProblem, now_micros, vendor_time};
 use serde_json::{Value, json};
 
 use crate::VENDOR;
@@ -74,18 +74,34 @@ pub fn question_id(item: &Value) -> Option<String> {
     str_or_num(item.get("questionId"))
 }
 
-/// A vendor time as µs UTC: an ISO string (naive = UTC) or epoch milliseconds.
-pub fn time_micros(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::String(s) => parse_timestamp_micros(s),
-        Value::Number(n) => n.as_i64().and_then(|ms| ms.checked_mul(1000)),
-        _ => None,
-    }
+/// A vendor time as µs UTC: an ISO string (naive = UTC) or epoch milliseconds, checked
+/// against `now_us` ([`vendor_time`]: never wrapped or saturated, nothing past now + 24 h).
+pub fn time_micros(v: Option<&Value>, now_us: i64) -> Result<Option<i64>, TimeProblem> {
+    vendor_time(v, EpochUnit::Millis, now_us)
 }
 
-/// The item's `timestamp`, else its response's.
-pub fn item_time(item: &Value) -> Option<i64> {
-    time_micros(item.get("timestamp")).or_else(|| response(item).and_then(|r| time_micros(r.get("timestamp"))))
+/// The item's `timestamp`, else its response's, checked ([`time_micros`]); an item with
+/// neither is [`TimeProblem::Unparsable`].
+pub fn item_time(item: &Value) -> Result<i64, TimeProblem> {
+    item_time_at(item, now_micros())
+}
+
+fn item_time_at(item: &Value, now_us: i64) -> Result<i64, TimeProblem> {
+    let own = time_micros(item.get("timestamp"), now_us)?;
+    let answer = || response(item).map_or(Ok(None), |r| time_micros(r.get("timestamp"), now_us));
+    own.map_or_else(answer, |t| Ok(Some(t)))?.ok_or(TimeProblem::Unparsable)
+}
+
+/// Where an item stands against a client's watermark, in µs: its time without the future
+/// check, and `i64::MAX` for a time beyond any timestamp (so an item dated 2099, which is
+/// never exported, stays ahead of every watermark and is dead-lettered on every run while the
+/// vendor keeps it). `None` when the item has no readable time.
+pub fn item_position(item: &Value) -> Option<i64> {
+    match item_time_at(item, i64::MAX) {
+        Ok(t) => Some(t),
+        Err(TimeProblem::OutOfRange) => Some(i64::MAX),
+        Err(_) => None,
+    }
 }
 
 /// The request part: the item itself, or its `request` object.
@@ -153,14 +169,17 @@ pub fn map_item(
     let Some(qid) = question_id(item) else {
         return Err(dead_letter(ctx, item, "missing_question_id", "item has no questionId".into()));
     };
-    let Some(sent_at) = item_time(item) else {
-        let ts = item.get("timestamp").map(attr_value).unwrap_or_else(|| "(none)".into());
-        return Err(dead_letter(
-            ctx,
-            item,
-            "unparsable_timestamp",
-            format!("questionId {qid}: timestamp `{ts}` is not an ISO time or epoch ms"),
-        ));
+    let sent_at = match item_time(item) {
+        Ok(t) => t,
+        Err(problem) => {
+            let ts = item.get("timestamp").map(attr_value).unwrap_or_else(|| "(none)".into());
+            return Err(dead_letter(
+                ctx,
+                item,
+                problem.reason(),
+                format!("questionId {qid}: timestamp `{ts}` {} (an ISO time or epoch ms)", problem.describe()),
+            ));
+        }
     };
     let agent = is_agent(item);
     let raw_item = scrub_raw(item, ctx.token);
@@ -288,9 +307,9 @@ pub fn map_history(ctx: &MapCtx<'_>, items: &[Value]) -> MappedClient {
     let mut timed: Vec<(i64, &Value)> = Vec::new();
     for item in items {
         match item_time(item) {
-            Some(t) => timed.push((t, item)),
+            Ok(t) => timed.push((t, item)),
             // map_item produces the dead letter with its reason.
-            None => {
+            Err(_) => {
                 if let Err(dl) = map_item(ctx, item, 0, None) {
                     out.dead_letters.push(dl);
                 }
@@ -409,6 +428,33 @@ mod tests {
         assert_eq!(rows[0].text.as_deref(), Some("start"));
         assert!(rows.iter().all(|r| !r.raw.contains(TOKEN) && !r.raw.contains("68932bef")), "token leaked into raw");
         assert_eq!(rows[1].attributes["aimylogic.nlpClass"], "/CatchAll");
+    }
+
+    #[test]
+    fn far_future_and_unrepresentable_times_are_dead_letters_never_watermarks() {
+        let items = vec![
+            json!({"questionId": "future", "timestamp": "2099-01-01T00:00:00", "query": "?"}),
+            json!({"questionId": "huge", "timestamp": 1e30, "query": "?"}),
+            json!({"questionId": "wraps", "timestamp": i64::MAX, "query": "?"}),
+            json!({"questionId": "1", "timestamp": 1715677923517i64, "query": "a"}),
+        ];
+        let m = map_history(&ctx(), &items);
+        let reasons: Vec<_> =
+            m.dead_letters.iter().map(|d| (d.key["message_id"].as_str(), d.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (Some("future"), "time_in_future"),
+                (Some("huge"), "time_out_of_range"),
+                (Some("wraps"), "time_out_of_range")
+            ]
+        );
+        assert!(m.dead_letters.iter().all(|d| pipe_plugin_sdk::REJECTED_REASONS.contains(&d.reason.as_str())));
+        let ids: Vec<_> = m.messages.iter().map(|r| r.message_id.as_str()).collect();
+        assert_eq!(ids, ["1:q"], "every other item is exported");
+        // Against a watermark these stay ahead of it (reported while the vendor keeps them).
+        assert_eq!(item_position(&items[1]), Some(i64::MAX));
+        assert!(item_position(&items[0]).is_some_and(|t| t > now_micros()));
     }
 
     #[test]

@@ -23,6 +23,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pipe_plugin_sdk::source_kit::MAX_CLOCK_SKEW_US;
+use pipe_plugin_sdk::time::now_micros;
 use pipe_plugin_sdk::{PluginError, Result};
 use serde_json::{Map, Value, json};
 
@@ -44,8 +46,20 @@ impl Watermark {
         ms > self.ms || (ms == self.ms && !self.ids.contains(question_id))
     }
 
-    /// Records the item at `ms` with `question_id` as exported.
+    /// Records the item at `ms` with `question_id` as exported. The watermark never moves
+    /// past now + the SDK cursor's clock skew ([`MAX_CLOCK_SKEW_US`]): an item a few hours
+    /// ahead (a vendor clock running fast) is exported, but items arriving later with earlier
+    /// times must still count as new; the item itself is exported again on later runs until
+    /// its time has passed (at-least-once, deduplicated by key downstream).
     pub fn advance(&mut self, ms: i64, question_id: &str) {
+        let ceiling = now_micros().saturating_add(MAX_CLOCK_SKEW_US).div_euclid(1000);
+        if ms > ceiling {
+            if ceiling > self.ms {
+                self.ms = ceiling;
+                self.ids.clear();
+            }
+            return;
+        }
         if ms > self.ms {
             self.ms = ms;
             self.ids.clear();
@@ -166,6 +180,19 @@ impl HistoryState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watermark_never_moves_past_now_plus_the_skew() {
+        let now_ms = now_micros().div_euclid(1000);
+        let far = now_ms + 24 * 3_600_000;
+        let mut w = Watermark::default();
+        w.advance(far, "z");
+        assert!(w.ms < far && w.ms >= now_ms && w.ids.is_empty(), "clamped to now + skew: {w:?}");
+        assert!(w.is_new(far, "z"), "the item ahead of the clock is exported again later");
+        // An item that arrives later with an earlier (true) time still counts as new.
+        assert!(w.is_new(now_ms + 11 * 60_000, "late"));
+        assert!(!w.is_new(now_ms - 1, "old"));
+    }
 
     #[test]
     fn round_trip_and_bounded() {

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
-use pipe_plugin_sdk::time::parse_timestamp_micros;
+use pipe_plugin_sdk::source_kit::MAX_CLOCK_SKEW_US;
+use pipe_plugin_sdk::time::{EpochUnit, RecordTimes, TimeProblem, now_micros, vendor_time};
 use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -46,12 +47,12 @@ impl TimeUnit {
         }
     }
 
-    /// `n` of this unit in microseconds.
-    pub fn to_micros(self, n: f64) -> i64 {
+    /// The SDK's unit of the same name.
+    pub fn epoch_unit(self) -> EpochUnit {
         match self {
-            TimeUnit::S => (n * 1e6).round() as i64,
-            TimeUnit::Ms => (n * 1e3).round() as i64,
-            TimeUnit::Us => n.round() as i64,
+            TimeUnit::S => EpochUnit::Seconds,
+            TimeUnit::Ms => EpochUnit::Millis,
+            TimeUnit::Us => EpochUnit::Micros,
         }
     }
 
@@ -79,12 +80,10 @@ pub fn unit_of(v: &Value) -> Option<TimeUnit> {
 }
 
 /// An Alli timestamp in microseconds UTC: an epoch number (seconds, milliseconds or
-/// microseconds, by magnitude; also as a numeric string) or an ISO-8601 string.
-pub fn epoch_micros(v: &Value) -> Option<i64> {
-    if let Some(n) = number_of(v) {
-        return Some(TimeUnit::of(n).to_micros(n));
-    }
-    v.as_str().and_then(parse_timestamp_micros)
+/// microseconds, by magnitude; also as a numeric string) or an ISO-8601 string, checked
+/// ([`vendor_time`]: never saturated or wrapped, nothing past now + 24 h).
+pub fn epoch_micros(v: &Value) -> Result<Option<i64>, TimeProblem> {
+    vendor_time(Some(v), EpochUnit::ByMagnitude, now_micros())
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -95,13 +94,18 @@ fn non_empty(v: Option<&str>) -> Option<String> {
     v.map(str::trim).filter(|x| !x.is_empty()).map(str::to_string)
 }
 
-fn ts(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(epoch_micros)
+/// `v[key]` as a time for the cursor: a bad one is `None`, a future one counts as now + the
+/// cursor's clock skew (so one conversation dated 2099 does not move the scan's top).
+fn position(v: &Value, key: &str) -> Option<i64> {
+    // "Now" at the end of time: no future check here, the clamp below replaces it.
+    let t = vendor_time(v.get(key), EpochUnit::ByMagnitude, i64::MAX).ok().flatten();
+    t.map(|t| t.min(now_micros().saturating_add(MAX_CLOCK_SKEW_US)))
 }
 
 /// The listing order key of a conversation (µs): its last chat time, else its creation time.
+/// A time that is unusable is skipped; one in the future counts as now + the clock skew.
 pub fn listing_time(conversation: &Value) -> Option<i64> {
-    ts(conversation, "lastChatTime").or_else(|| ts(conversation, "createdAt"))
+    position(conversation, "lastChatTime").or_else(|| position(conversation, "createdAt"))
 }
 
 /// Plain text of a Draft.js raw content string (`{"blocks": [{"text": ...}], "entityMap": ...}`):
@@ -211,6 +215,8 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
         _ => Vec::new(),
     };
 
+    // Every time through one checked conversion: a bad one is a dead letter naming it.
+    let mut times = RecordTimes::new(now_micros(), EpochUnit::ByMagnitude);
     let mut parsed: Vec<(i64, &Value, &str)> = Vec::with_capacity(b.chats.len());
     let mut ids = HashSet::new();
     for m in &b.chats {
@@ -219,20 +225,27 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
             Api::Graphql => s(m, "__typename"),
         };
         let time = match b.api {
-            Api::Rest => ts(m, "timestamp"),
-            Api::Graphql => ts(m, "createdAt"),
+            Api::Rest => times.read(m, "timestamp"),
+            Api::Graphql => times.read(m, "createdAt"),
         };
-        match (s(m, "id"), time) {
-            (Some(id), Some(at)) => {
+        match (s(m, "id"), time, times.take().first()) {
+            (Some(id), Some(at), _) => {
                 if ids.insert(id) {
                     parsed.push((at, m, kind.unwrap_or("")));
                 }
             }
-            (id, _) => out.dead_letters.push(dead_letter(
+            (Some(id), None, Some(bad)) => out.dead_letters.push(dead_letter(
+                MESSAGES,
+                key(Some(id)),
+                bad.problem.reason(),
+                bad.message(&format!("chat {id}")),
+                m,
+            )),
+            (id, _, _) => out.dead_letters.push(dead_letter(
                 MESSAGES,
                 key(id),
                 "unparsable_message",
-                "chat has no string `id` or no parsable time".into(),
+                "chat has no string `id` or no time".into(),
                 m,
             )),
         }
@@ -312,8 +325,8 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
     }
 
     let last_message_at = parsed.iter().map(|(at, _, _)| *at).max();
-    let created_at = ts(c, "createdAt");
-    let last_chat = ts(c, "lastChatTime");
+    let created_at = times.read(c, "createdAt");
+    let last_chat = times.read(c, "lastChatTime");
     let row = match b.api {
         Api::Rest => {
             let is_end = c.get("isEnd").and_then(Value::as_bool);
@@ -348,7 +361,7 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
                 title: non_empty(s(c, "title")),
                 is_ended: state.as_deref().map(|st| ENDED_STATES.contains(&st)),
                 state: state.map(|x| x.to_lowercase()),
-                updated_at: [last_chat, ts(c, "modifiedAt")].into_iter().flatten().max().or(created_at),
+                updated_at: [last_chat, times.read(c, "modifiedAt")].into_iter().flatten().max().or(created_at),
                 ..Default::default()
             }
         }
@@ -360,7 +373,7 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
     out.conversation = Some(ConversationRow {
         vendor: VENDOR.into(),
         account_id: account_id.into(),
-        conversation_id: conv_id,
+        conversation_id: conv_id.clone(),
         created_at,
         last_message_at: last_message_at.or(last_chat),
         visitor_id,
@@ -370,6 +383,11 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
         extracted_at,
         ..row
     });
+    // The row is exported with those columns null; the dead letter says which and why.
+    for bad in times.take() {
+        let message = bad.message(&format!("conversation {conv_id}"));
+        out.dead_letters.push(dead_letter(CONVERSATIONS, key(None), bad.problem.reason(), message, c));
+    }
     out
 }
 
@@ -379,14 +397,19 @@ mod tests {
 
     #[test]
     fn timestamps_by_magnitude() {
-        let ms = epoch_micros(&json!(1717243200000_i64)).unwrap();
+        let ms = epoch_micros(&json!(1717243200000_i64)).unwrap().unwrap();
         assert_eq!(ms, 1_717_243_200_000_000);
-        assert_eq!(epoch_micros(&json!(1717243200)).unwrap(), ms, "seconds");
-        assert_eq!(epoch_micros(&json!(1717243200.5)).unwrap(), ms + 500_000, "fractional seconds");
-        assert_eq!(epoch_micros(&json!("1717243200000")).unwrap(), ms, "numeric string");
-        assert_eq!(epoch_micros(&json!("2024-06-01T12:00:00Z")).unwrap(), ms);
-        assert_eq!(epoch_micros(&json!(1717243200000000_i64)).unwrap(), ms, "microseconds");
-        assert_eq!(epoch_micros(&json!(null)), None);
+        assert_eq!(epoch_micros(&json!(1717243200)), Ok(Some(ms)), "seconds");
+        assert_eq!(epoch_micros(&json!(1717243200.5)), Ok(Some(ms + 500_000)), "fractional seconds");
+        assert_eq!(epoch_micros(&json!("1717243200000")), Ok(Some(ms)), "numeric string");
+        assert_eq!(epoch_micros(&json!("2024-06-01T12:00:00Z")), Ok(Some(ms)));
+        assert_eq!(epoch_micros(&json!(1717243200000000_i64)), Ok(Some(ms)), "microseconds");
+        assert_eq!(epoch_micros(&json!(null)), Ok(None));
+        // The value that once saturated to i64::MAX and wrapped the watermark.
+        assert_eq!(epoch_micros(&json!(1e30)), Err(TimeProblem::OutOfRange));
+        assert_eq!(listing_time(&json!({"lastChatTime": 1e30, "createdAt": 1717243200000_i64})), Some(ms));
+        let far = listing_time(&json!({"lastChatTime": "2099-01-01T00:00:00Z"})).unwrap();
+        assert!(far <= now_micros() + MAX_CLOCK_SKEW_US, "a far-future conversation counts as now + skew");
         assert_eq!(unit_of(&json!(1717243200000_i64)), Some(TimeUnit::Ms));
         assert_eq!(TimeUnit::S.from_micros(ms), 1717243200);
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
-use pipe_plugin_sdk::source_kit::Mark;
-use pipe_plugin_sdk::time::parse_timestamp_micros;
+use pipe_plugin_sdk::source_kit::{MAX_CLOCK_SKEW_US, Mark};
+use pipe_plugin_sdk::time::{EpochUnit, RecordTimes, now_micros, parse_timestamp_micros};
 use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
 use serde_json::{Value, json};
 
@@ -53,10 +53,13 @@ fn ts(v: &Value, key: &str) -> Option<i64> {
 
 /// A chat's place for the watermark cursor (microseconds UTC): `at` = `created_at` (the order
 /// of the `owned_chats` listing), `changed` = `updated_at` (`created_at` when absent), open
-/// unless `is_ended` is true. `None` without a parsable `created_at`.
+/// unless `is_ended` is true. `None` without a parsable `created_at`. Times past now + the
+/// cursor's clock skew count as now + that skew: a chat dated 2099 is listed first and
+/// exported (its time dead-lettered by [`map_chat`]), but it does not move the scan's top.
 pub fn chat_mark(chat: &Value) -> Option<Mark> {
-    let created = ts(chat, "created_at")?;
-    let updated = ts(chat, "updated_at").unwrap_or(created);
+    let ceiling = now_micros().saturating_add(MAX_CLOCK_SKEW_US);
+    let created = ts(chat, "created_at")?.min(ceiling);
+    let updated = ts(chat, "updated_at").map_or(created, |u| u.min(ceiling));
     let open = chat.get("is_ended").and_then(Value::as_bool) != Some(true);
     Some(Mark { at: created, changed: updated, open })
 }
@@ -119,15 +122,25 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
     let chat_key = owned(&b.chat, "encrypted_symmetric_key");
 
     // Parse, then order by sent time; the stable sort keeps response order for ties.
+    // Every time through one checked conversion: a bad one is a dead letter naming it.
+    let mut times = RecordTimes::new(now_micros(), EpochUnit::Millis);
     let mut parsed: Vec<(i64, &Value)> = Vec::with_capacity(b.messages.len());
     for m in &b.messages {
-        match (s(m, "id"), ts(m, "created_at")) {
-            (Some(_), Some(at)) => parsed.push((at, m)),
-            (id, _) => out.dead_letters.push(dead_letter(
+        let (id, at) = (s(m, "id"), times.read(m, "created_at"));
+        match (id, at, times.take().first()) {
+            (Some(_), Some(at), _) => parsed.push((at, m)),
+            (Some(id), None, Some(bad)) => out.dead_letters.push(dead_letter(
+                MESSAGES,
+                key(Some(id)),
+                bad.problem.reason(),
+                bad.message(&format!("message {id}")),
+                m,
+            )),
+            (id, _, _) => out.dead_letters.push(dead_letter(
                 MESSAGES,
                 key(id),
                 "unparsable_message",
-                "message has no string `id` or no parsable `created_at`".into(),
+                "message has no string `id` or no `created_at`".into(),
                 m,
             )),
         }
@@ -234,14 +247,14 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
     out.conversation = Some(ConversationRow {
         vendor: VENDOR.into(),
         account_id: organization_id.into(),
-        conversation_id: chat_id,
+        conversation_id: chat_id.clone(),
         channel_id: owned(&b.chat, "room_id"),
         title: None,
         state: Some(state.into()),
         is_ended: flag("is_ended"),
-        created_at: ts(&b.chat, "created_at"),
-        updated_at: ts(&b.chat, "updated_at"),
-        ended_at: ts(&b.chat, "ended_at"),
+        created_at: times.read(&b.chat, "created_at"),
+        updated_at: times.read(&b.chat, "updated_at"),
+        ended_at: times.read(&b.chat, "ended_at"),
         last_message_at: parsed.last().map(|(at, _)| *at),
         message_count: b.chat.get("message_count").and_then(Value::as_u64).map(|n| n.min(u32::MAX as u64) as u32),
         visitor_id: visitor,
@@ -253,5 +266,10 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
         raw: b.chat.to_string(),
         extracted_at,
     });
+    // The row is exported with those columns null; the dead letter says which and why.
+    for bad in times.take() {
+        let message = bad.message(&format!("chat {chat_id}"));
+        out.dead_letters.push(dead_letter(CONVERSATIONS, key(None), bad.problem.reason(), message, &b.chat));
+    }
     out
 }

@@ -152,3 +152,31 @@ async fn source_reads_documented_payloads_over_http() {
     assert_eq!(rows["messages"], 2);
     assert_eq!(checkpoints, 1);
 }
+
+/// A far-future or unrepresentable time is a dead letter naming the field, never a silent
+/// value: a message without a usable `created_at` is left out, a chat keeps its row with the
+/// column null. Both reasons make the run partial (`REJECTED_REASONS`).
+#[test]
+fn far_future_and_out_of_range_times_are_dead_letters() {
+    let mut chat = results(&fixture("owned_chats_page.json"))[0].clone();
+    chat["created_at"] = "2099-01-01T00:00:00.000Z".into();
+    let mut messages = results(&fixture("messages_page.json"));
+    messages[0]["created_at"] = "+262142-12-31T23:59:59Z".into();
+    let first_id = messages[0]["id"].as_str().unwrap().to_string();
+    let bundle = ChatBundle { chat, messages: messages.clone(), ..Default::default() };
+    let mapped = map_chat(ORG, &bundle, 7);
+
+    // (The fixture's page holds fewer messages than its chat's `message_count`: `incomplete`.)
+    let times: Vec<_> = mapped.dead_letters.iter().filter(|d| d.reason != "incomplete").collect();
+    let reasons: Vec<(&str, &str)> = times.iter().map(|d| (d.stream.as_str(), d.reason.as_str())).collect();
+    assert_eq!(reasons, [("messages", "unparsable_timestamp"), ("conversations", "time_in_future")]);
+    assert!(times.iter().all(|d| pipe_plugin_sdk::REJECTED_REASONS.contains(&d.reason.as_str())));
+    assert_eq!(times[0].key["message_id"], first_id.as_str());
+    assert!(times[1].message.contains("`created_at` \"2099-01-01T00:00:00.000Z\""), "{}", times[1].message);
+    // Every other message is exported; the chat's row too, without the impossible time.
+    assert_eq!(mapped.messages.len(), messages.len() - 1);
+    assert!(mapped.messages.iter().all(|m| m.message_id != first_id));
+    let conversation = mapped.conversation.unwrap();
+    assert_eq!(conversation.created_at, None);
+    assert!(conversation.updated_at.is_some());
+}
