@@ -74,6 +74,16 @@ pub const REASON_RETRY_BUDGET: &str = "retry_budget_exhausted";
 /// that account's state stays at its last checkpoint, and the run ends `partial` (exit code 3).
 pub const REASON_ACCOUNT_FAILED: &str = "account_failed";
 
+/// The dead-letter `reason` for a listing whose pages repeat (a `next` URL, cursor, offset or
+/// page seen before in the same listing): the listing is ended there instead of paging
+/// forever. The key names the conversation (a conversation's own listing) or only the account
+/// (the conversation listing); the engine ends the run `partial` (exit code 3).
+pub const REASON_PAGING_LOOP: &str = "paging_loop";
+
+/// The dead-letter `reason` for a response body larger than the source's `max_response_bytes`:
+/// the body is not read past the cap. Keyed and counted like [`REASON_PAGING_LOOP`].
+pub const REASON_RESPONSE_TOO_LARGE: &str = "response_too_large";
+
 /// A dead letter's [`DeadLetter::reason`], typed: the reasons the engine acts on, and every
 /// other (plugin-specific) reason as it is.
 ///
@@ -97,6 +107,10 @@ pub enum DeadLetterKind {
     RetryBudgetExhausted,
     /// [`REASON_ACCOUNT_FAILED`]: one account of a many-account source failed.
     AccountFailed,
+    /// [`REASON_PAGING_LOOP`]: a listing repeated itself and was ended there.
+    PagingLoop,
+    /// [`REASON_RESPONSE_TOO_LARGE`]: a response body was over `max_response_bytes`.
+    ResponseTooLarge,
     /// Any other reason (`hmac_mismatch`, `unparsable_timestamp`, ...): the record is bad, the
     /// run is not incomplete because of it.
     Other(String),
@@ -109,6 +123,8 @@ impl DeadLetterKind {
             REASON_INCOMPLETE => DeadLetterKind::Incomplete,
             REASON_RETRY_BUDGET => DeadLetterKind::RetryBudgetExhausted,
             REASON_ACCOUNT_FAILED => DeadLetterKind::AccountFailed,
+            REASON_PAGING_LOOP => DeadLetterKind::PagingLoop,
+            REASON_RESPONSE_TOO_LARGE => DeadLetterKind::ResponseTooLarge,
             other => DeadLetterKind::Other(other.to_string()),
         }
     }
@@ -119,6 +135,8 @@ impl DeadLetterKind {
             DeadLetterKind::Incomplete => REASON_INCOMPLETE,
             DeadLetterKind::RetryBudgetExhausted => REASON_RETRY_BUDGET,
             DeadLetterKind::AccountFailed => REASON_ACCOUNT_FAILED,
+            DeadLetterKind::PagingLoop => REASON_PAGING_LOOP,
+            DeadLetterKind::ResponseTooLarge => REASON_RESPONSE_TOO_LARGE,
             DeadLetterKind::Other(reason) => reason,
         }
     }
