@@ -8,6 +8,7 @@
 mod aimylogic;
 mod aimylogic_webhook;
 mod alli;
+mod bounded_paging;
 mod credentials;
 mod decrypt_tags;
 mod delta;
@@ -16,4 +17,5 @@ mod http;
 mod incremental;
 mod json_sink;
 mod scale;
+mod unwritable_values;
 mod webhook_hostile;
