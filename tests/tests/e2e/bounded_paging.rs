@@ -99,11 +99,16 @@ async fn giosg_a_next_link_to_itself_ends_the_chat_listing_partial_and_the_next_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn giosg_a_looping_or_oversized_chat_is_that_chats_dead_letter_and_the_rest_is_exported() {
     let d = Arc::new(generate(&SimConfig { encrypted_every: 0, ..SimConfig::small(14) }));
-    // The newest chats with several pages of messages (page_size 3): inside the default
-    // lookback window, so the run after the fix lists them again.
-    let mut long: Vec<&str> = d.chats.iter().rev().filter(|c| c.messages.len() >= 7).map(|c| c.id()).collect();
+    // The oldest chats with several pages of messages (page_size 3): far below the next
+    // run's floor (lookback 1 hour), so only the re-check of what was cut brings them back.
+    let mut long: Vec<&str> = d.chats.iter().filter(|c| c.messages.len() >= 7).map(|c| c.id()).collect();
     long.truncate(2);
     assert_eq!(long.len(), 2, "the dataset has chats of several message pages");
+    let created = |id: &str| pipe_sim::giosg::parse_timestamp(d.chat(id).unwrap().chat["created_at"].as_str().unwrap());
+    let newest = d.chats.iter().filter_map(|c| created(c.id())).max().unwrap();
+    for id in &long {
+        assert!(newest - created(id).unwrap() > chrono::Duration::hours(2), "{id} lies below the next floor");
+    }
     let truth = giosg_truth(&d);
     for (fault, reason) in [
         (PagingFaults { next_self: Some(format!("messages|{}", long[0])), ..Default::default() }, "paging_loop"),
@@ -116,7 +121,7 @@ async fn giosg_a_looping_or_oversized_chat_is_that_chats_dead_letter_and_the_res
         let sim = GiosgSim::start(d.clone(), SimOptions::default()).await.unwrap();
         sim.set_paging_faults(fault);
         let dir = tempfile::tempdir().unwrap();
-        let toml = giosg_pipeline(&sim, &d.organization_id, "max_response_bytes = 100000");
+        let toml = giosg_pipeline(&sim, &d.organization_id, "max_response_bytes = 100000\nlookback_hours = 1");
         std::fs::write(dir.path().join("p.toml"), toml).unwrap();
         let env = [("E2E_GIOSG_TOKEN", d.token.as_str())];
 

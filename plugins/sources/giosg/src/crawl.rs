@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use pipe_plugin_sdk::source_kit::{
-    Crawl, CrawlSource, CrawlSpec, Emitter, SeenMark, WatermarkCursor, cut_conversation,
+    Crawl, CrawlSource, CrawlSpec, Emitter, Mark, SeenMark, WatermarkCursor, cut_conversation,
 };
 use pipe_plugin_sdk::time::now_micros;
 use pipe_plugin_sdk::{PluginError, Result, SourceContext};
@@ -215,21 +215,26 @@ impl GiosgCrawl {
                 let org = self.organization_id.clone();
                 async move {
                     let id = chat_id(&chat).unwrap_or_default().to_string();
+                    let mark = chat_mark(&chat);
                     // One chat whose messages (or tags, ...) loop or are too large is that
                     // chat's dead letter; the others go on.
-                    cut_conversation(fetch_bundle(&client, chat).await, VENDOR, &org, &id)
+                    let fetched = cut_conversation(fetch_bundle(&client, chat).await, VENDOR, &org, &id)?;
+                    Ok::<_, PluginError>((id, mark, fetched))
                 }
             })
             .buffered(self.concurrency);
-        while let Some(fetched) = bundles.try_next().await? {
+        while let Some((id, mark, fetched)) = bundles.try_next().await? {
             if self.limit.is_some_and(|l| out.emitted() >= l) {
                 return Ok(false);
             }
-            // Not recorded in the cursor: a later run that still lists it tries it again.
             let bundle = match fetched {
                 Ok(bundle) => bundle,
                 Err(cut) => {
                     out.dead_letter(cut).await?;
+                    // Remembered as open and never emitted: every later run re-checks it,
+                    // however old, until it is exported (the open-chat re-check below the floor).
+                    let retry = mark.map(|m| Mark { changed: i64::MIN, open: true, ..m });
+                    cursor.record(&id, retry, window_floor, in_scan);
                     continue;
                 }
             };
