@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 
 pub use generate::generate;
 pub use http_faults::{HttpFaults, RequestRecord};
-pub use server::{GiosgSim, SimOptions};
+pub use server::{GiosgSim, PagingFaults, SimOptions};
 
 /// Creation time of the first generated chat: every dataset starts here and moves forward by
 /// minutes to hours per chat (300 chats ≈ 6 weeks), so pipelines starting at

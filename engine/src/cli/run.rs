@@ -78,13 +78,13 @@ pub async fn run_pipeline(
 fn explain(p: &Pipeline, report: &RunReport, outcome: Outcome) {
     match outcome {
         Outcome::Success => {}
-        Outcome::Partial if !report.stopped_early.is_empty() => {
+        Outcome::Partial => {
             for why in &report.stopped_early {
                 eprintln!("error: partial: {why}");
             }
-            eprintln!("       what arrived is committed; the next run continues from the checkpoint");
-        }
-        Outcome::Partial => {
+            if !report.stopped_early.is_empty() {
+                eprintln!("       what arrived is committed; the next run continues from the checkpoint");
+            }
             if !report.incomplete.is_empty() {
                 eprintln!(
                     "error: partial: {} conversation(s) arrived incomplete (fewer messages than the vendor reports): {}",

@@ -24,13 +24,16 @@ pub struct RunReport {
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Conversations the source found incomplete (dead letter [`DeadLetterKind::Incomplete`],
-    /// by `conversation_id`): the run is partial.
+    /// or a conversation's own listing cut by [`DeadLetterKind::PagingLoop`] /
+    /// [`DeadLetterKind::ResponseTooLarge`], by `conversation_id`): the run is partial.
     pub incomplete: Vec<String>,
     /// Records (or values of them) not in the output as the vendor sent them (dead letters
     /// [`DeadLetterKind::Rejected`]), as `<stream> <key> (<reason>)`: the run is partial.
     pub rejected: Vec<String>,
-    /// Why the source stopped early (dead letters [`DeadLetterKind::RetryBudgetExhausted`] and
-    /// [`DeadLetterKind::AccountFailed`], their messages): the run is partial.
+    /// Why the source stopped early (dead letters [`DeadLetterKind::RetryBudgetExhausted`],
+    /// [`DeadLetterKind::AccountFailed`], and a conversation listing cut by
+    /// [`DeadLetterKind::PagingLoop`] or [`DeadLetterKind::ResponseTooLarge`]; their messages):
+    /// the run is partial.
     pub stopped_early: Vec<String>,
     /// Source state at the start (`None`: first run or `--full-refresh`) and after the last commit.
     pub state_before: Option<serde_json::Value>,
@@ -83,6 +86,14 @@ impl RunReport {
                     .join("/");
                 let key = if key.is_empty() { "?".to_string() } else { key };
                 self.rejected.push(format!("{} {key} ({reason})", dl.stream));
+            }
+            // A listing cut short: a conversation's own listing names the conversation, the
+            // conversation listing itself stops the source early.
+            DeadLetterKind::PagingLoop | DeadLetterKind::ResponseTooLarge => {
+                match dl.key.get("conversation_id").and_then(|v| v.as_str()) {
+                    Some(id) => self.incomplete.push(id.to_string()),
+                    None => self.stopped_early.push(dl.message.clone()),
+                }
             }
             DeadLetterKind::Other(_) => {}
         }
@@ -144,7 +155,9 @@ impl From<anyhow::Error> for RunError {
 
 #[cfg(test)]
 mod tests {
-    use pipe_plugin_sdk::{REASON_ACCOUNT_FAILED, REASON_INCOMPLETE, REASON_RETRY_BUDGET};
+    use pipe_plugin_sdk::{
+        REASON_ACCOUNT_FAILED, REASON_INCOMPLETE, REASON_PAGING_LOOP, REASON_RESPONSE_TOO_LARGE, REASON_RETRY_BUDGET,
+    };
     use serde_json::json;
 
     use super::*;
@@ -208,6 +221,19 @@ mod tests {
             let r = after(&[reason]);
             assert_eq!(r.stopped_early, [reason]);
             assert_eq!(r.outcome(false), Outcome::Partial);
+        }
+    }
+
+    #[test]
+    fn a_cut_listing_makes_it_partial_naming_the_conversation_or_the_listing() {
+        for reason in [REASON_PAGING_LOOP, REASON_RESPONSE_TOO_LARGE] {
+            let r = after(&[reason]);
+            assert_eq!((r.incomplete.as_slice(), r.stopped_early.len()), (["c0".to_string()].as_slice(), 0));
+            assert_eq!(r.outcome(false), Outcome::Partial);
+            let mut listing = RunReport::default();
+            listing.note_dead_letter(&dead_letter(reason, json!({"vendor": "giosg"}), "owned_chats repeated"));
+            assert_eq!(listing.stopped_early, ["owned_chats repeated"]);
+            assert_eq!(listing.outcome(false), Outcome::Partial);
         }
     }
 

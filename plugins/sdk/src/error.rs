@@ -35,6 +35,22 @@ pub enum PluginError {
         /// The last failure.
         message: String,
     },
+    /// A listing (or one response of it) cannot be read to its end, and retrying cannot help:
+    /// its pages repeat (a `next` URL, cursor or page seen before: reason
+    /// [`crate::REASON_PAGING_LOOP`]), or a response body is larger than the source's
+    /// `max_response_bytes` (reason [`crate::REASON_RESPONSE_TOO_LARGE`]). The items read before
+    /// it are good. A crawl run by [`crate::source_kit::CrawlSource`] commits what is complete
+    /// and ends `partial` with a dead letter of that reason; a source that fetches per
+    /// conversation dead-letters that conversation instead and goes on with the others.
+    #[error("{vendor}: {message}")]
+    ListingCut {
+        /// The vendor's name.
+        vendor: String,
+        /// The dead-letter reason: [`crate::REASON_PAGING_LOOP`] or [`crate::REASON_RESPONSE_TOO_LARGE`].
+        reason: &'static str,
+        /// What was cut and where (the listing's URL path, never a secret).
+        message: String,
+    },
     /// The vendor returned data that does not have the documented shape.
     #[error("unexpected response from {vendor}: {message}")]
     Protocol {

@@ -14,6 +14,12 @@
 //! Standard proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) are honoured; an extra CA
 //! bundle can be trusted with [`HttpSettings::ca_file`].
 //!
+//! Response bodies are read as a stream and never past [`HttpSettings::max_response_bytes`]
+//! (default [`DEFAULT_MAX_RESPONSE_BYTES`], 64 MiB): a larger body (by its `Content-Length`, or
+//! once the bytes read pass the cap) fails the request at once, without retries, with
+//! [`PluginError::ListingCut`] (reason [`crate::REASON_RESPONSE_TOO_LARGE`]), so one runaway
+//! answer cannot take the process's memory.
+//!
 //! Credentials are bound to one origin (scheme, host, port): that of [`HttpSettings::base_url`]
 //! (or, without one, of the client's first request). A request to another origin (a vendor's
 //! `next` link or cursor URL) is never sent, and a redirect to another origin is never followed:
@@ -59,10 +65,17 @@ pub struct HttpSettings {
     /// are allowed only to its origin (scheme, host, port). `None`: the origin of the first
     /// request the client makes.
     pub base_url: Option<String>,
+    /// Largest response body read, in bytes; a larger one fails its request (module docs).
+    pub max_response_bytes: u64,
 }
 
+/// Default of [`HttpSettings::max_response_bytes`]: 64 MiB, far above any page the shipped
+/// vendors serve (a giosg page of 100 messages is well under 1 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl HttpSettings {
-    /// Defaults for `vendor`: 60 s timeout, 8 retries, backoff 0.5 s → 60 s, 429 floor 1 s.
+    /// Defaults for `vendor`: 60 s timeout, 8 retries, backoff 0.5 s → 60 s, 429 floor 1 s,
+    /// bodies up to [`DEFAULT_MAX_RESPONSE_BYTES`].
     pub fn new(vendor: impl Into<String>) -> Self {
         HttpSettings {
             vendor: vendor.into(),
@@ -76,6 +89,7 @@ impl HttpSettings {
             retry_budget: 200,
             ca_file: None,
             base_url: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -284,6 +298,19 @@ impl HttpClient {
         Err(cross_origin(&self.settings.vendor, "a link (next page or cursor URL) points", bound, &to))
     }
 
+    /// The error of a response body over `max_response_bytes`.
+    fn too_large(&self, url: &str) -> PluginError {
+        PluginError::ListingCut {
+            vendor: self.settings.vendor.clone(),
+            reason: crate::REASON_RESPONSE_TOO_LARGE,
+            message: self.scrub(&format!(
+                "the response to {} is larger than max_response_bytes ({} bytes); it was not read further",
+                path_of(url),
+                self.settings.max_response_bytes
+            )),
+        }
+    }
+
     /// A header value that is marked sensitive (hidden from reqwest's own debug output).
     pub fn sensitive_header(value: &str) -> Result<HeaderValue> {
         let mut v = HeaderValue::from_str(value).map_err(|_| PluginError::Config {
@@ -303,7 +330,8 @@ impl HttpClient {
     ///
     /// Errors: [`PluginError::Auth`] on 401/403; [`PluginError::Http`] on any other 4xx, or when
     /// this request's retries are exhausted (the message names the last failure and the URL,
-    /// scrubbed); [`PluginError::RetryBudgetExhausted`] when the run's retry budget is spent.
+    /// scrubbed); [`PluginError::RetryBudgetExhausted`] when the run's retry budget is spent;
+    /// [`PluginError::ListingCut`] for a body over `max_response_bytes`.
     pub async fn get_json(&self, url: &str) -> Result<Value> {
         self.request_json(reqwest::Method::GET, url, None).await
     }
@@ -352,14 +380,15 @@ impl HttpClient {
                         });
                     }
                     if status.is_success() {
-                        match resp.bytes().await {
-                            Ok(body) => match serde_json::from_slice::<Value>(&body) {
+                        match read_capped(resp, s.max_response_bytes).await {
+                            Ok(Ok(body)) => match serde_json::from_slice::<Value>(&body) {
                                 Ok(v) => return Ok(v),
                                 Err(e) => {
                                     Failure::retry(format!("unparsable JSON body ({} bytes): {e}", body.len()), None)
                                 }
                             },
-                            Err(e) => Failure::retry(format!("body read failed: {}", error_chain(&e)), None),
+                            Ok(Err(e)) => Failure::retry(format!("body read failed: {}", error_chain(&e)), None),
+                            Err(TooLarge) => return Err(self.too_large(url)),
                         }
                     } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         let wait = retry_after(resp.headers()).map(|w| w.max(s.min_retry_after));
@@ -370,8 +399,12 @@ impl HttpClient {
                         };
                         Failure::retry(format!("HTTP {status}"), wait)
                     } else {
-                        let body = resp.text().await.unwrap_or_default();
-                        let snippet: String = body.chars().take(300).collect();
+                        // Only the start of an error body is quoted: never read more than that.
+                        let body = match read_capped(resp, ERROR_BODY_BYTES).await {
+                            Ok(Ok(b)) => b,
+                            _ => Vec::new(),
+                        };
+                        let snippet: String = String::from_utf8_lossy(&body).chars().take(300).collect();
                         return Err(PluginError::Http(self.scrub(&format!(
                             "{} answered HTTP {status} for {}: {snippet}",
                             s.vendor,
@@ -406,6 +439,36 @@ impl HttpClient {
             }
             tracing::debug!(vendor = %s.vendor, url = %self.scrub(&path_of(url)), attempt, delay_ms = delay.as_millis() as u64, reason = %self.scrub(&failure.reason), "retrying");
             tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The most of an error body (4xx) read, for the snippet quoted in the error.
+const ERROR_BODY_BYTES: u64 = 16 * 1024;
+
+/// A body longer than the cap it was read with.
+struct TooLarge;
+
+/// The body of `resp`, read chunk by chunk and never past `cap` bytes: `Err(TooLarge)` as soon
+/// as the `Content-Length` or the bytes read pass it, `Ok(Err(e))` when reading fails.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: u64,
+) -> std::result::Result<std::result::Result<Vec<u8>, reqwest::Error>, TooLarge> {
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(TooLarge);
+    }
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(cap) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > cap {
+                    return Err(TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Ok(body)),
+            Err(e) => return Ok(Err(e)),
         }
     }
 }

@@ -27,7 +27,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// Appends the rows of `batch` to `out` as JSON Lines: one object per row, each ending in `\n`.
 ///
 /// Errors: an Arrow error for a column type JSON cannot represent (a union, a map with
-/// non-string keys, a timestamp outside chrono's range).
+/// non-string keys). Every timestamp can be written ([`format_timestamp`]).
 pub fn encode_rows(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
     let mut writer = WriterBuilder::new()
         .with_explicit_nulls(true)
@@ -105,12 +105,14 @@ impl EncoderFactory for Rfc3339Timestamps {
     }
 }
 
-/// Encodes one timestamp array. Values are checked when the encoder is made, because
-/// [`Encoder::encode`] cannot fail.
+/// Encodes one timestamp array. Every `i64` is encoded, even one outside chrono's range
+/// (years beyond ±262143, which microseconds reach): see [`format_timestamp`].
 struct TimestampEncoder<'a, T: ArrowPrimitiveType<Native = i64>> {
     array: &'a PrimitiveArray<T>,
     format: SecondsFormat,
     to_datetime: fn(i64) -> Option<DateTime<Utc>>,
+    /// Units of the column per second (1, 1 000, 1 000 000, 1 000 000 000).
+    per_second: i64,
     text: String,
 }
 
@@ -120,25 +122,51 @@ impl<'a, T: ArrowPrimitiveType<Native = i64>> TimestampEncoder<'a, T> {
         format: SecondsFormat,
         to_datetime: fn(i64) -> Option<DateTime<Utc>>,
     ) -> Result<Self, ArrowError> {
-        for (i, v) in array.values().iter().enumerate() {
-            if array.is_valid(i) && to_datetime(*v).is_none() {
-                return Err(ArrowError::JsonError(format!(
-                    "timestamp {v} is outside the range JSON output can represent"
-                )));
-            }
-        }
-        Ok(TimestampEncoder { array, format, to_datetime, text: String::new() })
+        let per_second = match format {
+            SecondsFormat::Secs => 1,
+            SecondsFormat::Millis => 1_000,
+            SecondsFormat::Micros => 1_000_000,
+            _ => 1_000_000_000,
+        };
+        Ok(TimestampEncoder { array, format, to_datetime, per_second, text: String::new() })
     }
+}
+
+/// Seconds in 400 Gregorian years: the calendar repeats itself exactly after them.
+const GREGORIAN_CYCLE_SECONDS: i128 = 146_097 * 86_400;
+
+/// `value` (in units of `1 / per_second` s since the epoch, UTC) as RFC 3339 with `format`'s
+/// precision and a `Z`. Within chrono's range this is chrono's own text. Outside it (years
+/// beyond ±262143) the instant is formatted losslessly the same way ISO 8601 writes expanded
+/// years, and as chrono writes years past 9999: a signed year of five or more digits
+/// (`+270000-01-01T00:00:00.000000Z`). It is computed by moving the instant by whole 400-year
+/// cycles into chrono's range (month, day and time repeat exactly), formatting it, and putting
+/// back the years moved.
+pub fn format_timestamp(
+    value: i64,
+    per_second: i64,
+    format: SecondsFormat,
+    to_datetime: fn(i64) -> Option<DateTime<Utc>>,
+) -> String {
+    if let Some(dt) = to_datetime(value) {
+        return dt.to_rfc3339_opts(format, true);
+    }
+    let cycle = GREGORIAN_CYCLE_SECONDS * i128::from(per_second);
+    let cycles = i128::from(value).div_euclid(cycle);
+    // In [0, cycle): 1970-01-01 up to 2370, always in range.
+    let within = i64::try_from(i128::from(value).rem_euclid(cycle)).expect("less than one cycle");
+    let dt = to_datetime(within).expect("400 years after 1970 are in chrono's range");
+    let text = dt.to_rfc3339_opts(format, true);
+    let year = i128::from(chrono::Datelike::year(&dt)) + 400 * cycles;
+    // `text` starts with the four-digit year of `dt`.
+    format!("{year:+05}{}", &text[4..])
 }
 
 impl<T: ArrowPrimitiveType<Native = i64>> Encoder for TimestampEncoder<'_, T> {
     fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
-        // Checked in `new`; a null slot's value may be anything but is never asked for.
-        let Some(dt) = (self.to_datetime)(self.array.value(idx)) else {
-            return;
-        };
         self.text.clear();
-        let _ = write!(self.text, "{}", dt.to_rfc3339_opts(self.format, true));
+        let text = format_timestamp(self.array.value(idx), self.per_second, self.format, self.to_datetime);
+        let _ = write!(self.text, "{text}");
         // RFC 3339 text needs no JSON escaping.
         out.push(b'"');
         out.extend_from_slice(self.text.as_bytes());
@@ -160,6 +188,35 @@ mod tests {
         let mut out = Vec::new();
         encode_rows(&batch, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "{\"t\":\"2023-06-14T10:49:34.406Z\"}\n{\"t\":null}\n");
+    }
+
+    #[test]
+    fn times_beyond_chronos_range_are_written_losslessly() {
+        use arrow_array::TimestampMicrosecondArray;
+        let micros = |v: i64| format_timestamp(v, 1_000_000, SecondsFormat::Micros, DateTime::from_timestamp_micros);
+        // In range: chrono's own text, unchanged.
+        assert_eq!(micros(1_686_739_774_406_000), "2023-06-14T10:49:34.406000Z");
+        assert_eq!(micros(0), "1970-01-01T00:00:00.000000Z");
+        // The extremes of i64 microseconds, beyond chrono's ±262143 years.
+        assert_eq!(micros(i64::MAX), "+294247-01-10T04:00:54.775807Z");
+        assert_eq!(micros(i64::MIN), "-290308-12-21T19:59:05.224192Z");
+        // One 400-year cycle moves only the year: the day and the time are exact.
+        let cycle = 146_097 * 86_400 * 1_000_000i64;
+        let far = 1_686_739_774_406_001 + 700 * cycle;
+        assert_eq!(micros(far), "+282023-06-14T10:49:34.406001Z");
+        assert_eq!(micros(far - 700 * cycle), "2023-06-14T10:49:34.406001Z");
+        // A whole batch with one such value encodes, every row.
+        let ts = TimestampMicrosecondArray::from(vec![Some(0), Some(i64::MAX), None]).with_timezone("UTC");
+        let schema = Schema::new(vec![Field::new("t", ts.data_type().clone(), true)]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ts)]).unwrap();
+        let mut out = Vec::new();
+        encode_rows(&batch, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"t\":\"1970-01-01T00:00:00.000000Z\"}\n{\"t\":\"+294247-01-10T04:00:54.775807Z\"}\n{\"t\":null}\n"
+        );
+        let secs = |v: i64| format_timestamp(v, 1, SecondsFormat::Secs, DateTime::from_timestamp_secs);
+        assert!(secs(i64::MAX).starts_with('+') && secs(i64::MIN).starts_with('-'));
     }
 
     #[test]

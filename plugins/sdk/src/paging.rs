@@ -8,12 +8,108 @@
 //! | [`Paging::Cursor`] | Alli REST conversations | a cursor in the body, sent back as a query parameter |
 //! | [`Paging::PageNumber`] | Alli REST chats | page number parameter until the stated total is reached |
 //! | [`relay_all`](crate::http::HttpClient::relay_all) | Alli GraphQL | Relay `pageInfo { hasNextPage endCursor }` |
+//!
+//! **No listing pages without bound.** Every listing keeps a [`PageGuard`]: a `next` URL, cursor
+//! or page number asked for a second time, a non-empty page equal to an earlier one (same
+//! length, first and last item: a server ignoring its paging parameter), or more than
+//! [`MAX_PAGES`] pages end the listing with [`PluginError::ListingCut`] (reason
+//! [`crate::REASON_PAGING_LOOP`]), after every page read before it. Sources that page by hand
+//! (offsets, per-conversation chats) use the same guard.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 use futures::stream::{self, Stream};
 use serde_json::Value;
 
 use crate::http::HttpClient;
-use crate::{PluginError, Result};
+use crate::{PluginError, REASON_PAGING_LOOP, Result};
+
+/// Most pages one listing may have: past it the listing is taken to be looping (a server that
+/// keeps inventing new cursors). At 25 items a page that is 25 million items, far above any
+/// account we export in one listing.
+pub const MAX_PAGES: u64 = 1_000_000;
+
+/// Notices a listing that repeats itself (module docs). Memory: 16 bytes per page read.
+#[derive(Debug)]
+pub struct PageGuard {
+    vendor: String,
+    listing: String,
+    positions: HashSet<u64>,
+    fingerprints: HashSet<u64>,
+    pages: u64,
+}
+
+impl PageGuard {
+    /// A guard for one listing of `vendor`; `listing` names it in the dead letter (a URL path
+    /// without host and secrets, or `the history of client x`).
+    pub fn new(vendor: impl Into<String>, listing: impl Into<String>) -> Self {
+        PageGuard {
+            vendor: vendor.into(),
+            listing: listing.into(),
+            positions: HashSet::new(),
+            fingerprints: HashSet::new(),
+            pages: 0,
+        }
+    }
+
+    /// Records that a page is about to be asked for at `position` (its URL, cursor, offset or
+    /// number), described as `what` (`next URL`, `cursor`, `offset`).
+    ///
+    /// Errors: [`PluginError::ListingCut`] (reason [`REASON_PAGING_LOOP`]) when that position
+    /// was asked for before in this listing, or when the listing passes [`MAX_PAGES`] pages.
+    pub fn position(&mut self, what: &str, position: &str) -> Result<()> {
+        if !self.positions.insert(hash_of(position)) {
+            return Err(self.cut(format!("its {what} repeats one already read")));
+        }
+        self.pages += 1;
+        if self.pages > MAX_PAGES {
+            return Err(self.cut(format!("it has more than {MAX_PAGES} pages")));
+        }
+        Ok(())
+    }
+
+    /// Records a page received.
+    ///
+    /// Errors: [`PluginError::ListingCut`] (reason [`REASON_PAGING_LOOP`]) when a non-empty
+    /// page has the length, first and last item of one read before (the server answers the
+    /// same page again, whatever the paging parameter says).
+    pub fn page(&mut self, items: &[Value]) -> Result<()> {
+        let (Some(first), Some(last)) = (items.first(), items.last()) else { return Ok(()) };
+        let mut h = std::hash::DefaultHasher::new();
+        items.len().hash(&mut h);
+        first.to_string().hash(&mut h);
+        last.to_string().hash(&mut h);
+        if !self.fingerprints.insert(h.finish()) {
+            return Err(self.cut("a page repeats one already read"));
+        }
+        Ok(())
+    }
+
+    /// Pages received so far (positions recorded).
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The paging-loop error of this listing, saying `why` (for loops a caller detects itself,
+    /// such as pages of nothing new).
+    pub fn cut(&self, why: impl std::fmt::Display) -> PluginError {
+        PluginError::ListingCut {
+            vendor: self.vendor.clone(),
+            reason: REASON_PAGING_LOOP,
+            message: format!(
+                "paging loop in {}: {why}; the listing was ended after {} page(s)",
+                self.listing, self.pages
+            ),
+        }
+    }
+}
+
+fn hash_of(s: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
 
 /// How a GET collection pages.
 #[derive(Debug, Clone, Copy)]
@@ -83,13 +179,18 @@ enum Next {
 impl HttpClient {
     /// The pages of a collection, one `Vec` of items per page, in order; requests are made as
     /// the stream is polled.
+    ///
+    /// Errors (as the stream's last item, after every good page): those of
+    /// [`HttpClient::get_json`], [`items_at`], and [`PluginError::ListingCut`] when the
+    /// listing loops ([`PageGuard`]).
     pub fn pages(&self, first_url: String, paging: Paging) -> impl Stream<Item = Result<Vec<Value>>> + Send + 'static {
         let client = self.clone();
         let start = match paging {
             Paging::PageNumber { first, .. } => Next::Page(first, 0),
             _ => Next::Url(first_url.clone()),
         };
-        stream::try_unfold(start, move |next| {
+        let guard = PageGuard::new(self.vendor(), self.scrub(path_only(&first_url)));
+        stream::try_unfold((start, guard), move |(next, mut guard)| {
             let client = client.clone();
             let first_url = first_url.clone();
             async move {
@@ -101,6 +202,7 @@ impl HttpClient {
                         (with_param(&first_url, param, &n.to_string())?, n, seen)
                     }
                 };
+                guard.position(if page_no > 0 { "page number" } else { "next page URL" }, &url)?;
                 let body = client.get_json(&url).await?;
                 let vendor = client.vendor();
                 let (items, next) = match paging {
@@ -141,12 +243,16 @@ impl HttpClient {
                         (page, next)
                     }
                 };
-                Ok(Some((items, next)))
+                guard.page(&items)?;
+                Ok(Some((items, (next, guard))))
             }
         })
     }
 
     /// Every item of a collection.
+    ///
+    /// Errors: as [`HttpClient::pages`]; the items read before a [`PluginError::ListingCut`]
+    /// are dropped with it (a caller that wants them pages itself).
     pub async fn all_items(&self, first_url: String, paging: Paging) -> Result<Vec<Value>> {
         use futures::TryStreamExt;
         let pages: Vec<Vec<Value>> = self.pages(first_url, paging).try_collect().await?;
@@ -157,6 +263,9 @@ impl HttpClient {
     /// the `after` cursor, `None` first) to `url` until `pageInfo.hasNextPage` is false. The
     /// connection is at pointer `connection` in the response (`/data/chats`); nodes are
     /// `edges[].node`. GraphQL `errors` fail the call with their messages.
+    ///
+    /// Errors: also [`PluginError::ListingCut`] when an `endCursor` repeats one already sent
+    /// or a page repeats an earlier one ([`PageGuard`]).
     pub async fn relay_all(
         &self,
         url: &str,
@@ -165,7 +274,9 @@ impl HttpClient {
     ) -> Result<Vec<Value>> {
         let mut nodes = Vec::new();
         let mut after: Option<String> = None;
+        let mut guard = PageGuard::new(self.vendor(), format!("the connection `{connection}` of {}", path_only(url)));
         loop {
+            guard.position("endCursor", after.as_deref().unwrap_or(""))?;
             let body = self.post_json(url, &request(after.as_deref())).await?;
             if let Some(Value::Array(errors)) = body.get("errors")
                 && !errors.is_empty()
@@ -180,7 +291,9 @@ impl HttpClient {
                 vendor: self.vendor().into(),
                 message: format!("no connection at `{connection}` in the GraphQL response"),
             })?;
-            for edge in items_at(conn, "/edges", self.vendor(), url)? {
+            let edges = items_at(conn, "/edges", self.vendor(), url)?;
+            guard.page(&edges)?;
+            for edge in edges {
                 if let Some(node) = edge.get("node") {
                     nodes.push(node.clone());
                 }
@@ -189,7 +302,7 @@ impl HttpClient {
             let has_next = info.and_then(|i| i.get("hasNextPage")).and_then(Value::as_bool).unwrap_or(false);
             let end = info.and_then(|i| i.get("endCursor")).and_then(Value::as_str).map(str::to_string);
             match (has_next, end) {
-                (true, Some(c)) if after.as_deref() != Some(c.as_str()) => after = Some(c),
+                (true, Some(c)) => after = Some(c),
                 _ => return Ok(nodes),
             }
         }
@@ -199,6 +312,45 @@ impl HttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn loop_message(r: Result<()>) -> String {
+        match r {
+            Err(PluginError::ListingCut { reason, message, .. }) => {
+                assert_eq!(reason, REASON_PAGING_LOOP);
+                message
+            }
+            other => panic!("expected a paging loop, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_position_ends_the_listing_naming_it() {
+        let mut g = PageGuard::new("v", "/api/x");
+        g.position("cursor", "a").unwrap();
+        g.position("cursor", "b").unwrap();
+        let m = loop_message(g.position("cursor", "a"));
+        assert!(m.contains("/api/x") && m.contains("cursor") && m.contains("2 page(s)"), "{m}");
+    }
+
+    #[test]
+    fn a_repeated_page_ends_the_listing_but_empty_and_new_pages_do_not() {
+        let mut g = PageGuard::new("v", "the history of client c");
+        g.page(&[]).unwrap();
+        g.page(&[]).unwrap();
+        g.page(&[serde_json::json!({"id": 1}), serde_json::json!({"id": 2})]).unwrap();
+        g.page(&[serde_json::json!({"id": 3}), serde_json::json!({"id": 4})]).unwrap();
+        g.page(&[serde_json::json!({"id": 1})]).unwrap();
+        let m = loop_message(g.page(&[serde_json::json!({"id": 1}), serde_json::json!({"id": 2})]));
+        assert!(m.contains("the history of client c") && m.contains("repeats"), "{m}");
+    }
+
+    #[test]
+    fn a_listing_past_max_pages_is_cut() {
+        let mut g = PageGuard::new("v", "l");
+        g.pages = MAX_PAGES - 1;
+        g.position("cursor", "last").unwrap();
+        assert!(loop_message(g.position("cursor", "one more")).contains(&MAX_PAGES.to_string()));
+    }
 
     #[test]
     fn with_param_replaces() {

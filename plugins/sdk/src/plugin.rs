@@ -74,6 +74,16 @@ pub const REASON_RETRY_BUDGET: &str = "retry_budget_exhausted";
 /// that account's state stays at its last checkpoint, and the run ends `partial` (exit code 3).
 pub const REASON_ACCOUNT_FAILED: &str = "account_failed";
 
+/// The dead-letter `reason` for a listing whose pages repeat (a `next` URL, cursor, offset or
+/// page seen before in the same listing): the listing is ended there instead of paging
+/// forever. The key names the conversation (a conversation's own listing) or only the account
+/// (the conversation listing); the engine ends the run `partial` (exit code 3).
+pub const REASON_PAGING_LOOP: &str = "paging_loop";
+
+/// The dead-letter `reason` for a response body larger than the source's `max_response_bytes`:
+/// the body is not read past the cap. Keyed and counted like [`REASON_PAGING_LOOP`].
+pub const REASON_RESPONSE_TOO_LARGE: &str = "response_too_large";
+
 /// The dead-letter reasons under which a record, or a value of one, is not in the output as the
 /// vendor sent it: a record without an id (`unparsable_chat`, `unparsable_conversation`,
 /// `unparsable_message`, `missing_question_id`) is left out; a time that cannot be read, cannot be
@@ -114,6 +124,10 @@ pub enum DeadLetterKind {
     RetryBudgetExhausted,
     /// [`REASON_ACCOUNT_FAILED`]: one account of a many-account source failed.
     AccountFailed,
+    /// [`REASON_PAGING_LOOP`]: a listing repeated itself and was ended there.
+    PagingLoop,
+    /// [`REASON_RESPONSE_TOO_LARGE`]: a response body was over `max_response_bytes`.
+    ResponseTooLarge,
     /// One of [`REJECTED_REASONS`]: a record (or a value of one) is not in the output as the
     /// vendor sent it.
     Rejected(String),
@@ -129,6 +143,8 @@ impl DeadLetterKind {
             REASON_INCOMPLETE => DeadLetterKind::Incomplete,
             REASON_RETRY_BUDGET => DeadLetterKind::RetryBudgetExhausted,
             REASON_ACCOUNT_FAILED => DeadLetterKind::AccountFailed,
+            REASON_PAGING_LOOP => DeadLetterKind::PagingLoop,
+            REASON_RESPONSE_TOO_LARGE => DeadLetterKind::ResponseTooLarge,
             rejected if REJECTED_REASONS.contains(&rejected) => DeadLetterKind::Rejected(rejected.to_string()),
             other => DeadLetterKind::Other(other.to_string()),
         }
@@ -140,6 +156,8 @@ impl DeadLetterKind {
             DeadLetterKind::Incomplete => REASON_INCOMPLETE,
             DeadLetterKind::RetryBudgetExhausted => REASON_RETRY_BUDGET,
             DeadLetterKind::AccountFailed => REASON_ACCOUNT_FAILED,
+            DeadLetterKind::PagingLoop => REASON_PAGING_LOOP,
+            DeadLetterKind::ResponseTooLarge => REASON_RESPONSE_TOO_LARGE,
             DeadLetterKind::Rejected(reason) | DeadLetterKind::Other(reason) => reason,
         }
     }

@@ -197,3 +197,101 @@ async fn paging_shapes() {
         .unwrap();
     assert_eq!(nodes, vec![json!(1), json!(2), json!(3)]);
 }
+
+/// The kind and message of a [`PluginError::ListingCut`].
+fn cut(err: PluginError) -> (&'static str, String) {
+    match err {
+        PluginError::ListingCut { reason, message, .. } => (reason, message),
+        other => panic!("expected a cut listing, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_max_response_bytes_is_not_read_and_not_retried() {
+    // One answer states its length, the other streams without one (chunked).
+    let big = "x".repeat(10_000);
+    let stated = format!("{{\"pad\": \"{big}\"}}");
+    let chunks: Vec<Result<String, std::io::Error>> = (0..100).map(|_| Ok(format!("{big} "))).collect();
+    let streamed = axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response();
+    let (url, s) = script(vec![(StatusCode::OK, stated).into_response(), streamed]).await;
+    let (c, m) = client(HttpSettings { max_response_bytes: 4096, ..settings() });
+    for _ in 0..2 {
+        let (reason, message) = cut(c.get_json(&url).await.unwrap_err());
+        assert_eq!(reason, pipe_plugin_sdk::REASON_RESPONSE_TOO_LARGE);
+        assert!(message.contains("/x") && message.contains("max_response_bytes (4096 bytes)"), "{message}");
+    }
+    assert_eq!((s.requests.load(Ordering::SeqCst), Metrics::get(&m.retries)), (2, 0), "no retries");
+    // A body within the cap is read as before.
+    assert_eq!(c.get_json(&url).await.unwrap(), json!({"ok": true}));
+}
+
+#[tokio::test]
+async fn looping_listings_end_after_their_good_pages() {
+    use futures::StreamExt;
+    // giosg: page 2's `next` points at page 2 itself.
+    async fn next_self(
+        axum::extract::RawQuery(q): axum::extract::RawQuery,
+        headers: axum::http::HeaderMap,
+    ) -> Json<Value> {
+        let host = headers["host"].to_str().unwrap().to_string();
+        Json(match q.as_deref() {
+            Some("p=2") => json!({"results": [3], "next": format!("http://{host}/u?p=2")}),
+            _ => json!({"results": [1, 2], "next": format!("http://{host}/u?p=2")}),
+        })
+    }
+    // Alli REST: the cursor comes back the same.
+    async fn same_cursor(axum::extract::RawQuery(q): axum::extract::RawQuery) -> Json<Value> {
+        Json(match q.as_deref() {
+            Some("cursor=c1") => json!({"conversations": [3], "cursor": "c1"}),
+            _ => json!({"conversations": [1, 2], "cursor": "c1"}),
+        })
+    }
+    // A server ignoring the page number.
+    async fn same_page() -> Json<Value> {
+        Json(json!({"chats": [1, 2], "totalCount": 9}))
+    }
+    // GraphQL: endCursor never moves on.
+    async fn relay_stuck(Json(body): Json<Value>) -> Json<Value> {
+        let first = body["variables"]["after"].is_null();
+        let node = if first { 1 } else { 2 };
+        Json(json!({"data": {"c": {"edges": [{"node": node}], "pageInfo": {"hasNextPage": true, "endCursor": "e"}}}}))
+    }
+    let base = serve(
+        Router::new()
+            .route("/u", get(next_self))
+            .route("/c", get(same_cursor))
+            .route("/n", get(same_page))
+            .route("/g", post(relay_stuck)),
+    )
+    .await;
+    let (c, _) = client(settings());
+    let shapes = [
+        ("/u", Paging::NextUrl { items: "/results", next: "/next" }, vec![vec![json!(1), json!(2)], vec![json!(3)]]),
+        (
+            "/c",
+            Paging::Cursor { items: "/conversations", cursor: "/cursor", param: "cursor" },
+            vec![vec![json!(1), json!(2)], vec![json!(3)]],
+        ),
+        (
+            "/n",
+            Paging::PageNumber { items: "/chats", total: "/totalCount", param: "pageNo", first: 1 },
+            vec![vec![json!(1), json!(2)]],
+        ),
+    ];
+    for (path, paging, good) in shapes {
+        let pages: Vec<_> =
+            tokio::time::timeout(Duration::from_secs(10), c.pages(format!("{base}{path}"), paging).collect())
+                .await
+                .expect("the listing ends");
+        let (ok, rest): (Vec<_>, Vec<_>) = pages.into_iter().partition(|p| p.is_ok());
+        assert_eq!(ok.into_iter().map(Result::unwrap).collect::<Vec<_>>(), good, "{path}");
+        assert_eq!(rest.len(), 1, "{path}: one error ends the stream");
+        let (reason, message) = cut(rest.into_iter().next().unwrap().unwrap_err());
+        assert_eq!(reason, pipe_plugin_sdk::REASON_PAGING_LOOP);
+        assert!(message.contains(path) && !message.contains("127.0.0.1"), "{path}: {message}");
+    }
+    let err = c.relay_all(&format!("{base}/g"), "/data/c", |after| json!({"variables": {"after": after}})).await;
+    let (reason, message) = cut(err.unwrap_err());
+    assert_eq!(reason, pipe_plugin_sdk::REASON_PAGING_LOOP);
+    assert!(message.contains("endCursor"), "{message}");
+}

@@ -24,6 +24,8 @@ struct Shared {
     data: RwLock<Arc<Dataset>>,
     requests: AtomicU64,
     log: Mutex<Vec<String>>,
+    /// The client whose history ignores `offset` ([`AimylogicSim::ignore_offset`]).
+    ignore_offset: Mutex<Option<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -72,7 +74,11 @@ async fn history(
         .zip(&c.item_times_us)
         .filter(|(_, t)| from.is_none_or(|f| **t >= f) && to.is_none_or(|e| **t < e))
         .map(|(i, _)| i.clone())
-        .skip(q.offset.unwrap_or(0))
+        .skip(if s.ignore_offset.lock().expect("fault").as_deref() == Some(client.as_str()) {
+            0
+        } else {
+            q.offset.unwrap_or(0)
+        })
         .take(q.limit.unwrap_or(usize::MAX))
         .collect();
     Json(json!({"clientId": c.id, "messages": items})).into_response()
@@ -82,8 +88,12 @@ impl AimylogicSim {
     /// Binds `127.0.0.1:0` and serves `dataset` from a task on the current tokio runtime.
     pub async fn start(dataset: Arc<Dataset>) -> std::io::Result<AimylogicSim> {
         let listener = LoopbackServer::bind().await?;
-        let shared =
-            Arc::new(Shared { data: RwLock::new(dataset), requests: AtomicU64::new(0), log: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            data: RwLock::new(dataset),
+            requests: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
+            ignore_offset: Mutex::new(None),
+        });
         let app = axum::Router::new()
             .route("/chatapi/{token}/client/{client}/history", get(history))
             .with_state(shared.clone());
@@ -99,6 +109,13 @@ impl AimylogicSim {
     /// runs); requests in flight finish with the old one.
     pub fn set_dataset(&self, dataset: Arc<Dataset>) {
         *self.shared.data.write().expect("data") = dataset;
+    }
+
+    /// From now on the history of `client` ignores `offset` and answers the first page again
+    /// (a paging bug: a client that pages on loops, one that stops loses the rest); `None`
+    /// switches it off.
+    pub fn ignore_offset(&self, client: Option<&str>) {
+        *self.shared.ignore_offset.lock().expect("fault") = client.map(str::to_string);
     }
 
     /// Requests received so far.

@@ -37,6 +37,8 @@ struct Shared {
     lossy: Mutex<HashSet<String>>,
     /// Chats appended so far, to seed the generator of the next ones.
     appended: AtomicU64,
+    /// The conversation listings hand back the cursor they were asked with ([`AlliSim::repeat_cursor`]).
+    repeat_cursor: std::sync::atomic::AtomicBool,
 }
 
 impl AlliSim {
@@ -50,6 +52,7 @@ impl AlliSim {
             invalid: Mutex::new(Vec::new()),
             lossy: Mutex::new(HashSet::new()),
             appended: AtomicU64::new(0),
+            repeat_cursor: std::sync::atomic::AtomicBool::new(false),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
         Ok(AlliSim { server: LoopbackServer::serve(listener, app)?, shared })
@@ -84,6 +87,13 @@ impl AlliSim {
     /// reporting the full `totalCount`, as a flaky backend might.
     pub fn lose_a_chat_of(&self, conversation_id: &str) {
         self.shared.lossy.lock().expect("lossy").insert(conversation_id.to_string());
+    }
+
+    /// From now on (`true`) both conversation listings answer a page asked for with a cursor
+    /// with that same cursor as the next one (REST `cursor`, GraphQL `endCursor`), a paging bug
+    /// that makes a client loop on its second page; `false` switches it off.
+    pub fn repeat_cursor(&self, on: bool) {
+        self.shared.repeat_cursor.store(on, SeqCst);
     }
 
     /// Appends `n` new chats to conversation `index` (creation order), one minute apart from
@@ -151,7 +161,18 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
             let data = s.data.read().expect("dataset").clone();
             let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(data.token.as_str());
             match graphql::answer(&data, &body, authorized) {
-                Answer::Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+                Answer::Ok(mut v) => {
+                    let after = body.pointer("/variables/after").and_then(Value::as_str);
+                    if let (true, Some(after), Some(info)) = (
+                        s.repeat_cursor.load(SeqCst),
+                        after,
+                        v.pointer_mut("/data/conversations/pageInfo").and_then(Value::as_object_mut),
+                    ) {
+                        info.insert("endCursor".into(), json!(after));
+                        info.insert("hasNextPage".into(), json!(true));
+                    }
+                    (StatusCode::OK, Json(v)).into_response()
+                }
                 Answer::Invalid(v) => {
                     let query = body.get("query").and_then(Value::as_str).unwrap_or_default().to_string();
                     s.invalid.lock().expect("invalid").push((query, v.clone()));
@@ -173,7 +194,7 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
                 let query: Vec<(String, String)> =
                     url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
                 match rest {
-                    [] => list(&data, &query),
+                    [] => list(&data, &query, s.repeat_cursor.load(SeqCst)),
                     [id] => match data.conversation(id) {
                         Some(c) => {
                             (StatusCode::OK, Json(data.rest_conversation(c, EMBEDDED_CHATS, &variables_param(&query))))
@@ -215,7 +236,7 @@ fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
 }
 
 /// `GET /webapi/v2/conversations`: keyset pagination on (last chat time, id).
-fn list(data: &Dataset, query: &[(String, String)]) -> Response {
+fn list(data: &Dataset, query: &[(String, String)], repeat_cursor: bool) -> Response {
     let page_size = match param(query, "pageSize").map(str::parse::<usize>) {
         None => 50,
         Some(Ok(n)) if (1..=50).contains(&n) => n,
@@ -269,8 +290,11 @@ fn list(data: &Dataset, query: &[(String, String)]) -> Response {
     let end = (start + page_size).min(items.len());
     let vars = variables_param(query);
     let page: Vec<Value> = items[start..end].iter().map(|c| data.rest_conversation(c, EMBEDDED_CHATS, &vars)).collect();
-    let cursor =
-        if end < items.len() { Some(encode_cursor(items[end - 1].sort_key(), &items[end - 1].id)) } else { None };
+    let cursor = match param(query, "cursor").filter(|c| !c.is_empty()) {
+        Some(asked) if repeat_cursor => Some(asked.to_string()),
+        _ if end < items.len() => Some(encode_cursor(items[end - 1].sort_key(), &items[end - 1].id)),
+        _ => None,
+    };
     (StatusCode::OK, Json(json!({"conversations": page, "cursor": cursor}))).into_response()
 }
 

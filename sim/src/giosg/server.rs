@@ -36,6 +36,19 @@ impl Default for SimOptions {
     }
 }
 
+/// Paging misbehaviour, for the bounded-paging tests. A listing is chosen by the start of its
+/// scope: `owned_chats` (the chat listings), `messages|<chat id>`, `memberships|<chat id>`,
+/// `tags|<chat id>`, `variables|<chat id>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PagingFaults {
+    /// Every page after the first of the chosen listings names itself as `next` (a vendor
+    /// bug seen in cursor APIs): a client that follows `next` blindly pages forever.
+    pub next_self: Option<String>,
+    /// Every page of the chosen listings carries this many bytes of padding (`"padding"`), for
+    /// a body larger than the client's cap.
+    pub oversize: Option<(String, usize)>,
+}
+
 /// A running giosg simulator on a loopback port.
 ///
 /// Dropping it also stops the server (gracefully, in the background); [`GiosgSim::shutdown`]
@@ -96,6 +109,11 @@ impl GiosgSim {
         self.shared.faults.set(faults);
     }
 
+    /// Switches paging misbehaviour on; `PagingFaults::default()` switches it off.
+    pub fn set_paging_faults(&self, faults: PagingFaults) {
+        *self.shared.paging_faults.lock().expect("paging faults") = faults;
+    }
+
     /// Every request (up to 100 000) with its arrival time and the status answered.
     pub fn request_records(&self) -> Vec<RequestRecord> {
         self.shared.records.lock().expect("records").iter().cloned().collect()
@@ -131,6 +149,7 @@ struct Shared {
     log: Mutex<VecDeque<String>>,
     faults: FaultState,
     records: Mutex<VecDeque<RequestRecord>>,
+    paging_faults: Mutex<PagingFaults>,
 }
 
 /// How many requests [`GiosgSim::request_log`] keeps.
@@ -163,6 +182,7 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             faults: FaultState::new(),
             records: Mutex::new(VecDeque::new()),
+            paging_faults: Mutex::new(PagingFaults::default()),
         }
     }
 }
@@ -450,7 +470,18 @@ impl Shared {
         // With irregular page sizes the previous page's start isn't recorded anywhere; pointing
         // one page size back gives a valid (if differently cut) previous page.
         let previous = (offset > 0).then(|| page.url(&self.cursors.issue(scope, offset.saturating_sub(size))));
-        Ok(json!({ "next": next, "previous": previous, "results": items(offset..offset + len) }))
+        let faults = self.paging_faults.lock().expect("paging faults").clone();
+        let next = match faults.next_self {
+            Some(p) if scope.starts_with(&p) && offset > 0 => Some(page.url(&self.cursors.issue(scope, offset))),
+            _ => next,
+        };
+        let mut body = json!({ "next": next, "previous": previous, "results": items(offset..offset + len) });
+        if let Some((p, bytes)) = faults.oversize
+            && scope.starts_with(&p)
+        {
+            body["padding"] = json!("x".repeat(bytes));
+        }
+        Ok(body)
     }
 }
 

@@ -8,6 +8,7 @@
 mod aimylogic;
 mod aimylogic_webhook;
 mod alli;
+mod bounded_paging;
 mod credentials;
 mod decrypt_tags;
 mod delta;
@@ -17,4 +18,5 @@ mod http;
 mod incremental;
 mod json_sink;
 mod scale;
+mod unwritable_values;
 mod webhook_hostile;

@@ -4,6 +4,13 @@
 //! values formatted as text and escaped like Hive and Spark do, so those readers (and DuckDB,
 //! pyarrow, polars) decode the same values back. Partition columns stay in the rows: only
 //! the directory is added.
+//!
+//! Any value can be written: `/`, `..`, control characters and the rest of Hive's list are
+//! percent-encoded, so a value is always inside one directory name, and a `key=value` name
+//! that would be longer than [`MAX_SEGMENT_BYTES`] (255: the longest file name Linux and macOS
+//! file systems allow) is shortened deterministically ([`shorten_segment`]): the start of the
+//! escaped value, `~`, and 32 hex digits of the SHA-256 of the value. Shorter values keep the
+//! exact directory they always had.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -130,6 +137,7 @@ impl Partitioner {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut dir = String::new();
         let mut value = String::new();
+        let mut escaped = String::new();
         for row in 0..batch.num_rows() {
             dir.clear();
             for (key, formatter) in self.keys.iter().zip(&formatters) {
@@ -151,7 +159,10 @@ impl Partitioner {
                 if value.is_empty() {
                     dir.push_str(HIVE_DEFAULT_PARTITION);
                 } else {
-                    escape_into(&value, &mut dir);
+                    escaped.clear();
+                    escape_into(&value, &mut escaped);
+                    shorten_segment(key.prefix.len(), &value, &mut escaped);
+                    dir.push_str(&escaped);
                 }
             }
             let at = *index.entry(dir.clone()).or_insert_with(|| {
@@ -197,6 +208,38 @@ fn utc_date(array: &dyn Array, unit: TimeUnit, row: usize, out: &mut String) {
     // Out of chrono's range: left empty, which lands in the default partition.
 }
 
+/// Longest directory name written, in bytes (`NAME_MAX` of Linux and macOS file systems).
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// Hex digits of the SHA-256 that end a shortened partition value (128 bits).
+const HASH_HEX_DIGITS: usize = 32;
+
+/// Shortens `escaped` (the escaped text of `value`) in place when `<key>=` (`prefix_len` bytes)
+/// followed by it would be longer than [`MAX_SEGMENT_BYTES`]: it becomes the longest start of
+/// `escaped` that fits (cut between characters, never inside a `%XX` escape), then `~`, then
+/// the first 32 lower-case hex digits of the SHA-256 of `value` (UTF-8). The same value always
+/// gives the same directory, and two long values differ unless their hashes collide.
+pub fn shorten_segment(prefix_len: usize, value: &str, escaped: &mut String) {
+    if prefix_len + escaped.len() <= MAX_SEGMENT_BYTES {
+        return;
+    }
+    let room = MAX_SEGMENT_BYTES.saturating_sub(prefix_len + 1 + HASH_HEX_DIGITS);
+    let mut cut = room.min(escaped.len());
+    while !escaped.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // A `%` in the last two bytes kept starts an escape that would be split.
+    if let Some(i) = escaped[cut.saturating_sub(2)..cut].rfind('%') {
+        cut = cut.saturating_sub(2) + i;
+    }
+    escaped.truncate(cut);
+    escaped.push('~');
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+    for b in &digest.as_ref()[..HASH_HEX_DIGITS / 2] {
+        let _ = write!(escaped, "{b:02x}");
+    }
+}
+
 /// Appends `s` escaped as Hive escapes path names (`FileUtils.escapePathName`): control
 /// characters and `"#%'*/:=?\{[]^` plus DEL become `%XX`; everything else, non-ASCII included,
 /// is kept.
@@ -223,6 +266,45 @@ mod tests {
         let mut s = String::new();
         escape_into("a/b=c:d%ä", &mut s);
         assert_eq!(s, "a%2Fb%3Dc%3Ad%25ä");
+    }
+
+    #[test]
+    fn long_values_are_shortened_deterministically_and_short_ones_kept() {
+        let short = "a/b";
+        let mut s = String::new();
+        escape_into(short, &mut s);
+        shorten_segment("vendor_id=".len(), short, &mut s);
+        assert_eq!(s, "a%2Fb", "a value that fits is as before");
+
+        // 300 bytes with `/` and `..`: escaped, cut to fit and hashed.
+        let long = format!("../{}/..", "x".repeat(294));
+        let dir = |v: &str| {
+            let mut e = String::new();
+            escape_into(v, &mut e);
+            shorten_segment("k=".len(), v, &mut e);
+            e
+        };
+        let d = dir(&long);
+        assert_eq!(d.len() + "k=".len(), MAX_SEGMENT_BYTES);
+        assert!(d.starts_with("..%2Fxxx") && !d.contains('/'), "{d}");
+        let (_, hash) = d.rsplit_once('~').unwrap();
+        // The first 32 hex digits of SHA-256(value): stable across runs and releases.
+        assert_eq!(hash, "8669d6353078d184a9e2c0dabd12d718");
+        assert_eq!(dir(&long), d, "deterministic");
+        assert_ne!(dir(&format!("{long}y")), d, "another value, another directory");
+
+        // Never a split escape or character: a value made of escapes and multi-byte letters.
+        for v in ["/".repeat(200), "ä".repeat(200), format!("a{}", "%".repeat(150))] {
+            let d = dir(&v);
+            assert!(d.len() + 2 <= MAX_SEGMENT_BYTES, "{}", d.len());
+            let (start, _) = d.rsplit_once('~').unwrap();
+            let bytes = start.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'%' {
+                    assert!(i + 3 <= bytes.len(), "split escape in {start}");
+                }
+            }
+        }
     }
 
     #[test]

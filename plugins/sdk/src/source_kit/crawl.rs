@@ -8,6 +8,7 @@
 //!                           ── advance(units, state) → batch cut / checkpoint every N units
 //!  Ok            → End
 //!  retry budget  → flush, Checkpoint(Crawl::state), DeadLetter(retry_budget_exhausted), End
+//!  listing cut   → flush, Checkpoint(Crawl::state), DeadLetter(paging_loop | response_too_large), End
 //!  other error   → the error, as the next event
 //! ```
 //!
@@ -25,6 +26,12 @@
 //!   ([`PluginError::RetryBudgetExhausted`]), what is complete is committed and the run ends
 //!   `partial` (exit 3): the driver flushes, checkpoints [`Crawl::state`], records a dead letter
 //!   with reason [`REASON_RETRY_BUDGET`] and ends normally.
+//! * When a listing cannot be read to its end ([`PluginError::ListingCut`]: its pages repeat,
+//!   or a response is over `max_response_bytes`) and the crawl lets the error out, the same
+//!   happens with the error's reason (`paging_loop`, `response_too_large`): the conversation
+//!   listing ends there, what was read before it is committed, the run ends `partial`. A crawl
+//!   that meets the error in one conversation's own listing dead-letters that conversation
+//!   itself and goes on ([`cut_conversation`]).
 
 use std::sync::Arc;
 
@@ -94,7 +101,15 @@ impl CrawlSource {
             let ended = match result {
                 Ok(()) => out.send(Event::End).await,
                 Err(PluginError::RetryBudgetExhausted { vendor, message }) => {
-                    out.end_partial(&vendor, &message, crawl.state()).await
+                    let units = format!("{} {}", out.units, out.spec.unit);
+                    let message = format!(
+                        "{vendor} kept failing and the retry budget is spent; stopped after {units} ({message})"
+                    );
+                    out.end_partial(REASON_RETRY_BUDGET, message, crawl.state()).await
+                }
+                Err(PluginError::ListingCut { reason, message, .. }) => {
+                    let message = format!("{message}; stopped after {} {}", out.units, out.spec.unit);
+                    out.end_partial(reason, message, crawl.state()).await
                 }
                 Err(e) => Err(e),
             };
@@ -224,22 +239,45 @@ impl Emitter {
         self.send(Event::Checkpoint(Checkpoint { state })).await
     }
 
-    /// The retry budget is spent: commit what is complete and end partial.
-    async fn end_partial(&mut self, vendor: &str, message: &str, state: Value) -> Result<()> {
+    /// The crawl cannot go on (retry budget spent, listing cut): commit what is complete, then
+    /// a dead letter with `reason` keyed by the account, and end (the engine ends it partial).
+    async fn end_partial(&mut self, reason: &str, message: String, state: Value) -> Result<()> {
         self.checkpoint(state).await?;
         let dl = DeadLetter {
             stream: CONVERSATIONS.into(),
             key: json!({"vendor": self.spec.vendor, "account_id": self.spec.account_id}),
             stage: self.spec.vendor.into(),
-            reason: REASON_RETRY_BUDGET.into(),
-            message: format!(
-                "{vendor} kept failing and the retry budget is spent; stopped after {} {} ({message})",
-                self.units, self.spec.unit
-            ),
+            reason: reason.into(),
+            message,
             raw: Value::Null,
         };
         self.dead_letter(dl).await?;
         self.send(Event::End).await
+    }
+}
+
+/// For a crawl fetching one conversation: `Ok(Err(dead letter))` when `result` is a
+/// [`PluginError::ListingCut`] (the conversation's own listing loops or is too large: it is
+/// dead-lettered with that reason, keyed by `vendor`, `account_id` and `conversation_id`, and
+/// the crawl goes on with the others); any other result as it is. The engine counts the
+/// conversation as incomplete and ends the run `partial`.
+pub fn cut_conversation<T>(
+    result: Result<T>,
+    vendor: &str,
+    account_id: &str,
+    conversation_id: &str,
+) -> Result<std::result::Result<T, DeadLetter>> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(PluginError::ListingCut { reason, message, .. }) => Ok(Err(DeadLetter {
+            stream: CONVERSATIONS.into(),
+            key: json!({"vendor": vendor, "account_id": account_id, "conversation_id": conversation_id}),
+            stage: vendor.into(),
+            reason: reason.into(),
+            message: format!("conversation `{conversation_id}` not exported: {message}"),
+            raw: Value::Null,
+        })),
+        Err(e) => Err(e),
     }
 }
 
@@ -394,6 +432,34 @@ mod tests {
                 "end"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_cut_listing_commits_what_is_done_and_ends_partial_with_its_reason() {
+        for reason in [crate::REASON_PAGING_LOOP, crate::REASON_RESPONSE_TOO_LARGE] {
+            let fail = PluginError::ListingCut { vendor: "v".into(), reason, message: "in /chats".into() };
+            let events = drain(CrawlSource::spawn(spec(10), Fake { n: 2, fail: Some(fail), done: 0 })).await;
+            assert_eq!(
+                events,
+                [
+                    "messages:4".to_string(),
+                    "conversations:2".into(),
+                    "checkpoint:2".into(),
+                    format!("dead_letter:{reason}:in /chats; stopped after 2 conversations"),
+                    "end".into()
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_cut_conversation_is_a_dead_letter_and_other_errors_stay_errors() {
+        let cut = PluginError::ListingCut { vendor: "v".into(), reason: "paging_loop", message: "loop".into() };
+        let dl = cut_conversation::<()>(Err(cut), "v", "a", "c1").unwrap().unwrap_err();
+        assert_eq!((dl.reason.as_str(), dl.key["conversation_id"].as_str()), ("paging_loop", Some("c1")));
+        assert!(dl.message.contains("c1") && dl.message.contains("loop"), "{}", dl.message);
+        assert_eq!(cut_conversation(Ok(5), "v", "a", "c1").unwrap().unwrap(), 5);
+        assert!(cut_conversation::<()>(Err(PluginError::other("boom")), "v", "a", "c").is_err());
     }
 
     #[tokio::test]

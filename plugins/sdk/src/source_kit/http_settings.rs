@@ -2,7 +2,7 @@
 //!
 //! A source embeds [`HttpConfig<D>`] in its config with `#[serde(flatten)]`, so the keys stay
 //! flat in the pipeline's `[source]` table (`base_url`, `concurrency`, `requests_per_second`,
-//! `retry_budget`, `ca_file`) and its JSON Schema lists them beside the vendor's own keys. The
+//! `retry_budget`, `ca_file`, `max_response_bytes`) and its JSON Schema lists them beside the vendor's own keys. The
 //! type parameter `D` ([`HttpDefaults`]) supplies the vendor's defaults: its API root, and
 //! optionally another concurrency, retry budget or request timeout. The timeouts are not keys:
 //! they are the vendor's defaults, applied by [`HttpConfig::settings`].
@@ -38,7 +38,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::http::HttpSettings;
+use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpSettings};
+
+/// Smallest `max_response_bytes` applied (smaller values are raised to it).
+pub const MIN_MAX_RESPONSE_BYTES: u64 = 1024;
 use crate::{PluginError, Result};
 
 /// A vendor's defaults for [`HttpConfig`]: implemented by a unit type of the source crate.
@@ -81,6 +84,12 @@ pub struct HttpConfig<D: HttpDefaults> {
     /// Extra CA certificates to trust, as a PEM bundle (corporate TLS inspection).
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// Largest response body read, in bytes (at least 1024). A larger answer is not read past
+    /// this: it ends its listing (or its conversation) with a `response_too_large` dead letter
+    /// and the run ends `partial` (exit 3). Default 67108864 (64 MiB).
+    #[serde(default = "default_max_response_bytes")]
+    #[schemars(range(min = 1024))]
+    pub max_response_bytes: u64,
     #[serde(skip)]
     defaults: PhantomData<D>,
 }
@@ -94,6 +103,9 @@ fn default_concurrency<D: HttpDefaults>() -> u32 {
 fn default_retry_budget<D: HttpDefaults>() -> u64 {
     D::RETRY_BUDGET
 }
+fn default_max_response_bytes() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
 
 impl<D: HttpDefaults> Default for HttpConfig<D> {
     /// Every key at the vendor's default.
@@ -104,6 +116,7 @@ impl<D: HttpDefaults> Default for HttpConfig<D> {
             requests_per_second: None,
             retry_budget: D::RETRY_BUDGET,
             ca_file: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             defaults: PhantomData,
         }
     }
@@ -140,6 +153,8 @@ impl<D: HttpDefaults> HttpConfig<D> {
             retry_budget: self.retry_budget,
             ca_file: self.ca_file.as_ref().map(std::path::PathBuf::from),
             base_url: Some(self.base_url.clone()),
+            // A cap below one small page would refuse every answer.
+            max_response_bytes: self.max_response_bytes.max(MIN_MAX_RESPONSE_BYTES),
             ..HttpSettings::new(D::VENDOR)
         }
     }
@@ -186,6 +201,7 @@ mod tests {
         let s = p.http.settings();
         assert_eq!((p.http.base_url.as_str(), s.concurrency, s.retry_budget), ("https://plain.example", 4, 200));
         assert_eq!((s.vendor.as_str(), s.timeout, s.requests_per_second), ("plain", Duration::from_secs(60), None));
+        assert_eq!(s.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
         let t: Cfg<Tuned> = config::parse(json!({"org": "o"})).unwrap();
         let s = t.http.settings();
         assert_eq!((t.http.base_url.as_str(), s.concurrency, s.retry_budget), ("https://tuned.example/api", 16, 5));
@@ -198,9 +214,10 @@ mod tests {
     fn keys_stay_flat_and_are_read() {
         let c: Cfg<Plain> = config::parse(json!({
             "org": "o", "base_url": "http://127.0.0.1:9/", "concurrency": 0,
-            "requests_per_second": 2, "retry_budget": 7, "ca_file": "ca.pem"
+            "requests_per_second": 2, "retry_budget": 7, "ca_file": "ca.pem", "max_response_bytes": 5000
         }))
         .unwrap();
+        assert_eq!(c.http.settings().max_response_bytes, 5000);
         assert_eq!(c.http.base_url().unwrap(), "http://127.0.0.1:9");
         let s = c.http.settings();
         assert_eq!(s.concurrency, 1, "0 would stall: at least one request in flight");
@@ -229,7 +246,11 @@ mod tests {
         let props = s["properties"].as_object().unwrap();
         let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["base_url", "ca_file", "concurrency", "org", "requests_per_second", "retry_budget"]);
+        assert_eq!(
+            keys,
+            ["base_url", "ca_file", "concurrency", "max_response_bytes", "org", "requests_per_second", "retry_budget"]
+        );
+        assert_eq!(props["max_response_bytes"]["default"], json!(64 * 1024 * 1024));
         assert_eq!(props["base_url"]["default"], json!("https://tuned.example/api"));
         assert_eq!(props["concurrency"]["default"], json!(16));
         assert_eq!(props["retry_budget"]["default"], json!(5));

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use pipe_plugin_sdk::http::HttpClient;
+use pipe_plugin_sdk::paging::PageGuard;
 use pipe_plugin_sdk::{Metrics, PluginError, Result};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use serde_json::Value;
@@ -79,15 +80,20 @@ impl ChatApiClient {
     }
 
     /// Every history item of `client_id`, following `limit`/`offset` until a page is shorter
-    /// than `page_size` (or repeats what we have: a server ignoring `offset`).
+    /// than `page_size`, or longer (a server ignoring `limit` sent everything from `offset`).
     ///
     /// Errors: [`PluginError::Auth`] on 401/403 (bad token), [`PluginError::Http`] on other
-    /// 4xx or after the retries, [`PluginError::RetryBudgetExhausted`]; messages never hold
-    /// the token.
+    /// 4xx or after the retries, [`PluginError::RetryBudgetExhausted`]; and
+    /// [`PluginError::ListingCut`] when a page repeats one already read (a server ignoring
+    /// `offset` answers the first page again: paging on would loop, stopping would lose the
+    /// rest silently) or a body is over `max_response_bytes`. Messages never hold the token.
     pub async fn history(&self, client_id: &str) -> Result<History> {
         let mut items: Vec<Value> = Vec::new();
+        let mut guard = PageGuard::new(crate::VENDOR, format!("the history of client `{client_id}`"));
         loop {
-            let body = match self.http.get_json(&self.history_url(client_id, items.len())).await {
+            let offset = items.len();
+            guard.position("offset", &offset.to_string())?;
+            let body = match self.http.get_json(&self.history_url(client_id, offset)).await {
                 Ok(b) => b,
                 Err(PluginError::Http(m)) if m.contains("HTTP 404") && items.is_empty() => {
                     return Ok(History::UnknownClient);
@@ -95,14 +101,10 @@ impl ChatApiClient {
                 Err(e) => return Err(e),
             };
             let Some(page) = history_items(&body) else { return Ok(History::Unrecognized(body)) };
+            guard.page(&page)?;
             let n = page.len();
-            // A server that ignores limit/offset answers the same items again: stop.
-            let repeated = !items.is_empty() && page.first() == items.first();
-            if repeated {
-                break;
-            }
             items.extend(page);
-            if n < self.page_size as usize {
+            if n != self.page_size as usize {
                 break;
             }
         }

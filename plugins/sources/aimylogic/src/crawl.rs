@@ -33,7 +33,7 @@
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use pipe_plugin_sdk::schema::CONVERSATIONS;
-use pipe_plugin_sdk::source_kit::{Crawl, CrawlSource, CrawlSpec, Emitter};
+use pipe_plugin_sdk::source_kit::{Crawl, CrawlSource, CrawlSpec, Emitter, cut_conversation};
 use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
 use pipe_plugin_sdk::{DeadLetter, PluginError, Result, SourceContext};
 use serde_json::{Value, json};
@@ -137,10 +137,16 @@ impl Crawl for Export {
         // Aimylogic keeps failing (retry budget spent), the driver checkpoints the clients
         // done so far and ends partial; the next run resumes after them.
         let client = self.client.clone();
+        let account_id = self.account_id.clone();
         let mut histories = stream::iter(ids)
             .map(|id| {
                 let client = client.clone();
-                async move { client.history(&id).await.map(|h| (id, h)) }
+                let account_id = account_id.clone();
+                async move {
+                    // A history that loops or is too large is this client's dead letter alone.
+                    let history = cut_conversation(client.history(&id).await, VENDOR, &account_id, &id)?;
+                    Ok::<_, PluginError>((id, history))
+                }
             })
             .buffered(self.concurrency);
         while let Some((id, history)) = histories.try_next().await? {
@@ -148,7 +154,9 @@ impl Crawl for Export {
                 MapCtx { account_id: &self.account_id, client_id: &id, token: &self.token, extracted_at: now_micros() };
             let key = json!({"vendor": VENDOR, "account_id": self.account_id, "conversation_id": id});
             match history {
-                History::Items(items) => {
+                // The client is done for this run (the next run fetches its whole history again).
+                Err(cut) => out.dead_letter(cut).await?,
+                Ok(History::Items(items)) => {
                     let mapped = map_history(&ctx, &items);
                     let new = select_new(self.state.clients.get(&id), mapped);
                     for dl in new.dead_letters {
@@ -165,7 +173,7 @@ impl Crawl for Export {
                         }
                     }
                 }
-                History::UnknownClient => {
+                Ok(History::UnknownClient) => {
                     let dl = DeadLetter {
                         stream: CONVERSATIONS.into(),
                         key,
@@ -176,7 +184,7 @@ impl Crawl for Export {
                     };
                     out.dead_letter(dl).await?;
                 }
-                History::Unrecognized(body) => {
+                Ok(History::Unrecognized(body)) => {
                     let dl = DeadLetter {
                         stream: CONVERSATIONS.into(),
                         key,

@@ -15,7 +15,9 @@
 //! saved by earlier versions of this plugin.
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use pipe_plugin_sdk::source_kit::{Crawl, CrawlSource, CrawlSpec, Emitter, Mark, WatermarkCursor, load_state};
+use pipe_plugin_sdk::source_kit::{
+    Crawl, CrawlSource, CrawlSpec, Emitter, Mark, WatermarkCursor, cut_conversation, load_state,
+};
 use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
 use pipe_plugin_sdk::{Result, SourceContext};
 use serde::{Deserialize, Serialize};
@@ -121,7 +123,19 @@ impl AlliCrawl {
         let mut window_floor = i64::MIN;
         let mut pending: Vec<(Value, Option<i64>)> = Vec::new();
         let mut complete = true;
-        while let Some(page) = listing.try_next().await? {
+        // A listing that loops (or answers too much) ends here; the conversations read before
+        // it are still emitted, then the error ends the run partial (the driver checkpoints).
+        let mut cut = None;
+        loop {
+            let page = match listing.try_next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e @ pipe_plugin_sdk::PluginError::ListingCut { .. }) => {
+                    cut = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             let mut any_above = page.is_empty();
             for conv in page {
                 let t = listing_time(&conv);
@@ -164,6 +178,9 @@ impl AlliCrawl {
         if complete && !self.emit(client, std::mem::take(&mut pending), state, out, window_floor).await? {
             complete = false;
         }
+        if let Some(e) = cut {
+            return Err(e);
+        }
         if complete {
             state.cursor.complete_scan(newest, self.lookback_us);
         }
@@ -187,13 +204,27 @@ impl AlliCrawl {
         let mut bundles = stream::iter(convs)
             .map(|(conv, t)| {
                 let client = client.clone();
-                async move { client.bundle(conv).await.map(|b| (b, t)) }
+                let account_id = self.account_id.clone();
+                async move {
+                    let id = conv.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                    // A conversation whose chats loop or are too large is its own dead letter.
+                    let bundle = cut_conversation(client.bundle(conv).await, VENDOR, &account_id, &id)?;
+                    Ok::<_, pipe_plugin_sdk::PluginError>((bundle, t))
+                }
             })
             .buffered(self.concurrency);
-        while let Some((bundle, t)) = bundles.try_next().await? {
+        while let Some((fetched, t)) = bundles.try_next().await? {
             if self.limit.is_some_and(|l| out.emitted() >= l) {
                 return Ok(false);
             }
+            // Not recorded in the cursor: a later run that still lists it tries it again.
+            let bundle = match fetched {
+                Ok(bundle) => bundle,
+                Err(cut) => {
+                    out.dead_letter(cut).await?;
+                    continue;
+                }
+            };
             let mapped = map_conversation(&self.account_id, &bundle, now_micros());
             for dl in mapped.dead_letters {
                 out.dead_letter(dl).await?;

@@ -14,7 +14,9 @@
 use std::collections::HashSet;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use pipe_plugin_sdk::source_kit::{Crawl, CrawlSource, CrawlSpec, Emitter, SeenMark, WatermarkCursor};
+use pipe_plugin_sdk::source_kit::{
+    Crawl, CrawlSource, CrawlSpec, Emitter, Mark, SeenMark, WatermarkCursor, cut_conversation,
+};
 use pipe_plugin_sdk::time::now_micros;
 use pipe_plugin_sdk::{PluginError, Result, SourceContext};
 use serde_json::Value;
@@ -110,7 +112,19 @@ impl GiosgCrawl {
         let mut listing = std::pin::pin!(listing);
         let mut pending = Vec::new();
         let mut reached_floor = true;
-        while let Some(chat) = listing.try_next().await? {
+        // A listing that loops (or answers too much) ends here; the chats read before it are
+        // still emitted, then the error ends the run partial (the driver checkpoints them).
+        let mut cut = None;
+        loop {
+            let chat = match listing.try_next().await {
+                Ok(Some(chat)) => chat,
+                Ok(None) => break,
+                Err(e @ PluginError::ListingCut { .. }) => {
+                    cut = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             let created = chat_mark(&chat).map(|m| m.at);
             if let (Some(f), Some(c)) = (floor, created)
                 && c < f
@@ -143,6 +157,9 @@ impl GiosgCrawl {
         if reached_floor && !self.emit(std::mem::take(&mut pending), cursor, out, window_floor, true).await? {
             reached_floor = false;
         }
+        if let Some(e) = cut {
+            return Err(e);
+        }
 
         // 2. Chats that were open when we emitted them and are now below the floor.
         if reached_floor && let Some(f) = floor {
@@ -161,9 +178,11 @@ impl GiosgCrawl {
                 .collect();
             for id in cursor.open_below(f) {
                 if !still_open.contains(id.as_str()) {
-                    let chat = self.client.chat(&id).await?;
-                    if needs_emit(cursor, &chat) {
-                        recheck.push(chat);
+                    match cut_conversation(self.client.chat(&id).await, VENDOR, &self.organization_id, &id)? {
+                        Ok(chat) if needs_emit(cursor, &chat) => recheck.push(chat),
+                        Ok(_) => {}
+                        // Still remembered as open: the next run asks again.
+                        Err(cut) => out.dead_letter(cut).await?,
                     }
                 }
             }
@@ -193,13 +212,32 @@ impl GiosgCrawl {
         let mut bundles = stream::iter(chats)
             .map(|chat| {
                 let client = self.client.clone();
-                async move { fetch_bundle(&client, chat).await }
+                let org = self.organization_id.clone();
+                async move {
+                    let id = chat_id(&chat).unwrap_or_default().to_string();
+                    let mark = chat_mark(&chat);
+                    // One chat whose messages (or tags, ...) loop or are too large is that
+                    // chat's dead letter; the others go on.
+                    let fetched = cut_conversation(fetch_bundle(&client, chat).await, VENDOR, &org, &id)?;
+                    Ok::<_, PluginError>((id, mark, fetched))
+                }
             })
             .buffered(self.concurrency);
-        while let Some(bundle) = bundles.try_next().await? {
+        while let Some((id, mark, fetched)) = bundles.try_next().await? {
             if self.limit.is_some_and(|l| out.emitted() >= l) {
                 return Ok(false);
             }
+            let bundle = match fetched {
+                Ok(bundle) => bundle,
+                Err(cut) => {
+                    out.dead_letter(cut).await?;
+                    // Remembered as open and never emitted: every later run re-checks it,
+                    // however old, until it is exported (the open-chat re-check below the floor).
+                    let retry = mark.map(|m| Mark { changed: i64::MIN, open: true, ..m });
+                    cursor.record(&id, retry, window_floor, in_scan);
+                    continue;
+                }
+            };
             let mapped = map_chat(&self.organization_id, &bundle, now_micros());
             for dl in mapped.dead_letters {
                 out.dead_letter(dl).await?;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use pipe_plugin_sdk::http::HttpClient;
+use pipe_plugin_sdk::paging::PageGuard;
 use pipe_plugin_sdk::{Metrics, PluginError, Result};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -235,12 +236,17 @@ impl GraphqlClient {
 
     /// The conversations, newest last chat first, one `Vec` of nodes (each with its first
     /// page of chats) per page.
+    ///
+    /// Errors (the stream's last item): also [`PluginError::ListingCut`] when an `endCursor`
+    /// repeats one already sent or a page repeats an earlier one.
     pub fn listing(&self) -> BoxStream<'static, Result<Vec<Value>>> {
         let client = self.clone();
-        stream::try_unfold(Some(None::<String>), move |state| {
+        let guard = PageGuard::new(VENDOR, "the conversation listing (GraphQL `conversations`)");
+        stream::try_unfold(Some((None::<String>, guard)), move |state| {
             let client = client.clone();
             async move {
-                let Some(after) = state else { return Ok(None) };
+                let Some((after, mut guard)) = state else { return Ok(None) };
+                guard.position("endCursor", after.as_deref().unwrap_or(""))?;
                 let data = client
                     .request(
                         "AlliConversations",
@@ -264,13 +270,12 @@ impl GraphqlClient {
                         });
                     }
                 };
+                guard.page(&nodes)?;
                 let next = match (
                     conn.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool),
                     conn.pointer("/pageInfo/endCursor").and_then(Value::as_str),
                 ) {
-                    (Some(true), Some(c)) if !nodes.is_empty() && after.as_deref() != Some(c) => {
-                        Some(Some(c.to_string()))
-                    }
+                    (Some(true), Some(c)) if !nodes.is_empty() => Some((Some(c.to_string()), guard)),
                     _ => None,
                 };
                 Ok(Some((nodes, next)))
@@ -281,6 +286,9 @@ impl GraphqlClient {
 
     /// Every chat of a listed conversation node: its nested page, then `node(id:)` pages while
     /// `hasNextPage`.
+    ///
+    /// Errors: [`PluginError::ListingCut`] when an `endCursor` or a page of chats repeats (the
+    /// listing would loop), besides the request errors.
     pub async fn bundle(&self, mut node: Value) -> Result<Bundle> {
         let first = node.get_mut("chats").map(Value::take).unwrap_or(Value::Null);
         if let Some(o) = node.as_object_mut() {
@@ -290,13 +298,17 @@ impl GraphqlClient {
         let mut page = first;
         let mut incomplete = None;
         let id = node.get("id").and_then(Value::as_str).map(str::to_string);
+        let mut guard =
+            PageGuard::new(VENDOR, format!("the chats of conversation `{}`", id.as_deref().unwrap_or_default()));
         loop {
             if let Some(Value::Array(edges)) = page.get("edges") {
+                guard.page(edges)?;
                 chats.extend(edges.iter().filter_map(|e| e.get("node")).filter(|n| n.is_object()).cloned());
             }
             let has_next = page.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool) == Some(true);
             let end = page.pointer("/pageInfo/endCursor").and_then(Value::as_str).map(str::to_string);
             let (Some(id), true, Some(after)) = (id.as_deref(), has_next, end) else { break };
+            guard.position("endCursor", &after)?;
             let data = self
                 .request(
                     "AlliConversationChats",
@@ -305,13 +317,7 @@ impl GraphqlClient {
                 )
                 .await?;
             match data.pointer("/node/chats") {
-                Some(next) if next.is_object() => {
-                    if next.pointer("/pageInfo/endCursor").and_then(Value::as_str) == Some(after.as_str()) {
-                        incomplete = Some("alli repeated the same chats page; stopped paging".to_string());
-                        break;
-                    }
-                    page = next.clone();
-                }
+                Some(next) if next.is_object() => page = next.clone(),
                 _ => {
                     incomplete = Some(format!(
                         "node(id:) returned no conversation after {} chats; the rest could not be fetched",

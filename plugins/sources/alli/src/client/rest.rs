@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use pipe_plugin_sdk::http::HttpClient;
-use pipe_plugin_sdk::paging::{Paging, items_at, with_param};
+use pipe_plugin_sdk::paging::{PageGuard, Paging, items_at, with_param};
 use pipe_plugin_sdk::{Metrics, Result};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
@@ -68,6 +68,9 @@ impl RestClient {
 
     /// Every chat of a conversation (every `pageNo` until `totalCount` is reached or a page is
     /// empty), and the `totalCount` of the last page.
+    ///
+    /// Errors: [`pipe_plugin_sdk::PluginError::ListingCut`] when the pages repeat (a server
+    /// ignoring `pageNo`) short of `totalCount`, besides the HTTP errors.
     pub async fn bundle(&self, mut conversation: Value) -> Result<Bundle> {
         let Some(id) = conversation.get("id").and_then(Value::as_str).map(str::to_string) else {
             return Ok(Bundle { api: Api::Rest, conversation, chats: Vec::new(), total: None, incomplete: None });
@@ -80,12 +83,17 @@ impl RestClient {
         let mut seen: HashSet<String> = HashSet::new();
         let mut total: Option<u64> = None;
         let mut page_no = 1u64;
+        let mut guard = PageGuard::new(VENDOR, format!("the chats of conversation `{id}`"));
         loop {
             let url = with_param(&first, "pageNo", &page_no.to_string())?;
+            guard.position("page number", &page_no.to_string())?;
             let body = self.http.get_json(&url).await?;
             let page = items_at(&body, "/chats", VENDOR, &url)?;
+            // A page equal to an earlier one: the server ignores pageNo.
+            guard.page(&page)?;
             total = body.get("totalCount").and_then(Value::as_u64).or(total);
             let mut new = 0;
+            let page_empty = page.is_empty();
             for chat in page {
                 let fresh = match chat.get("id").and_then(Value::as_str) {
                     Some(cid) => seen.insert(cid.to_string()),
@@ -97,9 +105,12 @@ impl RestClient {
                 }
             }
             let done = total.is_some_and(|t| chats.len() as u64 >= t);
-            // A page with nothing new means the server ignores pageNo: stop rather than loop.
-            if done || new == 0 {
+            if done || page_empty {
                 break;
+            }
+            // Chats, but none new, short of the total: the pages overlap without end.
+            if new == 0 {
+                return Err(guard.cut("a page holds only chats already read"));
             }
             page_no += 1;
         }
