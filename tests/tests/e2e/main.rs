@@ -15,5 +15,6 @@ mod giosg;
 mod http;
 mod incremental;
 mod json_sink;
+mod runsafe;
 mod scale;
 mod webhook_hostile;
