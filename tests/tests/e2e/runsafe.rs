@@ -152,6 +152,11 @@ async fn a_second_run_exits_at_once_naming_the_holder_and_the_first_ends_exact()
     assert!(err.contains(&format!("pid {first_pid}")), "the message names the holder: {err}");
     assert!(took < Duration::from_secs(5), "the second run stops at once, not after {took:?}");
     assert!(first.try_wait().unwrap().is_none(), "the first run is still running: the test proves nothing otherwise");
+    // Nor can the state be reset under it.
+    let reset = run_pipe(dir.path(), &["state", "reset", "p.toml"], &[]).await;
+    assert_eq!(reset.status.code(), Some(1), "{}", stderr(&reset));
+    assert!(stderr(&reset).contains(&format!("pid {first_pid}")), "{}", stderr(&reset));
+    assert!(state_file.exists(), "the state was not removed under the live run");
 
     // The state never moves backwards: sampled until the first run ends, `committed_at` and
     // the number of chats the scan has done only grow.
