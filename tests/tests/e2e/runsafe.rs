@@ -295,3 +295,59 @@ async fn a_crashed_runs_temporary_files_are_swept_at_the_next_start_a_live_runs_
     let _ = live.wait().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_sharing_one_dead_letter_file_write_whole_lines() {
+    // Eight organizations, every second chat encrypted, and a key that decrypts none of them:
+    // one dead letter (several KiB: the raw row) per encrypted message, from both shards at once.
+    let mut fleet = Vec::new();
+    for i in 0..8u64 {
+        let cfg = SimConfig {
+            seed: 2000 + i,
+            encrypted_every: 2,
+            organization_id: format!("00000000-0000-4000-8000-{i:012}"),
+            token: format!("token-of-brand-{i}"),
+            ..SimConfig::small(40)
+        };
+        let d = generate(&cfg);
+        let sim = GiosgSim::start(Arc::new(d.clone()), SimOptions::default()).await.unwrap();
+        fleet.push((d, sim));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.pem"), pipe_sim::giosg::crypto::unrelated_private_key_pem()).unwrap();
+    let mut toml =
+        "name = \"dl\"\ncommit_interval_seconds = 0\n\n[source]\nplugin = \"giosg\"\npage_size = 10\n\n".to_string();
+    for (i, (d, sim)) in fleet.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[source.accounts]]\nid = \"brand-{i}\"\nbase_url = \"{}\"\norganization_id = \"{}\"\ntoken = \"{}\"\n\n",
+            sim.base_url(),
+            d.organization_id,
+            d.token
+        ));
+    }
+    toml.push_str("[[transforms]]\nplugin = \"decrypt\"\nprivate_key_file = \"key.pem\"\n\n[[sinks]]\nplugin = \"parquet\"\npath = \"out\"\n\n[dead_letter]\npath = \"dl\"\n");
+    std::fs::write(dir.path().join("p.toml"), toml).unwrap();
+
+    let shard = |k: u32| {
+        let root = dir.path().to_path_buf();
+        async move { run_pipe(&root, &["run", "p.toml", "--shard", &format!("{k}/2")], &[]).await }
+    };
+    let (a, b) = tokio::join!(shard(0), shard(1));
+    for out in [&a, &b] {
+        assert!(out.status.success(), "the shards lock different accounts and run side by side: {}", stderr(out));
+    }
+    let text = std::fs::read_to_string(dir.path().join("dl/messages.jsonl")).unwrap();
+    let mut keys = BTreeSet::new();
+    for line in text.lines() {
+        let dl: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("a torn dead-letter line ({e}): {line:.200}"));
+        assert_eq!(dl["stage"], "decrypt");
+        keys.insert((dl["key"]["account_id"].to_string(), dl["key"]["message_id"].to_string()));
+    }
+    let want: usize = fleet.iter().map(|(d, _)| d.encrypted_messages().count()).sum();
+    assert_eq!(text.lines().count(), want, "one line per encrypted message");
+    assert_eq!(keys.len(), want, "each once");
+    for (_, sim) in fleet {
+        sim.shutdown().await;
+    }
+}
