@@ -24,10 +24,14 @@ pub enum Exit {
     Partial = 3,
     /// 4 — dead letters present and `fail_on_dead_letters = true`.
     DeadLetters = 4,
+    /// 130 — interrupted by SIGINT or SIGTERM (128 + SIGINT, the shell's convention): a batch
+    /// run committed up to the newest checkpoint its source emitted, and the next run resumes
+    /// from there.
+    Interrupted = 130,
 }
 
 impl Exit {
-    /// The numeric exit code (0–4).
+    /// The numeric exit code (0–4, 130).
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -39,13 +43,14 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// A finished run's exit code: success 0, partial 3, dead letters 4.
+/// A finished run's exit code: success 0, partial 3, dead letters 4, interrupted 130.
 impl From<Outcome> for Exit {
     fn from(outcome: Outcome) -> Exit {
         match outcome {
             Outcome::Success => Exit::Ok,
             Outcome::Partial => Exit::Partial,
             Outcome::DeadLetters => Exit::DeadLetters,
+            Outcome::Interrupted => Exit::Interrupted,
         }
     }
 }
@@ -57,8 +62,10 @@ mod tests {
     #[test]
     fn codes_are_the_documented_ones() {
         let codes: Vec<u8> =
-            [Exit::Ok, Exit::Failed, Exit::Config, Exit::Partial, Exit::DeadLetters].map(Exit::code).to_vec();
-        assert_eq!(codes, [0, 1, 2, 3, 4]);
+            [Exit::Ok, Exit::Failed, Exit::Config, Exit::Partial, Exit::DeadLetters, Exit::Interrupted]
+                .map(Exit::code)
+                .to_vec();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 130]);
         assert_eq!(ExitCode::from(Exit::Partial), ExitCode::from(3));
     }
 
@@ -67,5 +74,6 @@ mod tests {
         assert_eq!(Exit::from(Outcome::Success), Exit::Ok);
         assert_eq!(Exit::from(Outcome::Partial), Exit::Partial);
         assert_eq!(Exit::from(Outcome::DeadLetters), Exit::DeadLetters);
+        assert_eq!(Exit::from(Outcome::Interrupted), Exit::Interrupted);
     }
 }

@@ -65,6 +65,10 @@ pub async fn run_pipeline(
             eprintln!("error: {msg}");
             Exit::Config
         }
+        Err(RunError::Busy(msg)) => {
+            eprintln!("error: {msg}");
+            Exit::Failed
+        }
         Err(RunError::Failed(e)) => {
             eprintln!("error: run of `{}` failed: {e:#}", p.name);
             eprintln!("       nothing after the last checkpoint was committed; the next run resumes from it");
@@ -101,6 +105,11 @@ fn explain(p: &Pipeline, report: &RunReport, outcome: Outcome) {
                 );
             }
         }
+        Outcome::Interrupted => eprintln!(
+            "error: interrupted ({}): committed up to the last checkpoint ({} commit(s) in this run); the next run resumes from it",
+            report.interrupted.unwrap_or("signal"),
+            report.checkpoints
+        ),
         Outcome::DeadLetters => eprintln!(
             "error: {} dead letter(s) in {} and fail_on_dead_letters = true",
             report.dead_letters,

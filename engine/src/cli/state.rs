@@ -1,5 +1,6 @@
 //! `pipe state show|reset FILE`: print or delete the saved state of a pipeline (one document
-//! per account under `[[source.accounts]]`).
+//! per account under `[[source.accounts]]`). A reset takes the run lock of local state first
+//! (`crate::state::lock`): it refuses, exit 1, while a run of the pipeline is in progress.
 
 use crate::cli::args::StateAction;
 use crate::cli::errors::config_error;
@@ -29,6 +30,20 @@ pub async fn command(action: StateAction, registry: &Registry) -> Exit {
     let accounts: Vec<Option<String>> = match p.accounts.as_ref().map(|a| &a.list) {
         None => vec![None],
         Some(list) => list.iter().map(|a| Some(a.id.clone())).collect(),
+    };
+    // A reset under a live run would be undone by its next commit: take its lock first.
+    let _lock = match (&store, reset) {
+        (state::StateStore::Local(dir), true) => {
+            let keys: Vec<String> = accounts.iter().map(|a| state::key(&p.name, a.as_deref())).collect();
+            match state::lock::RunLock::acquire(dir, &keys, "state-reset") {
+                Ok(lock) => Some(lock),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Failed;
+                }
+            }
+        }
+        _ => None,
     };
     let mut code = Exit::Ok;
     for account in accounts {

@@ -4,7 +4,9 @@
 //! [`run`] is the whole flow; each step is a module:
 //!
 //! * [`plan`]: `--window` and `--shard` applied to the pipeline ([`RunOptions`]);
-//! * `state` (crate level): the last committed checkpoint to resume from;
+//! * `state` (crate level): the run lock of local state (one run per pipeline and account),
+//!   then the last committed checkpoint to resume from;
+//! * [`sweep`]: the temporary files of crashed earlier runs, removed under that lock;
 //! * [`topology`]: open the source ([`multi_source`] for many accounts), the transforms and the
 //!   sinks, propagating stream schemas; wire them with bounded channels;
 //! * [`coordinator`]: checkpoint → commit every sink → save state → notify the source, with
@@ -18,6 +20,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod signals;
+pub mod sweep;
 pub mod topology;
 
 use std::time::Instant;
@@ -38,7 +41,8 @@ use crate::state;
 /// committed checkpoint.
 ///
 /// Errors: [`RunError::Config`] when `--window`/`--shard` do not apply or a plugin refuses its
-/// config at open (exit 2); [`RunError::Failed`] for everything else (exit 1).
+/// config at open (exit 2); [`RunError::Busy`] when another run holds the lock of the state
+/// (exit 1); [`RunError::Failed`] for everything else (exit 1).
 pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let metrics = progress.metrics.clone();
@@ -49,8 +53,15 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     let plan = Plan::new(p, opts)?;
     let p = &*plan.pipeline;
 
-    // State: the last committed checkpoint (per account), unless --full-refresh.
+    // Lock: on local state, one run per document (pipeline or account) at a time, held until
+    // this function returns; under it, sweep what crashed earlier holders left behind.
     let store = state::StateStore::open(&p.state_dir)?;
+    let _lock = match &store {
+        state::StateStore::Local(dir) => Some(lock_and_sweep(p, &plan, dir, &run_id)?),
+        state::StateStore::Remote(_) => None,
+    };
+
+    // State: the last committed checkpoint (per account), unless --full-refresh.
     let (state_session, prior_state) =
         state::Session::open(store, &p.name, p.source.descriptor.name, plan.account_ids(), opts.full_refresh).await?;
     if prior_state.is_some() {
@@ -68,7 +79,7 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
 
     // Coordinator: write, commit at checkpoints, save state; on failure abort every sink.
     let mut coordinator = Coordinator::new(p, sinks, state_session, control, report);
-    let result = coordinator.drive(&mut running.events).await;
+    let result = coordinator.drive(&mut running).await;
     running.stop();
     if let Err(e) = result {
         coordinator.abort().await;
@@ -79,6 +90,37 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     report.retries = Metrics::get(&metrics.retries);
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Takes the run lock of every state document of the plan in `dir`, then removes the temporary
+/// files of the crashed runs that held it before ([`sweep`]).
+///
+/// Errors: [`RunError::Busy`] naming the live holder; [`RunError::Failed`] when a lock file
+/// cannot be used. A sweep that fails is only logged (the files stay hidden and are retried).
+fn lock_and_sweep(
+    p: &Pipeline,
+    plan: &Plan<'_>,
+    dir: &std::path::Path,
+    run_id: &str,
+) -> Result<state::lock::RunLock, RunError> {
+    let keys: Vec<String> = match plan.account_ids() {
+        None => vec![state::key(&p.name, None)],
+        Some(ids) => ids.iter().map(|id| state::key(&p.name, Some(id))).collect(),
+    };
+    let mut lock = state::lock::RunLock::acquire(dir, &keys, run_id).map_err(|e| match e {
+        state::lock::LockError::Held { .. } => RunError::Busy(e.to_string()),
+        state::lock::LockError::Io { .. } => RunError::Failed(e.into()),
+    })?;
+    let dead = lock.leftovers().to_vec();
+    if !dead.is_empty() {
+        let (removed, error) = sweep::sweep(&dead, &sweep::sink_dirs(p), &std::env::temp_dir());
+        tracing::info!(runs = %dead.join(", "), removed, "swept what crashed earlier runs left behind");
+        match error {
+            None => lock.forget_leftovers(&dead).map_err(RunError::Failed)?,
+            Some(e) => tracing::warn!("could not remove everything crashed runs left behind: {e}"),
+        }
+    }
+    Ok(lock)
 }
 
 /// Eight hex digits that make a run id unique among runs started in the same second.

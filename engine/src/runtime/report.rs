@@ -39,10 +39,13 @@ pub struct RunReport {
     pub state_before: Option<serde_json::Value>,
     /// The state saved by the last commit of this run (`None`: nothing committed).
     pub state_after: Option<serde_json::Value>,
+    /// The signal (`SIGINT`, `SIGTERM`) that stopped a batch run before its end; what its
+    /// last checkpoint covers is committed.
+    pub interrupted: Option<&'static str>,
 }
 
 /// How a run that reached its end turned out; a run that stopped on an error is a
-/// [`RunError`] instead. Maps to exit codes 0, 3 and 4 (`crate::exit::Exit`).
+/// [`RunError`] instead. Maps to exit codes 0, 3, 4 and 130 (`crate::exit::Exit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Everything extracted and committed (dead letters allowed unless
@@ -53,15 +56,19 @@ pub enum Outcome {
     Partial,
     /// Complete, but there are dead letters and the pipeline says `fail_on_dead_letters = true`.
     DeadLetters,
+    /// Stopped by SIGINT/SIGTERM: committed up to the newest checkpoint, the rest is left for
+    /// the next run.
+    Interrupted,
 }
 
 impl Outcome {
-    /// `success`, `partial` or `dead_letters`: the `outcome` of the report JSON.
+    /// `success`, `partial`, `dead_letters` or `interrupted`: the `outcome` of the report JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Partial => "partial",
             Outcome::DeadLetters => "dead_letters",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }
@@ -105,10 +112,13 @@ impl RunReport {
         self.incomplete.is_empty() && self.rejected.is_empty() && self.stopped_early.is_empty()
     }
 
-    /// The outcome: partial when incomplete (that wins over dead letters), else dead letters
-    /// when there are some and `fail_on_dead_letters`, else success.
+    /// The outcome: interrupted when a signal stopped the run, else partial when incomplete
+    /// (that wins over dead letters), else dead letters when there are some and
+    /// `fail_on_dead_letters`, else success.
     pub fn outcome(&self, fail_on_dead_letters: bool) -> Outcome {
-        if !self.is_complete() {
+        if self.interrupted.is_some() {
+            Outcome::Interrupted
+        } else if !self.is_complete() {
             Outcome::Partial
         } else if self.dead_letters > 0 && fail_on_dead_letters {
             Outcome::DeadLetters
@@ -132,6 +142,7 @@ impl RunReport {
             "completeness": {"ok": self.is_complete(), "incomplete_conversations": self.incomplete, "rejected_records": self.rejected, "stopped_early": self.stopped_early},
             "state_before": self.state_before,
             "state_after": self.state_after,
+            "interrupted": self.interrupted,
         })
     }
 }
@@ -145,6 +156,9 @@ pub enum RunError {
     /// The run stopped on an error; every sink was aborted and nothing after the last
     /// checkpoint is committed (exit 1).
     Failed(anyhow::Error),
+    /// Another run of the same pipeline (or of one of its accounts) holds the run lock of the
+    /// local state; this run did nothing (exit 1). The message names the holder.
+    Busy(String),
 }
 
 impl From<anyhow::Error> for RunError {

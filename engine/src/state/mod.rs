@@ -13,6 +13,11 @@
 //!   fails: two runs for one account cannot both advance its state.
 //!
 //! A document is `{"pipeline", "source", "account"?, "committed_at", "source_state"}`.
+//!
+//! A run on local state holds the [`lock`] of every document it covers, so two runs never
+//! advance one document.
+
+pub mod lock;
 
 use std::collections::HashMap;
 use std::io::Write;

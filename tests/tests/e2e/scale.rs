@@ -131,15 +131,15 @@ async fn three_shards_together_equal_one_unsharded_run() {
     }
     assert_eq!(union, want, "the shards together equal the unsharded run");
 
-    // One state document per account, none shared between shards.
-    let mut docs: Vec<String> = std::fs::read_dir(root.join("state/fleet"))
+    // One state document per account, none shared between shards, each with its run lock.
+    let mut names: Vec<String> = std::fs::read_dir(root.join("state/fleet"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    docs.sort();
-    let mut want_docs: Vec<String> = (0..9).map(|i| format!("brand-{i}.json")).collect();
-    want_docs.sort();
-    assert_eq!(docs, want_docs);
+    names.sort();
+    let mut want: Vec<String> = (0..9).flat_map(|i| [format!("brand-{i}.json"), format!("brand-{i}.lock")]).collect();
+    want.sort();
+    assert_eq!(names, want);
 
     // A shard re-run resumes from its accounts' states: nothing new to export.
     let out = run_pipe(root, &["run", "shard1.toml", "--shard", "1/3", "--report", "again.json", "-q"], &[]).await;
