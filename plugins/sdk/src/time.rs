@@ -82,8 +82,9 @@ impl EpochUnit {
             _ => n,
         }
         .round();
-        // 2^63 is exactly representable; anything at or beyond it does not fit an i64.
-        if !us.is_finite() || us >= 9.223_372_036_854_775_808e18 || us < -9.223_372_036_854_775_808e18 {
+        // `i64::MAX as f64` rounds up to exactly 2^63: anything at or beyond it does not fit.
+        let limit = i64::MAX as f64;
+        if !(-limit..limit).contains(&us) {
             return Err(TimeProblem::OutOfRange);
         }
         in_range(us as i64)
@@ -142,7 +143,8 @@ pub struct BadTime {
 }
 
 impl BadTime {
-    /// `<what>: `<field>` <raw> <what is wrong>`, for a dead letter's message.
+    /// `what`, the field in backquotes, the raw value and what is wrong with it, for a dead
+    /// letter's message: ``chat 7: `ended_at` "soon" is not a time pipe can read``.
     pub fn message(&self, what: &str) -> String {
         format!("{what}: `{}` {} {}", self.field, self.raw, self.problem.describe())
     }

@@ -218,8 +218,7 @@ fn ciphertext() -> impl Strategy<Value = String> {
             if versioned {
                 bytes.insert(0, 0);
             }
-            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-            b64
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
         }),
     ]
 }

@@ -314,7 +314,7 @@ fn an_invalid_array_from_the_other_side_is_an_error_not_undefined_behaviour() {
     let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, false)]));
     let lies: [(&[i32], &[u8], &str); 2] = [(&[0, 3], &[0xff, 0xfe, 0xfd], "utf8"), (&[0, 2, 1], b"abc", "offset")];
     for (offsets, values, complaint) in lies {
-        // SAFETY (test): deliberately invalid; only the validation under test reads it, and
+        // SAFETY: (test) deliberately invalid; only the validation under test reads it, and
         // every offset lies inside `values`.
         let lying = unsafe {
             StringArray::new_unchecked(
@@ -326,13 +326,13 @@ fn an_invalid_array_from_the_other_side_is_an_error_not_undefined_behaviour() {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(lying)]).unwrap();
         let mut array = abi::ArrowArray::empty();
         let mut sent = abi::ArrowSchema::empty();
-        // SAFETY (test): both outputs are ours to fill.
+        // SAFETY: (test) both outputs are ours to fill.
         unsafe { ffi_arrow::export_batch(&batch, &mut array, &mut sent) }.unwrap();
-        // SAFETY (test): the array is ours and moved in; the schema is borrowed.
+        // SAFETY: (test) the array is ours and moved in; the schema is borrowed.
         let err = unsafe { ffi_arrow::import_batch(&mut array, &sent, Some(&schema)) }.unwrap_err();
         assert!(err.to_string().to_lowercase().contains(complaint), "{complaint}: {err}");
         assert!(array.release.is_none(), "the import took (and so released) the array");
-        // SAFETY (test): the schema is still ours; released once here.
+        // SAFETY: (test) the schema is still ours; released once here.
         unsafe { ffi_arrow::schema_from_owned(&mut sent) }.unwrap();
     }
 }
