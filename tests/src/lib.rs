@@ -31,7 +31,7 @@ pub mod read_back;
 mod service;
 
 pub use isolation::alone_in_process;
-pub use pipe::{files_under, pipe_bin, profile, run_pipe, stderr, target_dir, workspace};
+pub use pipe::{files_under, jsonl_rows, pipe_bin, profile, run_pipe, stderr, target_dir, workspace};
 pub use python::{python, python_json};
 pub use read_back::{Parquet, Streams, Table};
 pub use service::{service_log, sigterm_and_wait, wait_until_healthy};

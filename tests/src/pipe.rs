@@ -63,6 +63,21 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Every row of every `*.jsonl` file under `dir` (the JSON sink's output), in file order;
+/// empty when `dir` does not exist. Panics on a line that is not JSON: a torn line is a defect.
+pub fn jsonl_rows(dir: &Path) -> Vec<serde_json::Value> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", f.display())))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Every file under `dir`, recursively, sorted; empty when `dir` does not exist.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use pipe_sim::aimylogic::{AimylogicSim, Dataset, SimConfig, generate};
 use pipe_tests::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TOKEN: &str = "E2eVals7:5f0c1b2a3d4e5f60718293a4b5c6d7e8f9012345";
 
@@ -116,18 +116,7 @@ async fn json_a_time_beyond_chronos_range_is_a_named_dead_letter_and_never_fails
     let first = run_pipe(dir.path(), &["run", "p.toml"], &env).await;
     assert_eq!(first.status.code(), Some(3), "{}", stderr(&first));
     assert!(stderr(&first).contains(&format!("{qid} (time_out_of_range)")), "names it: {}", stderr(&first));
-    let lines = |stream: &str| -> Vec<Value> {
-        files_under(&dir.path().join("out").join(stream))
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<Value>>()
-            })
-            .collect()
-    };
+    let lines = |stream: &str| jsonl_rows(&dir.path().join("out").join(stream));
     let messages = lines("messages");
     let got: BTreeSet<(String, String)> = messages
         .iter()

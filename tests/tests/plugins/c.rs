@@ -30,20 +30,6 @@ fn compile_c_plugin(dir: &Path) -> PathBuf {
     out
 }
 
-fn jsonl_rows(dir: &Path) -> Vec<Value> {
-    files_under(dir)
-        .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
 fn by_key(rows: Vec<Value>, key: &str) -> HashMap<String, Value> {
     rows.into_iter()
         .map(|mut r| {

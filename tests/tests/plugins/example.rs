@@ -8,7 +8,7 @@
 //! --target-dir target`); this test only finds it.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
@@ -90,20 +90,6 @@ async fn start_server() -> (String, Server) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}"), state)
-}
-
-fn jsonl_rows(dir: &Path) -> Vec<Value> {
-    files_under(dir)
-        .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
 }
 
 fn pipeline(base_url: &str) -> String {
