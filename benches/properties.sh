@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES=${1:-100000}
 start=$(date +%s)
-PROPTEST_CASES=$CASES cargo test --release -q -p pipe-tests --test plugins properties:: -- --test-threads 2 2>&1 \
+PROPTEST_CASES=$CASES cargo test --release -q --workspace --test plugins properties:: -- --test-threads 2 2>&1 \
     | grep -E "^test |test result|minimal failing|panicked" || true
 echo "cases per property: $CASES; wall: $(( $(date +%s) - start )) s"
