@@ -51,6 +51,17 @@ pub enum PluginError {
         /// What was cut and where (the listing's URL path, never a secret).
         message: String,
     },
+    /// The vendor answered HTTP 404 or 410: what was asked for does not exist (any more). On a
+    /// conversation's own endpoints (deleted between listing and fetching) a crawl makes it that
+    /// conversation's dead letter ([`crate::source_kit::cut_conversation`], reason
+    /// [`crate::REASON_CONVERSATION_GONE`]); anywhere else it fails the run like any HTTP error.
+    #[error("{message}")]
+    NotFound {
+        /// The vendor's name.
+        vendor: String,
+        /// `<vendor> answered HTTP 404 for <path>: <start of the body>` (scrubbed).
+        message: String,
+    },
     /// The vendor returned data that does not have the documented shape.
     #[error("unexpected response from {vendor}: {message}")]
     Protocol {

@@ -405,11 +405,12 @@ impl HttpClient {
                             _ => Vec::new(),
                         };
                         let snippet: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-                        return Err(PluginError::Http(self.scrub(&format!(
-                            "{} answered HTTP {status} for {}: {snippet}",
-                            s.vendor,
-                            path_of(url)
-                        ))));
+                        let message =
+                            self.scrub(&format!("{} answered HTTP {status} for {}: {snippet}", s.vendor, path_of(url)));
+                        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+                            return Err(PluginError::NotFound { vendor: s.vendor.clone(), message });
+                        }
+                        return Err(PluginError::Http(message));
                     }
                 }
             };

@@ -84,6 +84,16 @@ pub const REASON_PAGING_LOOP: &str = "paging_loop";
 /// the body is not read past the cap. Keyed and counted like [`REASON_PAGING_LOOP`].
 pub const REASON_RESPONSE_TOO_LARGE: &str = "response_too_large";
 
+/// The dead-letter `reason` for a conversation listed by the vendor whose own endpoints then
+/// answered HTTP 404 or 410 (deleted between listing and fetching): it is not exported, the
+/// others are, and the run ends `partial` naming it (one of [`REJECTED_REASONS`]).
+pub const REASON_CONVERSATION_GONE: &str = "conversation_gone";
+
+/// The dead-letter `reason` for a conversation listed by the vendor whose own endpoints then
+/// answered HTTP 403 (a room or channel the credentials may not read): it is not exported, the
+/// others are, and the run ends `partial` naming it (one of [`REJECTED_REASONS`]).
+pub const REASON_CONVERSATION_FORBIDDEN: &str = "conversation_forbidden";
+
 /// The dead-letter reasons under which a record, or a value of one, is not in the output as the
 /// vendor sent it: a record without an id (`unparsable_chat`, `unparsable_conversation`,
 /// `unparsable_message`, `missing_question_id`) is left out; a time that cannot be read, cannot be
@@ -98,6 +108,8 @@ pub const REJECTED_REASONS: &[&str] = &[
     "unparsable_timestamp",
     "time_out_of_range",
     "time_in_future",
+    REASON_CONVERSATION_GONE,
+    REASON_CONVERSATION_FORBIDDEN,
 ];
 
 /// A dead letter's [`DeadLetter::reason`], typed: the reasons the engine acts on, and every

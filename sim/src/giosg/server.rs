@@ -47,6 +47,10 @@ pub struct PagingFaults {
     /// Every page of the chosen listings carries this many bytes of padding (`"padding"`), for
     /// a body larger than the client's cap.
     pub oversize: Option<(String, usize)>,
+    /// Chats still listed whose own endpoints (`owned_chats/<id>` and everything below it)
+    /// answer this status: 404 for a chat deleted between listing and fetching, 403 for a room
+    /// the token may not read.
+    pub chat_status: Vec<(String, u16)>,
 }
 
 /// A running giosg simulator on a loopback port.
@@ -156,6 +160,14 @@ struct Shared {
 const LOG_CAPACITY: usize = 100_000;
 
 impl Shared {
+    /// The status [`PagingFaults::chat_status`] sets for a per-chat `path`, if any.
+    fn chat_status(&self, path: &str) -> Option<u16> {
+        let faults = self.paging_faults.lock().expect("paging faults");
+        let rest = path.split("/owned_chats/").nth(1)?;
+        let id = rest.split('/').next()?;
+        faults.chat_status.iter().find(|(c, _)| c == id).map(|(_, status)| *status)
+    }
+
     fn new(data: Arc<Dataset>, opts: SimOptions, addr: SocketAddr) -> Self {
         let by_id = data.chats.iter().enumerate().map(|(i, c)| (c.id().to_owned(), i)).collect();
         let times = data
@@ -209,6 +221,18 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
         }
         Fault::ServerError(code) => {
             (StatusCode::from_u16(code).expect("valid"), "<html><body>upstream error</body></html>").into_response()
+        }
+        _ if s.chat_status(uri.path()).is_some() => {
+            let status = StatusCode::from_u16(s.chat_status(uri.path()).unwrap_or(404)).expect("valid");
+            ApiError::detail(
+                status,
+                if status == StatusCode::NOT_FOUND {
+                    "Not found."
+                } else {
+                    "You do not have permission to perform this action."
+                },
+            )
+            .into_response()
         }
         fault => match s.serve(n, &method, &uri, &headers) {
             Ok(body) if fault == Fault::Truncate => {

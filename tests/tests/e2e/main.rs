@@ -20,4 +20,5 @@ mod json_sink;
 mod runsafe;
 mod scale;
 mod unwritable_values;
+mod vanished_chats;
 mod webhook_hostile;

@@ -42,7 +42,10 @@ use crate::schema::{
     CONVERSATIONS, ConversationRow, ConversationsBuilder, MESSAGES, MessageRow, MessagesBuilder, conversations_schema,
     messages_schema,
 };
-use crate::{Checkpoint, DeadLetter, Event, Metrics, PluginError, REASON_RETRY_BUDGET, Result, Source, StreamDecl};
+use crate::{
+    Checkpoint, DeadLetter, Event, Metrics, PluginError, REASON_CONVERSATION_FORBIDDEN, REASON_CONVERSATION_GONE,
+    REASON_RETRY_BUDGET, Result, Source, StreamDecl,
+};
 
 /// Messages per emitted batch, at most.
 pub const BATCH_MESSAGES: usize = 8192;
@@ -257,26 +260,32 @@ impl Emitter {
 }
 
 /// For a crawl fetching one conversation: `Ok(Err(dead letter))` when `result` is a
-/// [`PluginError::ListingCut`] (the conversation's own listing loops or is too large: it is
-/// dead-lettered with that reason, keyed by `vendor`, `account_id` and `conversation_id`, and
-/// the crawl goes on with the others); any other result as it is. The engine counts the
-/// conversation as incomplete and ends the run `partial`.
+/// [`PluginError::ListingCut`] (the conversation's own listing loops or is too large),
+/// [`PluginError::NotFound`] (deleted since it was listed: [`REASON_CONVERSATION_GONE`]) or an
+/// HTTP 403 [`PluginError::Auth`] (a conversation these credentials may not read:
+/// [`REASON_CONVERSATION_FORBIDDEN`]). The dead letter is keyed by `vendor`, `account_id` and
+/// `conversation_id`, and the crawl goes on with the others; any other result as it is. The
+/// engine names the conversation and ends the run `partial`.
 pub fn cut_conversation<T>(
     result: Result<T>,
     vendor: &str,
     account_id: &str,
     conversation_id: &str,
 ) -> Result<std::result::Result<T, DeadLetter>> {
+    let cut = |reason: &str, message: String| DeadLetter {
+        stream: CONVERSATIONS.into(),
+        key: json!({"vendor": vendor, "account_id": account_id, "conversation_id": conversation_id}),
+        stage: vendor.into(),
+        reason: reason.into(),
+        message: format!("conversation `{conversation_id}` not exported: {message}"),
+        raw: Value::Null,
+    };
     match result {
         Ok(v) => Ok(Ok(v)),
-        Err(PluginError::ListingCut { reason, message, .. }) => Ok(Err(DeadLetter {
-            stream: CONVERSATIONS.into(),
-            key: json!({"vendor": vendor, "account_id": account_id, "conversation_id": conversation_id}),
-            stage: vendor.into(),
-            reason: reason.into(),
-            message: format!("conversation `{conversation_id}` not exported: {message}"),
-            raw: Value::Null,
-        })),
+        Err(PluginError::ListingCut { reason, message, .. }) => Ok(Err(cut(reason, message))),
+        Err(PluginError::NotFound { message, .. }) => Ok(Err(cut(REASON_CONVERSATION_GONE, message))),
+        // The listing was readable, so the credentials work: a 403 here is this conversation's.
+        Err(e @ PluginError::Auth { status: 403, .. }) => Ok(Err(cut(REASON_CONVERSATION_FORBIDDEN, e.to_string()))),
         Err(e) => Err(e),
     }
 }

@@ -95,7 +95,7 @@ impl ChatApiClient {
             guard.position("offset", &offset.to_string())?;
             let body = match self.http.get_json(&self.history_url(client_id, offset)).await {
                 Ok(b) => b,
-                Err(PluginError::Http(m)) if m.contains("HTTP 404") && items.is_empty() => {
+                Err(PluginError::NotFound { message, .. }) if message.contains("HTTP 404") && items.is_empty() => {
                     return Ok(History::UnknownClient);
                 }
                 Err(e) => return Err(e),

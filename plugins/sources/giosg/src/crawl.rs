@@ -18,7 +18,7 @@ use pipe_plugin_sdk::source_kit::{
     Crawl, CrawlSource, CrawlSpec, Emitter, Mark, SeenMark, WatermarkCursor, cut_conversation,
 };
 use pipe_plugin_sdk::time::now_micros;
-use pipe_plugin_sdk::{PluginError, Result, SourceContext};
+use pipe_plugin_sdk::{PluginError, REASON_CONVERSATION_GONE, Result, SourceContext};
 use serde_json::Value;
 
 use crate::client::GiosgClient;
@@ -181,8 +181,14 @@ impl GiosgCrawl {
                     match cut_conversation(self.client.chat(&id).await, VENDOR, &self.organization_id, &id)? {
                         Ok(chat) if needs_emit(cursor, &chat) => recheck.push(chat),
                         Ok(_) => {}
-                        // Still remembered as open: the next run asks again.
-                        Err(cut) => out.dead_letter(cut).await?,
+                        Err(cut) => {
+                            // Deleted: it leaves the state (reported once); otherwise it stays
+                            // remembered as open and the next run asks again.
+                            if cut.reason == REASON_CONVERSATION_GONE {
+                                cursor.seen.remove(&id);
+                            }
+                            out.dead_letter(cut).await?
+                        }
                     }
                 }
             }
@@ -230,11 +236,14 @@ impl GiosgCrawl {
             let bundle = match fetched {
                 Ok(bundle) => bundle,
                 Err(cut) => {
-                    out.dead_letter(cut).await?;
                     // Remembered as open and never emitted: every later run re-checks it,
-                    // however old, until it is exported (the open-chat re-check below the floor).
-                    let retry = mark.map(|m| Mark { changed: i64::MIN, open: true, ..m });
-                    cursor.record(&id, retry, window_floor, in_scan);
+                    // however old, until it is exported (the open-chat re-check below the
+                    // floor), unless it was deleted: then there is nothing left to fetch.
+                    if cut.reason != REASON_CONVERSATION_GONE {
+                        let retry = mark.map(|m| Mark { changed: i64::MIN, open: true, ..m });
+                        cursor.record(&id, retry, window_floor, in_scan);
+                    }
+                    out.dead_letter(cut).await?;
                     continue;
                 }
             };
