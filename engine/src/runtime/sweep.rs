@@ -44,16 +44,7 @@ pub fn sweep(dead: &[String], dirs: &[PathBuf], spool_root: &Path) -> (usize, Op
         for file in walk(dir) {
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if is_dead_temp(&name) {
-                match std::fs::remove_file(&file) {
-                    Ok(()) => {
-                        tracing::info!("removed {} (left by a run that crashed)", file.display());
-                        removed += 1;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
+                removed += counted(std::fs::remove_file(&file), &file, &mut first_error);
             }
         }
     }
@@ -69,19 +60,26 @@ pub fn sweep(dead: &[String], dirs: &[PathBuf], spool_root: &Path) -> (usize, Op
             owners.iter().any(|o| name.trim_start_matches('.').starts_with(o))
         });
         if dead_run {
-            match std::fs::remove_dir_all(&spool) {
-                Ok(()) => {
-                    tracing::info!("removed spool directory {} (left by a run that crashed)", spool.display());
-                    removed += 1;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
+            removed += counted(std::fs::remove_dir_all(&spool), &spool, &mut first_error);
         }
     }
     (removed, first_error)
+}
+
+/// 1 when `result` removed `path` (logged), 0 when it was gone already or could not be removed
+/// (the first such error is kept in `first_error`).
+fn counted(result: std::io::Result<()>, path: &Path, first_error: &mut Option<std::io::Error>) -> usize {
+    match result {
+        Ok(()) => {
+            tracing::info!("removed {} (left by a run that crashed)", path.display());
+            1
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            first_error.get_or_insert(e);
+            0
+        }
+    }
 }
 
 /// Every file below `dir`, recursively (symbolic links are not followed); empty when `dir`

@@ -260,19 +260,43 @@ impl Emitter {
 }
 
 /// For a crawl fetching one conversation: `Ok(Err(dead letter))` when `result` is a
-/// [`PluginError::ListingCut`] (the conversation's own listing loops or is too large),
-/// [`PluginError::NotFound`] (deleted since it was listed: [`REASON_CONVERSATION_GONE`]) or an
-/// HTTP 403 [`PluginError::Auth`] (a conversation these credentials may not read:
-/// [`REASON_CONVERSATION_FORBIDDEN`]). The dead letter is keyed by `vendor`, `account_id` and
-/// `conversation_id`, and the crawl goes on with the others; any other result as it is. The
-/// engine names the conversation and ends the run `partial`.
+/// [`PluginError::ListingCut`] (the conversation's own listing loops or is too large) or
+/// [`PluginError::NotFound`] (deleted since it was listed: [`REASON_CONVERSATION_GONE`]). The
+/// dead letter is keyed by `vendor`, `account_id` and `conversation_id`, and the crawl goes on
+/// with the others; any other result as it is. The engine names the conversation and ends the
+/// run `partial`.
 pub fn cut_conversation<T>(
     result: Result<T>,
     vendor: &str,
     account_id: &str,
     conversation_id: &str,
 ) -> Result<std::result::Result<T, DeadLetter>> {
-    let cut = |reason: &str, message: String| DeadLetter {
+    cut(result, vendor, account_id, conversation_id, false)
+}
+
+/// [`cut_conversation`] for a conversation the vendor itself listed with the same credentials:
+/// the listing was readable, so an HTTP 403 on this conversation's own endpoints is this
+/// conversation's (a room or channel those credentials may not read:
+/// [`REASON_CONVERSATION_FORBIDDEN`]), not refused credentials. Where conversation ids come
+/// from the configuration instead (Aimylogic's clients), a 403 means a bad token and stays an
+/// error: use [`cut_conversation`].
+pub fn cut_listed_conversation<T>(
+    result: Result<T>,
+    vendor: &str,
+    account_id: &str,
+    conversation_id: &str,
+) -> Result<std::result::Result<T, DeadLetter>> {
+    cut(result, vendor, account_id, conversation_id, true)
+}
+
+fn cut<T>(
+    result: Result<T>,
+    vendor: &str,
+    account_id: &str,
+    conversation_id: &str,
+    listed: bool,
+) -> Result<std::result::Result<T, DeadLetter>> {
+    let dead_letter = |reason: &str, message: String| DeadLetter {
         stream: CONVERSATIONS.into(),
         key: json!({"vendor": vendor, "account_id": account_id, "conversation_id": conversation_id}),
         stage: vendor.into(),
@@ -282,10 +306,11 @@ pub fn cut_conversation<T>(
     };
     match result {
         Ok(v) => Ok(Ok(v)),
-        Err(PluginError::ListingCut { reason, message, .. }) => Ok(Err(cut(reason, message))),
-        Err(PluginError::NotFound { message, .. }) => Ok(Err(cut(REASON_CONVERSATION_GONE, message))),
-        // The listing was readable, so the credentials work: a 403 here is this conversation's.
-        Err(e @ PluginError::Auth { status: 403, .. }) => Ok(Err(cut(REASON_CONVERSATION_FORBIDDEN, e.to_string()))),
+        Err(PluginError::ListingCut { reason, message, .. }) => Ok(Err(dead_letter(reason, message))),
+        Err(PluginError::NotFound { message, .. }) => Ok(Err(dead_letter(REASON_CONVERSATION_GONE, message))),
+        Err(e @ PluginError::Auth { status: 403, .. }) if listed => {
+            Ok(Err(dead_letter(REASON_CONVERSATION_FORBIDDEN, e.to_string())))
+        }
         Err(e) => Err(e),
     }
 }
@@ -469,6 +494,28 @@ mod tests {
         assert!(dl.message.contains("c1") && dl.message.contains("loop"), "{}", dl.message);
         assert_eq!(cut_conversation(Ok(5), "v", "a", "c1").unwrap().unwrap(), 5);
         assert!(cut_conversation::<()>(Err(PluginError::other("boom")), "v", "a", "c").is_err());
+        let gone = PluginError::NotFound { vendor: "v".into(), message: "v answered HTTP 404".into() };
+        let dl = cut_conversation::<()>(Err(gone), "v", "a", "c2").unwrap().unwrap_err();
+        assert_eq!(dl.reason, REASON_CONVERSATION_GONE);
+    }
+
+    #[test]
+    fn a_403_is_the_conversations_only_when_the_vendor_listed_it() {
+        let forbidden = || PluginError::Auth { vendor: "v".into(), status: 403, what: "/chats/c3".into() };
+        // Ids from the configuration: a 403 is refused credentials, and fails the run.
+        assert!(matches!(
+            cut_conversation::<()>(Err(forbidden()), "v", "a", "c3"),
+            Err(PluginError::Auth { status: 403, .. })
+        ));
+        // Listed by the vendor with the same credentials: this conversation's.
+        let dl = cut_listed_conversation::<()>(Err(forbidden()), "v", "a", "c3").unwrap().unwrap_err();
+        assert_eq!(
+            (dl.reason.as_str(), dl.key["conversation_id"].as_str()),
+            (REASON_CONVERSATION_FORBIDDEN, Some("c3"))
+        );
+        // A 401 never is.
+        let refused = PluginError::Auth { vendor: "v".into(), status: 401, what: "/chats".into() };
+        assert!(cut_listed_conversation::<()>(Err(refused), "v", "a", "c3").is_err());
     }
 
     #[tokio::test]

@@ -18,6 +18,9 @@ pub mod crawl;
 pub mod http_settings;
 pub mod watermark;
 
-pub use crawl::{BATCH_CONVERSATIONS, BATCH_MESSAGES, Crawl, CrawlSource, CrawlSpec, Emitter, cut_conversation};
+pub use crawl::{
+    BATCH_CONVERSATIONS, BATCH_MESSAGES, Crawl, CrawlSource, CrawlSpec, Emitter, cut_conversation,
+    cut_listed_conversation,
+};
 pub use http_settings::{HttpConfig, HttpDefaults};
 pub use watermark::{MAX_CLOCK_SKEW_US, Mark, Scan, SeenEntry, SeenMark, WatermarkCursor, load_state};

@@ -82,8 +82,8 @@ impl ChatApiClient {
     /// Every history item of `client_id`, following `limit`/`offset` until a page is shorter
     /// than `page_size`, or longer (a server ignoring `limit` sent everything from `offset`).
     ///
-    /// Errors: [`PluginError::Auth`] on 401/403 (bad token), [`PluginError::Http`] on other
-    /// 4xx or after the retries, [`PluginError::RetryBudgetExhausted`]; and
+    /// Errors: [`PluginError::Auth`] on 401/403 (bad token), [`PluginError::NotFound`] on a
+    /// 404/410 past the first page, [`PluginError::Http`] on other 4xx or after the retries, [`PluginError::RetryBudgetExhausted`]; and
     /// [`PluginError::ListingCut`] when a page repeats one already read (a server ignoring
     /// `offset` answers the first page again: paging on would loop, stopping would lose the
     /// rest silently) or a body is over `max_response_bytes`. Messages never hold the token.
@@ -95,7 +95,7 @@ impl ChatApiClient {
             guard.position("offset", &offset.to_string())?;
             let body = match self.http.get_json(&self.history_url(client_id, offset)).await {
                 Ok(b) => b,
-                Err(PluginError::NotFound { message, .. }) if message.contains("HTTP 404") && items.is_empty() => {
+                Err(PluginError::NotFound { .. }) if items.is_empty() => {
                     return Ok(History::UnknownClient);
                 }
                 Err(e) => return Err(e),

@@ -16,7 +16,7 @@
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use pipe_plugin_sdk::source_kit::{
-    Crawl, CrawlSource, CrawlSpec, Emitter, Mark, WatermarkCursor, cut_conversation, load_state,
+    Crawl, CrawlSource, CrawlSpec, Emitter, Mark, WatermarkCursor, cut_listed_conversation, load_state,
 };
 use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
 use pipe_plugin_sdk::{Result, SourceContext};
@@ -208,7 +208,7 @@ impl AlliCrawl {
                 async move {
                     let id = conv.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
                     // A conversation whose chats loop or are too large is its own dead letter.
-                    let bundle = cut_conversation(client.bundle(conv).await, VENDOR, &account_id, &id)?;
+                    let bundle = cut_listed_conversation(client.bundle(conv).await, VENDOR, &account_id, &id)?;
                     Ok::<_, pipe_plugin_sdk::PluginError>((bundle, t))
                 }
             })

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use pipe_plugin_sdk::source_kit::{
-    Crawl, CrawlSource, CrawlSpec, Emitter, Mark, SeenMark, WatermarkCursor, cut_conversation,
+    Crawl, CrawlSource, CrawlSpec, Emitter, Mark, SeenMark, WatermarkCursor, cut_listed_conversation,
 };
 use pipe_plugin_sdk::time::now_micros;
 use pipe_plugin_sdk::{PluginError, REASON_CONVERSATION_GONE, Result, SourceContext};
@@ -178,7 +178,7 @@ impl GiosgCrawl {
                 .collect();
             for id in cursor.open_below(f) {
                 if !still_open.contains(id.as_str()) {
-                    match cut_conversation(self.client.chat(&id).await, VENDOR, &self.organization_id, &id)? {
+                    match cut_listed_conversation(self.client.chat(&id).await, VENDOR, &self.organization_id, &id)? {
                         Ok(chat) if needs_emit(cursor, &chat) => recheck.push(chat),
                         Ok(_) => {}
                         Err(cut) => {
@@ -224,7 +224,7 @@ impl GiosgCrawl {
                     let mark = chat_mark(&chat);
                     // One chat whose messages (or tags, ...) loop or are too large is that
                     // chat's dead letter; the others go on.
-                    let fetched = cut_conversation(fetch_bundle(&client, chat).await, VENDOR, &org, &id)?;
+                    let fetched = cut_listed_conversation(fetch_bundle(&client, chat).await, VENDOR, &org, &id)?;
                     Ok::<_, PluginError>((id, mark, fetched))
                 }
             })
