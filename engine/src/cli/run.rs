@@ -80,6 +80,16 @@ pub async fn run_pipeline(
 /// Says on stderr why a finished run did not succeed: what stopped early, which conversations
 /// arrived incomplete, or the dead letters that fail it.
 fn explain(p: &Pipeline, report: &RunReport, outcome: Outcome) {
+    if !report.unexpected_shape.is_empty() {
+        // Not missing data (the rows are exported with documented fallbacks), but the vendor
+        // sent something the mapping does not know: say so whatever the outcome.
+        eprintln!(
+            "warning: {} record(s) of a shape the mapping does not know (a missing field or an unknown value), exported with the documented fallbacks; raw payloads in {}: {}",
+            report.unexpected_shape.len(),
+            p.dead_letter_dir.display(),
+            first_few(&report.unexpected_shape)
+        );
+    }
     match outcome {
         Outcome::Success => {}
         Outcome::Partial => {
@@ -155,6 +165,9 @@ fn summary(p: &Pipeline, r: &RunReport) -> String {
         "  requests {} · retries {} · checkpoints {} · dead letters {}",
         r.requests, r.retries, r.checkpoints, r.dead_letters
     ));
+    if !r.unexpected_shape.is_empty() {
+        out.push_str(&format!(" ({} unexpected shape)", r.unexpected_shape.len()));
+    }
     if r.dead_letters > 0 {
         out.push_str(&format!(" (in {})", p.dead_letter_dir.display()));
     }

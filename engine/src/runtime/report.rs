@@ -35,6 +35,10 @@ pub struct RunReport {
     /// [`DeadLetterKind::PagingLoop`] or [`DeadLetterKind::ResponseTooLarge`]; their messages):
     /// the run is partial.
     pub stopped_early: Vec<String>,
+    /// Records of a shape the source's mapping does not know (dead letters
+    /// [`DeadLetterKind::UnexpectedShape`]: a missing field, an unknown enum value), exported
+    /// with a documented fallback, as `<stream> <key>`: counted and shown, not partial.
+    pub unexpected_shape: Vec<String>,
     /// Source state at the start (`None`: first run or `--full-refresh`) and after the last commit.
     pub state_before: Option<serde_json::Value>,
     /// The state saved by the last commit of this run (`None`: nothing committed).
@@ -85,15 +89,8 @@ impl RunReport {
             DeadLetterKind::RetryBudgetExhausted | DeadLetterKind::AccountFailed => {
                 self.stopped_early.push(dl.message.clone())
             }
-            DeadLetterKind::Rejected(reason) => {
-                let key = ["conversation_id", "message_id"]
-                    .iter()
-                    .filter_map(|k| dl.key.get(*k).and_then(|v| v.as_str()))
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let key = if key.is_empty() { "?".to_string() } else { key };
-                self.rejected.push(format!("{} {key} ({reason})", dl.stream));
-            }
+            DeadLetterKind::Rejected(reason) => self.rejected.push(format!("{} {} ({reason})", dl.stream, record_key(dl))),
+            DeadLetterKind::UnexpectedShape => self.unexpected_shape.push(format!("{} {}", dl.stream, record_key(dl))),
             // A listing cut short: a conversation's own listing names the conversation, the
             // conversation listing itself stops the source early.
             DeadLetterKind::PagingLoop | DeadLetterKind::ResponseTooLarge => {
@@ -139,12 +136,23 @@ impl RunReport {
             "retries": self.retries,
             "checkpoints": self.checkpoints,
             "dead_letters": self.dead_letters,
+            "unexpected_shape": {"count": self.unexpected_shape.len(), "records": self.unexpected_shape},
             "completeness": {"ok": self.is_complete(), "incomplete_conversations": self.incomplete, "rejected_records": self.rejected, "stopped_early": self.stopped_early},
             "state_before": self.state_before,
             "state_after": self.state_after,
             "interrupted": self.interrupted,
         })
     }
+}
+
+/// `conversation_id/message_id` of a dead letter's key (what of them it has), or `?`.
+fn record_key(dl: &DeadLetter) -> String {
+    let key = ["conversation_id", "message_id"]
+        .iter()
+        .filter_map(|k| dl.key.get(*k).and_then(|v| v.as_str()))
+        .collect::<Vec<_>>()
+        .join("/");
+    if key.is_empty() { "?".to_string() } else { key }
 }
 
 /// Why a run did not reach its end.
@@ -217,6 +225,25 @@ mod tests {
         assert!(r.is_complete());
         assert_eq!(r.outcome(false), Outcome::Success);
         assert_eq!(r.outcome(true), Outcome::DeadLetters);
+    }
+
+    #[test]
+    fn unexpected_shapes_are_counted_and_named_but_not_partial() {
+        let mut r = RunReport::default();
+        let mut dl = dead_letter(
+            pipe_plugin_sdk::REASON_UNEXPECTED_SHAPE,
+            json!({"conversation_id": "c1", "message_id": "m1"}),
+            "sender_type `bot` unknown",
+        );
+        dl.stream = "messages".into();
+        r.note_dead_letter(&dl);
+        r.dead_letters += 1;
+        assert_eq!(r.unexpected_shape, ["messages c1/m1"]);
+        assert!(r.is_complete());
+        assert_eq!(r.outcome(false), Outcome::Success);
+        assert_eq!(r.outcome(true), Outcome::DeadLetters);
+        let json = r.to_json("p", Outcome::Success);
+        assert_eq!(json["unexpected_shape"], json!({"count": 1, "records": ["messages c1/m1"]}));
     }
 
     #[test]

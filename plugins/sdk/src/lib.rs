@@ -53,7 +53,7 @@ pub use metrics::Metrics;
 pub use plugin::{
     Checkpoint, CommitCadence, DeadLetter, DeadLetterKind, Event, PluginDescriptor, PluginFactory, PluginKind,
     REASON_ACCOUNT_FAILED, REASON_CONVERSATION_FORBIDDEN, REASON_CONVERSATION_GONE, REASON_INCOMPLETE,
-    REASON_PAGING_LOOP, REASON_RESPONSE_TOO_LARGE, REASON_RETRY_BUDGET, REJECTED_REASONS, Sink, SinkContext, SinkStats,
+    REASON_PAGING_LOOP, REASON_RESPONSE_TOO_LARGE, REASON_RETRY_BUDGET, REASON_UNEXPECTED_SHAPE, REJECTED_REASONS, Sink, SinkContext, SinkStats,
     Source, SourceContext, SourceControl, StreamDecl, Transform, TransformContext, TransformOutput,
 };
 

@@ -94,6 +94,15 @@ pub const REASON_CONVERSATION_GONE: &str = "conversation_gone";
 /// others are, and the run ends `partial` naming it (one of [`REJECTED_REASONS`]).
 pub const REASON_CONVERSATION_FORBIDDEN: &str = "conversation_forbidden";
 
+/// The dead-letter `reason` for shape drift: a vendor object that lacks a field the mapping
+/// needs, or carries an enum value the mapping does not know (a sender type, message type or
+/// chat typename). The row **is** exported, every non-null column filled (a documented fallback
+/// where the value was unknown, which the dead letter's message names); the dead letter holds
+/// the raw object so the mapping can be fixed. Counted apart in the run summary and report
+/// ([`DeadLetterKind::UnexpectedShape`]); it does not make the run partial, since nothing is
+/// missing from the output (docs/design.md §6).
+pub const REASON_UNEXPECTED_SHAPE: &str = "unexpected_shape";
+
 /// The dead-letter reasons under which a record, or a value of one, is not in the output as the
 /// vendor sent it: a record without an id (`unparsable_chat`, `unparsable_conversation`,
 /// `unparsable_message`, `missing_question_id`) is left out; a time that cannot be read, cannot be
@@ -127,6 +136,7 @@ pub const REJECTED_REASONS: &[&str] = &[
 /// assert_eq!(DeadLetterKind::RetryBudgetExhausted.as_reason(), "retry_budget_exhausted");
 /// assert_eq!(String::from(DeadLetterKind::AccountFailed), "account_failed");
 /// assert_eq!(DeadLetterKind::from_reason("time_in_future"), DeadLetterKind::Rejected("time_in_future".into()));
+/// assert_eq!(DeadLetterKind::from_reason("unexpected_shape"), DeadLetterKind::UnexpectedShape);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadLetterKind {
@@ -143,6 +153,9 @@ pub enum DeadLetterKind {
     /// One of [`REJECTED_REASONS`]: a record (or a value of one) is not in the output as the
     /// vendor sent it.
     Rejected(String),
+    /// [`REASON_UNEXPECTED_SHAPE`]: a vendor object of a shape the mapping does not know,
+    /// exported with a documented fallback; counted, the run is not partial because of it.
+    UnexpectedShape,
     /// Any other reason (`hmac_mismatch`, `unparsable_timestamp`, ...): the record is bad, the
     /// run is not incomplete because of it.
     Other(String),
@@ -157,6 +170,7 @@ impl DeadLetterKind {
             REASON_ACCOUNT_FAILED => DeadLetterKind::AccountFailed,
             REASON_PAGING_LOOP => DeadLetterKind::PagingLoop,
             REASON_RESPONSE_TOO_LARGE => DeadLetterKind::ResponseTooLarge,
+            REASON_UNEXPECTED_SHAPE => DeadLetterKind::UnexpectedShape,
             rejected if REJECTED_REASONS.contains(&rejected) => DeadLetterKind::Rejected(rejected.to_string()),
             other => DeadLetterKind::Other(other.to_string()),
         }
@@ -170,6 +184,7 @@ impl DeadLetterKind {
             DeadLetterKind::AccountFailed => REASON_ACCOUNT_FAILED,
             DeadLetterKind::PagingLoop => REASON_PAGING_LOOP,
             DeadLetterKind::ResponseTooLarge => REASON_RESPONSE_TOO_LARGE,
+            DeadLetterKind::UnexpectedShape => REASON_UNEXPECTED_SHAPE,
             DeadLetterKind::Rejected(reason) | DeadLetterKind::Other(reason) => reason,
         }
     }

@@ -6,9 +6,54 @@
 //! whose [`TimeProblem::reason`] is the dead-letter reason the source records; the row is then
 //! left out (a required time) or its column left null (an optional one), and the engine ends
 //! the run partial naming it ([`crate::DeadLetterKind::Rejected`]).
+//!
+//! A time written without a zone (`2022-09-28T12:32:13.262`) is read in the vendor's [`Zone`]:
+//! UTC unless the source is told otherwise (Aimylogic's `timezone` key).
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Offset as _, TimeZone as _, Utc};
 use serde_json::Value;
+
+/// The zone a vendor's zone-less times are written in: UTC ([`Zone::UTC`], the default) or an
+/// IANA zone (`Europe/Moscow`) from the `chrono-tz` database. Times that carry an offset or
+/// `Z` are never affected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Zone(Option<chrono_tz::Tz>);
+
+impl Zone {
+    /// Coordinated Universal Time.
+    pub const UTC: Zone = Zone(None);
+
+    /// The IANA zone `name` (`Europe/Moscow`, `UTC`, `Etc/GMT-3`); case as in the database.
+    ///
+    /// Errors: a message naming `name` when the database has no such zone.
+    pub fn named(name: &str) -> std::result::Result<Zone, String> {
+        let tz: chrono_tz::Tz =
+            name.trim().parse().map_err(|_| format!("`{name}` is not an IANA time zone name (e.g. Europe/Moscow, UTC)"))?;
+        Ok(if tz == chrono_tz::UTC { Zone::UTC } else { Zone(Some(tz)) })
+    }
+
+    /// The zone's IANA name (`UTC` for the default).
+    pub fn name(&self) -> &'static str {
+        self.0.map_or("UTC", |tz| tz.name())
+    }
+
+    /// A wall-clock time of this zone as microseconds since the epoch, UTC. A time that occurs
+    /// twice (clocks set back) is the earlier; one that does not occur (clocks set forward) is
+    /// read with the offset in force just before the gap. `None` only when out of range.
+    pub fn local_to_micros(&self, naive: NaiveDateTime) -> Option<i64> {
+        let Some(tz) = self.0 else { return Some(naive.and_utc().timestamp_micros()) };
+        let utc = match tz.from_local_datetime(&naive).earliest() {
+            Some(t) => t.with_timezone(&Utc),
+            None => {
+                // In a gap: the offset of an instant a day before, when the old offset held.
+                let before = naive.checked_sub_signed(chrono::Duration::days(1))?;
+                let offset = tz.offset_from_utc_datetime(&before).fix();
+                naive.checked_sub_signed(chrono::Duration::seconds(i64::from(offset.local_minus_utc())))?.and_utc()
+            }
+        };
+        Some(utc.timestamp_micros())
+    }
+}
 
 /// How far after now a vendor time may lie and still be taken as true: 24 hours, in
 /// microseconds. A vendor clock running ahead, or a zone-less time read as UTC (at most 14
@@ -104,12 +149,13 @@ pub fn checked(us: i64, now_us: i64) -> Result<i64, TimeProblem> {
 }
 
 /// One vendor time, checked: `Ok(None)` when absent or JSON `null`; a string is parsed by
-/// [`parse_timestamp_micros`] (or, when it is a plain number, read as an epoch number); a
-/// number is an epoch time in `unit`. Errors: [`TimeProblem`], by the rules of [`checked`].
-pub fn vendor_time(v: Option<&Value>, unit: EpochUnit, now_us: i64) -> Result<Option<i64>, TimeProblem> {
+/// [`parse_timestamp_in`] (a time without zone is a wall-clock time of `zone`; a plain number
+/// is read as an epoch number); a number is an epoch time in `unit`. Errors: [`TimeProblem`],
+/// by the rules of [`checked`].
+pub fn vendor_time(v: Option<&Value>, unit: EpochUnit, zone: Zone, now_us: i64) -> Result<Option<i64>, TimeProblem> {
     let us = match v {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => match parse_timestamp_micros(s) {
+        Some(Value::String(s)) => match parse_timestamp_in(s, zone) {
             Some(us) => us,
             None => match s.trim().parse::<f64>() {
                 Ok(n) => unit.to_micros(n)?,
@@ -157,6 +203,7 @@ impl BadTime {
 pub struct RecordTimes {
     now_us: i64,
     unit: EpochUnit,
+    zone: Zone,
     bad: Vec<BadTime>,
 }
 
@@ -164,12 +211,18 @@ impl RecordTimes {
     /// Checks against `now_us` (microseconds UTC, e.g. the rows' `extracted_at`); numbers are
     /// epoch times in `unit`.
     pub fn new(now_us: i64, unit: EpochUnit) -> Self {
-        RecordTimes { now_us, unit, bad: Vec::new() }
+        RecordTimes { now_us, unit, zone: Zone::UTC, bad: Vec::new() }
+    }
+
+    /// The same, reading times written without a zone in `zone` instead of UTC.
+    pub fn in_zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
     }
 
     /// `record[field]` in microseconds UTC; `None` when absent, null or bad (then remembered).
     pub fn read(&mut self, record: &Value, field: &str) -> Option<i64> {
-        match vendor_time(record.get(field), self.unit, self.now_us) {
+        match vendor_time(record.get(field), self.unit, self.zone, self.now_us) {
             Ok(t) => t,
             Err(problem) => {
                 self.bad.push(BadTime { field: field.to_string(), raw: record[field].clone(), problem });
@@ -188,16 +241,23 @@ impl RecordTimes {
 ///
 /// Accepts an explicit offset or `Z` (`2023-06-14T10:49:34.406Z`, `...+02:00`) and naive
 /// timestamps without a zone (`2015-02-13T11:31:36.042`), which are taken as UTC (giosg's
-/// older documents and Aimylogic send those). Fractional seconds of any length are allowed;
-/// precision finer than a microsecond is truncated. Returns `None` for anything else.
+/// older documents send those; [`parse_timestamp_in`] reads them in another zone). Fractional
+/// seconds of any length are allowed; precision finer than a microsecond is truncated.
+/// Returns `None` for anything else.
 pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
+    parse_timestamp_in(s, Zone::UTC)
+}
+
+/// [`parse_timestamp_micros`], reading a timestamp without zone as a wall-clock time of `zone`
+/// ([`Zone::local_to_micros`]); one with an offset or `Z` is read as written.
+pub fn parse_timestamp_in(s: &str, zone: Zone) -> Option<i64> {
     let s = s.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.with_timezone(&Utc).timestamp_micros());
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(naive.and_utc().timestamp_micros());
+            return zone.local_to_micros(naive);
         }
     }
     // A space before the offset (`2023-06-14 10:49:34+00:00`) is common in exports.
@@ -243,26 +303,26 @@ mod tests {
     #[test]
     fn vendor_times_in_every_form_agree() {
         let want = Ok(Some(1_717_243_200_000_000));
-        assert_eq!(vendor_time(Some(&json!("2024-06-01T12:00:00Z")), EpochUnit::Millis, NOW), want);
-        assert_eq!(vendor_time(Some(&json!(1_717_243_200_000_i64)), EpochUnit::Millis, NOW), want);
-        assert_eq!(vendor_time(Some(&json!("1717243200000")), EpochUnit::Millis, NOW), want);
-        assert_eq!(vendor_time(Some(&json!(1_717_243_200)), EpochUnit::Seconds, NOW), want);
-        assert_eq!(vendor_time(Some(&json!(1_717_243_200.0)), EpochUnit::Seconds, NOW), want);
-        assert_eq!(vendor_time(Some(&json!(1_717_243_200_000_000_i64)), EpochUnit::Micros, NOW), want);
+        assert_eq!(vendor_time(Some(&json!("2024-06-01T12:00:00Z")), EpochUnit::Millis, Zone::UTC, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200_000_i64)), EpochUnit::Millis, Zone::UTC, NOW), want);
+        assert_eq!(vendor_time(Some(&json!("1717243200000")), EpochUnit::Millis, Zone::UTC, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200)), EpochUnit::Seconds, Zone::UTC, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200.0)), EpochUnit::Seconds, Zone::UTC, NOW), want);
+        assert_eq!(vendor_time(Some(&json!(1_717_243_200_000_000_i64)), EpochUnit::Micros, Zone::UTC, NOW), want);
         for by_magnitude in [json!(1_717_243_200), json!(1_717_243_200_000_i64), json!(1_717_243_200_000_000_i64)] {
-            assert_eq!(vendor_time(Some(&by_magnitude), EpochUnit::ByMagnitude, NOW), want, "{by_magnitude}");
+            assert_eq!(vendor_time(Some(&by_magnitude), EpochUnit::ByMagnitude, Zone::UTC, NOW), want, "{by_magnitude}");
         }
-        assert_eq!(vendor_time(None, EpochUnit::Millis, NOW), Ok(None));
-        assert_eq!(vendor_time(Some(&Value::Null), EpochUnit::Millis, NOW), Ok(None));
+        assert_eq!(vendor_time(None, EpochUnit::Millis, Zone::UTC, NOW), Ok(None));
+        assert_eq!(vendor_time(Some(&Value::Null), EpochUnit::Millis, Zone::UTC, NOW), Ok(None));
     }
 
     #[test]
     fn huge_epochs_are_out_of_range_never_saturated_or_wrapped() {
         for v in [json!(1e30), json!(i64::MAX), json!(u64::MAX), json!(-1e300), json!("1e30"), json!(9.3e18)] {
-            assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, NOW), Err(TimeProblem::OutOfRange), "{v}");
+            assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, Zone::UTC, NOW), Err(TimeProblem::OutOfRange), "{v}");
         }
         // i64::MAX microseconds is an i64, but no reader formats year 294247.
-        assert_eq!(vendor_time(Some(&json!(i64::MAX)), EpochUnit::Micros, NOW), Err(TimeProblem::OutOfRange));
+        assert_eq!(vendor_time(Some(&json!(i64::MAX)), EpochUnit::Micros, Zone::UTC, NOW), Err(TimeProblem::OutOfRange));
         assert_eq!(EpochUnit::Seconds.to_micros(f64::NAN), Err(TimeProblem::OutOfRange));
         assert_eq!(EpochUnit::Seconds.to_micros(f64::INFINITY), Err(TimeProblem::OutOfRange));
     }
@@ -274,12 +334,12 @@ mod tests {
         assert_eq!(checked(NOW + MAX_FUTURE_US, NOW), Ok(NOW + MAX_FUTURE_US));
         assert_eq!(checked(NOW + MAX_FUTURE_US + 1, NOW), Err(TimeProblem::InFuture));
         assert_eq!(
-            vendor_time(Some(&json!("2099-01-01T00:00:00Z")), EpochUnit::Millis, NOW),
+            vendor_time(Some(&json!("2099-01-01T00:00:00Z")), EpochUnit::Millis, Zone::UTC, NOW),
             Err(TimeProblem::InFuture)
         );
         // Long ago is odd but true: kept.
         assert_eq!(
-            vendor_time(Some(&json!("1901-01-01T00:00:00Z")), EpochUnit::Millis, NOW).map(|t| t.is_some()),
+            vendor_time(Some(&json!("1901-01-01T00:00:00Z")), EpochUnit::Millis, Zone::UTC, NOW).map(|t| t.is_some()),
             Ok(true)
         );
     }
@@ -287,7 +347,7 @@ mod tests {
     #[test]
     fn non_times_are_unparsable() {
         for v in [json!("yesterday"), json!(""), json!(true), json!({"t": 1}), json!([1])] {
-            assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, NOW), Err(TimeProblem::Unparsable), "{v}");
+            assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, Zone::UTC, NOW), Err(TimeProblem::Unparsable), "{v}");
         }
         assert_eq!(TimeProblem::InFuture.reason(), "time_in_future");
     }
@@ -306,6 +366,32 @@ mod tests {
         assert_eq!(reasons, [("created_at", "time_in_future"), ("ended_at", "unparsable_timestamp")]);
         assert_eq!(bad[1].message("chat 7"), "chat 7: `ended_at` \"soon\" is not a time pipe can read");
         assert!(times.take().is_empty());
+    }
+
+    #[test]
+    fn zone_less_times_are_read_in_the_vendor_zone_and_zoned_ones_as_written() {
+        let moscow = Zone::named("Europe/Moscow").unwrap();
+        assert_eq!(moscow.name(), "Europe/Moscow");
+        // docs/vendors/aimylogic.md §1's literal timestamp: 12:32 in Moscow (UTC+3) is 09:32 UTC.
+        let seed = json!("2022-09-28T12:32:13.262");
+        let utc = vendor_time(Some(&seed), EpochUnit::Millis, Zone::UTC, NOW).unwrap().unwrap();
+        let msk = vendor_time(Some(&seed), EpochUnit::Millis, moscow, NOW).unwrap().unwrap();
+        assert_eq!(format_micros(utc), "2022-09-28T12:32:13.262000Z");
+        assert_eq!(format_micros(msk), "2022-09-28T09:32:13.262000Z");
+        // An explicit offset, `Z` or an epoch number is not moved by the zone.
+        for v in [json!("2022-09-28T12:32:13.262Z"), json!(1_664_368_333_262_i64)] {
+            assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, moscow, NOW), Ok(Some(utc)), "{v}");
+        }
+        assert_eq!(Zone::named("UTC").unwrap(), Zone::UTC);
+        assert!(Zone::named("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+        // Daylight saving: Berlin's 02:30 on 2024-03-31 does not exist (read at +01:00), its
+        // 02:30 on 2024-10-27 happens twice (the earlier, +02:00).
+        let berlin = Zone::named("Europe/Berlin").unwrap();
+        assert_eq!(format_micros(parse_timestamp_in("2024-03-31T02:30:00", berlin).unwrap()), "2024-03-31T01:30:00.000000Z");
+        assert_eq!(format_micros(parse_timestamp_in("2024-10-27T02:30:00", berlin).unwrap()), "2024-10-27T00:30:00.000000Z");
+        let times = RecordTimes::new(NOW, EpochUnit::Millis).in_zone(moscow);
+        let mut times = times;
+        assert_eq!(times.read(&json!({"t": "2022-09-28T12:32:13.262"}), "t"), Some(msk));
     }
 
     #[test]

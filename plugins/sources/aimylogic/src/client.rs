@@ -1,16 +1,19 @@
 //! The Chat API over HTTP: `GET /chatapi/{token}/client/{clientId}/history`, with the token
 //! redacted from every message the HTTP layer produces.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use pipe_plugin_sdk::http::HttpClient;
 use pipe_plugin_sdk::paging::PageGuard;
-use pipe_plugin_sdk::{Metrics, PluginError, Result};
+use pipe_plugin_sdk::time::Zone;
+use pipe_plugin_sdk::{Metrics, PluginError, REASON_INCOMPLETE, Result};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use crate::AimylogicConfig;
-use crate::mapping::history_items;
+use crate::mapping::{history_items, item_time};
 
 /// A client for one Chat API channel.
 #[derive(Clone)]
@@ -21,6 +24,21 @@ pub struct ChatApiClient {
     page_size: u32,
     from: Option<String>,
     to: Option<String>,
+    /// The zone of zone-less item times (paging by time compares them).
+    zone: Zone,
+    /// How the server was seen to page, shared by every client of the run.
+    seen: Arc<PagingSeen>,
+}
+
+/// What the run has learned about the history endpoint's paging.
+#[derive(Debug, Default)]
+struct PagingSeen {
+    /// A page of exactly `page_size` items arrived: the server honours `limit`, so a shorter
+    /// page is the last.
+    full_pages: AtomicBool,
+    /// The largest page shorter than asked that was followed by more items: the server's cap
+    /// (0: none seen).
+    cap: AtomicU32,
 }
 
 /// One client's history, or why there is none.
@@ -41,7 +59,7 @@ pub fn encode_segment(s: &str) -> String {
 
 impl ChatApiClient {
     /// Errors: [`PluginError::Config`] for a `base_url` that is not http(s), an unreadable
-    /// `ca_file` or a bad `requests_per_second`.
+    /// `ca_file`, a bad `requests_per_second` or an unknown `timezone`.
     pub fn new(cfg: &AimylogicConfig, metrics: Arc<Metrics>) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -56,6 +74,8 @@ impl ChatApiClient {
             page_size: cfg.page_size.max(1),
             from: cfg.from.clone(),
             to: cfg.to.clone(),
+            zone: cfg.zone()?,
+            seen: Arc::default(),
         })
     }
 
@@ -64,14 +84,17 @@ impl ChatApiClient {
         self.http.scrub(text)
     }
 
-    fn history_url(&self, client_id: &str, offset: usize) -> String {
+    /// The history URL: `limit` = `page_size`, `offset`, and `from`/`to` as configured;
+    /// `from` replaced by `window_from` (a vendor `timestamp` as sent) when paging by time.
+    fn history_url(&self, client_id: &str, offset: usize, window_from: Option<&str>) -> String {
         let mut url = format!(
             "{}/client/{}/history?limit={}&offset={offset}",
             self.root,
             encode_segment(client_id),
             self.page_size
         );
-        for (k, v) in [("from", &self.from), ("to", &self.to)] {
+        let from = window_from.map(str::to_string).or_else(|| self.from.clone());
+        for (k, v) in [("from", &from), ("to", &self.to)] {
             if let Some(v) = v {
                 url.push_str(&format!("&{k}={}", encode_segment(v)));
             }
@@ -79,37 +102,174 @@ impl ChatApiClient {
         url
     }
 
-    /// Every history item of `client_id`, following `limit`/`offset` until a page is shorter
-    /// than `page_size`, or longer (a server ignoring `limit` sent everything from `offset`).
+    /// One page of `client_id`'s history: its items, and the total the body states if any.
+    /// `Ok(Err(history))` when the answer is no page (404 on a first request, or a body of
+    /// another shape).
+    async fn page(
+        &self,
+        client_id: &str,
+        offset: usize,
+        window_from: Option<&str>,
+        first: bool,
+    ) -> Result<std::result::Result<(Vec<Value>, Option<usize>), History>> {
+        let body = match self.http.get_json(&self.history_url(client_id, offset, window_from)).await {
+            Ok(b) => b,
+            Err(PluginError::NotFound { .. }) if first => return Ok(Err(History::UnknownClient)),
+            Err(e) => return Err(e),
+        };
+        let Some(items) = history_items(&body) else { return Ok(Err(History::Unrecognized(body))) };
+        Ok(Ok((items, stated_total(&body))))
+    }
+
+    /// Every history item of `client_id`. Paging adapts to how the server answers
+    /// (docs/vendors/aimylogic.md §2.5 assumes `limit`/`offset`; neither is documented):
+    ///
+    /// * `offset` advances by the items that **arrived**, not by `page_size`, so a server that
+    ///   caps its pages below `limit` still gives everything;
+    /// * the listing ends at an empty page, when a stated total (`total`, `totalCount`,
+    ///   `count`) is reached, or at a page shorter than asked once the server is known to
+    ///   fill pages of `page_size` (or its learned cap). Until then a short (or over-long)
+    ///   page is followed by one more request at the next offset: empty means it was the last,
+    ///   more items mean the server caps its pages (the cap is learned for the other clients
+    ///   and logged once);
+    /// * a page at an offset past 0 that starts with the first page's first item means the
+    ///   server **ignores `offset`**: the history is then paged by time, each request's `from`
+    ///   being the latest `timestamp` read so far (sent as the vendor wrote it), items read
+    ///   twice (the same instant) dropped, until a request brings nothing new.
     ///
     /// Errors: [`PluginError::Auth`] on 401/403 (bad token), [`PluginError::NotFound`] on a
-    /// 404/410 past the first page, [`PluginError::Http`] on other 4xx or after the retries, [`PluginError::RetryBudgetExhausted`]; and
-    /// [`PluginError::ListingCut`] when a page repeats one already read (a server ignoring
-    /// `offset` answers the first page again: paging on would loop, stopping would lose the
-    /// rest silently) or a body is over `max_response_bytes`. Messages never hold the token.
+    /// 404/410 past the first page, [`PluginError::Http`] on other 4xx or after the retries,
+    /// [`PluginError::RetryBudgetExhausted`]; [`PluginError::ListingCut`] with reason
+    /// `incomplete` when the server ignores `offset` and paging by time cannot get everything
+    /// either (it ignores `from` too, answers out of time order, or more items share one
+    /// instant than a page holds), or with `paging_loop`/`response_too_large` (a position
+    /// asked twice, a body over `max_response_bytes`). The client is then not exported and its
+    /// watermark stays. Messages never hold the token.
     pub async fn history(&self, client_id: &str) -> Result<History> {
         let mut items: Vec<Value> = Vec::new();
         let mut guard = PageGuard::new(crate::VENDOR, format!("the history of client `{client_id}`"));
+        let page_size = self.page_size as usize;
+        // The length of the last page when it was shorter than asked (its successor decides).
+        let mut short: Option<usize> = None;
         loop {
             let offset = items.len();
             guard.position("offset", &offset.to_string())?;
-            let body = match self.http.get_json(&self.history_url(client_id, offset)).await {
-                Ok(b) => b,
-                Err(PluginError::NotFound { .. }) if items.is_empty() => {
-                    return Ok(History::UnknownClient);
-                }
-                Err(e) => return Err(e),
+            let (page, total) = match self.page(client_id, offset, None, offset == 0).await? {
+                Ok(p) => p,
+                Err(other) if offset == 0 => return Ok(other),
+                Err(History::Unrecognized(body)) => return Ok(History::Unrecognized(body)),
+                Err(_) => return Err(self.cut(client_id, "a later page answered 404")),
             };
-            let Some(page) = history_items(&body) else { return Ok(History::Unrecognized(body)) };
+            if offset > 0 && page.first().is_some() && page.first() == items.first() {
+                tracing::info!(
+                    vendor = crate::VENDOR,
+                    "the history of client `{client_id}` answers offset {offset} with its first page again: the server ignores `offset`; paging by time (`from`)"
+                );
+                return self.by_time(client_id, items, guard).await.map(History::Items);
+            }
             guard.page(&page)?;
             let n = page.len();
+            if let (Some(prev), true) = (short, n > 0) {
+                self.learn_cap(prev);
+            }
             items.extend(page);
-            if n != self.page_size as usize {
+            if n == 0 || total.is_some_and(|t| items.len() >= t) {
                 break;
             }
+            if total.is_some() || n == page_size {
+                if n == page_size {
+                    self.seen.full_pages.store(true, Ordering::Relaxed);
+                }
+                short = None;
+                continue;
+            }
+            let cap = self.seen.cap.load(Ordering::Relaxed) as usize;
+            let known_last = n < page_size && (self.seen.full_pages.load(Ordering::Relaxed) || (cap > 0 && n < cap));
+            if known_last {
+                break;
+            }
+            // A page of another length than asked, from a server not known yet: ask once more.
+            short = (n < page_size).then_some(n);
         }
         Ok(History::Items(items))
     }
+
+    /// Pages `client_id`'s history by time after the server was seen to ignore `offset`
+    /// (see [`ChatApiClient::history`]); `items` is the first page.
+    async fn by_time(&self, client_id: &str, mut items: Vec<Value>, mut guard: PageGuard) -> Result<Vec<Value>> {
+        let time = |item: &Value| item_time(item, self.zone).ok();
+        let mut seen: HashSet<String> = items.iter().map(Value::to_string).collect();
+        loop {
+            let Some(last) = items.last() else { return Ok(items) };
+            let last_t = time(last);
+            let window_from = match last.get("timestamp") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => return Err(self.cut(client_id, "it ignores `offset` and its last item has no `timestamp` to page on")),
+            };
+            if !is_in_time_order(&items, time) {
+                return Err(self.cut(client_id, "it ignores `offset` and its items are not in time order, so `from` cannot page it"));
+            }
+            guard.position("from", &window_from)?;
+            let page = match self.page(client_id, 0, Some(&window_from), false).await? {
+                Ok((page, _)) => page,
+                Err(_) => return Err(self.cut(client_id, "a request by `from` answered no history")),
+            };
+            if page.iter().any(|i| time(i).zip(last_t).is_some_and(|(t, l)| t < l)) {
+                return Err(self.cut(
+                    client_id,
+                    format!("it ignores `offset`, and items before `from={window_from}` came back: it ignores `from` too"),
+                ));
+            }
+            let fresh: Vec<Value> = page.iter().filter(|i| seen.insert(i.to_string())).cloned().collect();
+            if fresh.is_empty() {
+                // As many items as a page holds, all at the instant paged from: more may share it.
+                let cap = self.seen.cap.load(Ordering::Relaxed) as usize;
+                let page_max = if cap > 0 { cap.min(self.page_size as usize) } else { self.page_size as usize };
+                if page.len() >= page_max && page.iter().all(|i| time(i) == last_t) {
+                    return Err(self.cut(
+                        client_id,
+                        format!("it ignores `offset`, and a whole page of items shares the instant {window_from}: more may be there"),
+                    ));
+                }
+                return Ok(items);
+            }
+            items.extend(fresh);
+        }
+    }
+
+    /// Records that the server returned a page of `n` items (fewer than asked) that was not its
+    /// last: its page cap, logged the first time it is learned.
+    fn learn_cap(&self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if self.seen.cap.fetch_max(n, Ordering::Relaxed) < n {
+            tracing::info!(
+                vendor = crate::VENDOR,
+                "the history endpoint returns at most {n} items per page although limit={} was asked: paging by what arrives",
+                self.page_size
+            );
+        }
+    }
+
+    /// The `incomplete` listing cut of `client_id`'s history, saying `why`.
+    fn cut(&self, client_id: &str, why: impl std::fmt::Display) -> PluginError {
+        PluginError::ListingCut {
+            vendor: crate::VENDOR.into(),
+            reason: REASON_INCOMPLETE,
+            message: self.scrub(&format!("the history of client `{client_id}` cannot be read whole: {why}")),
+        }
+    }
+}
+
+/// The item count a history body states (`total`, `totalCount` or `count`), if any.
+fn stated_total(body: &Value) -> Option<usize> {
+    ["total", "totalCount", "count"].iter().find_map(|k| body.get(*k).and_then(Value::as_u64)).map(|t| t as usize)
+}
+
+/// True when the items' times never go backwards (items without a readable time are skipped).
+fn is_in_time_order(items: &[Value], time: impl Fn(&Value) -> Option<i64>) -> bool {
+    let times: Vec<i64> = items.iter().filter_map(time).collect();
+    times.windows(2).all(|w| w[0] <= w[1])
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use pipe_plugin_sdk::config::Secret;
 use pipe_plugin_sdk::source_kit::{HttpConfig, HttpDefaults};
+use pipe_plugin_sdk::time::Zone;
 use pipe_plugin_sdk::{PluginError, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -59,8 +60,14 @@ pub struct AimylogicConfig {
     /// History mode: end of the span (exclusive), as `from`. Default: now.
     #[serde(default)]
     pub to: Option<String>,
-    /// History mode: items asked per request (`limit`/`offset` paging; a server that ignores
-    /// them and returns everything is fine). Default 100.
+    /// The IANA time zone (`Europe/Moscow`) of the vendor's times written without a zone (the
+    /// Chat API's `timestamp`, docs/vendors/aimylogic.md §1); times with an offset, `Z` or as
+    /// epoch numbers are read as written. Default `UTC`. `pipe validate --check` shows a hint.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// History mode: items asked per request (`limit`/`offset` paging). A server that ignores
+    /// `limit`, returns fewer items than asked, or ignores `offset` is detected and paged
+    /// another way (see the README). Default 100.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// History mode: a checkpoint (and so, at most every `commit_interval_seconds`, a commit)
@@ -175,13 +182,25 @@ impl AimylogicConfig {
         account_id_of(self.token.expose())
     }
 
-    /// The webhook listener's configuration checks (a no-op in history mode): `secret`, when
+    /// The zone of zone-less vendor times (`timezone`, default UTC).
+    ///
+    /// Errors: [`PluginError::Config`] (path `timezone`) for a name the IANA database lacks.
+    pub fn zone(&self) -> Result<Zone> {
+        match &self.timezone {
+            None => Ok(Zone::UTC),
+            Some(name) => Zone::named(name).map_err(|message| PluginError::Config { path: "timezone".into(), message }),
+        }
+    }
+
+    /// The configuration checks beyond types: in both modes a known `timezone`; in webhook mode
+    /// the listener's (none else in history mode): `secret`, when
     /// given, has at least [`MIN_SECRET_CHARS`] characters; a `listen` address that is not
     /// loopback needs a `secret` unless `allow_unauthenticated` is true; the limits are
     /// positive.
     ///
     /// Errors: [`PluginError::Config`] naming the key (the engine exits 2).
     pub fn check_webhook(&self) -> Result<()> {
+        self.zone()?;
         if self.mode != Mode::Webhook {
             return Ok(());
         }

@@ -34,8 +34,8 @@
 use futures::stream::{self, StreamExt, TryStreamExt};
 use pipe_plugin_sdk::schema::CONVERSATIONS;
 use pipe_plugin_sdk::source_kit::{Crawl, CrawlSource, CrawlSpec, Emitter, cut_conversation};
-use pipe_plugin_sdk::time::{now_micros, parse_timestamp_micros};
-use pipe_plugin_sdk::{DeadLetter, PluginError, Result, SourceContext};
+use pipe_plugin_sdk::time::{Zone, now_micros, parse_timestamp_micros};
+use pipe_plugin_sdk::{DeadLetter, DeadLetterKind, PluginError, Result, SourceContext};
 use serde_json::{Value, json};
 
 use crate::client::{ChatApiClient, History};
@@ -80,6 +80,7 @@ pub fn open(cfg: AimylogicConfig, ctx: SourceContext) -> Result<CrawlSource> {
         );
     }
     saved.retain(&client_ids);
+    let zone = cfg.zone()?;
     let client = ChatApiClient::new(&cfg, ctx.metrics.clone())?;
     let spec = CrawlSpec {
         vendor: VENDOR,
@@ -96,6 +97,7 @@ pub fn open(cfg: AimylogicConfig, ctx: SourceContext) -> Result<CrawlSource> {
         concurrency: cfg.http.concurrency(),
         limit: ctx.limit,
         state: saved,
+        zone,
     };
     Ok(CrawlSource::spawn(spec, export))
 }
@@ -109,6 +111,8 @@ struct Export {
     limit: Option<u64>,
     /// The saved state, advanced as clients are exported.
     state: HistoryState,
+    /// The zone of zone-less item times (`timezone`).
+    zone: Zone,
 }
 
 #[async_trait::async_trait]
@@ -150,15 +154,20 @@ impl Crawl for Export {
             })
             .buffered(self.concurrency);
         while let Some((id, history)) = histories.try_next().await? {
-            let ctx =
-                MapCtx { account_id: &self.account_id, client_id: &id, token: &self.token, extracted_at: now_micros() };
+            let ctx = MapCtx {
+                account_id: &self.account_id,
+                client_id: &id,
+                token: &self.token,
+                extracted_at: now_micros(),
+                zone: self.zone,
+            };
             let key = json!({"vendor": VENDOR, "account_id": self.account_id, "conversation_id": id});
             match history {
                 // The client is done for this run (the next run fetches its whole history again).
                 Err(cut) => out.dead_letter(cut).await?,
                 Ok(History::Items(items)) => {
                     let mapped = map_history(&ctx, &items);
-                    let new = select_new(self.state.clients.get(&id), mapped);
+                    let new = select_new(self.state.clients.get(&id), mapped, self.zone);
                     for dl in new.dead_letters {
                         out.dead_letter(dl).await?;
                     }
@@ -225,8 +234,9 @@ fn question_of(message_id: &str) -> &str {
 /// The conversation row is kept only when at least one message is new; dead letters only
 /// when their item is newer than the watermark ([`item_position`]: an item dated beyond the
 /// watermark's reach is reported on every run while the vendor keeps it, since it is never
-/// exported; an item without a readable time only when there is no watermark yet).
-fn select_new(watermark: Option<&Watermark>, mut mapped: MappedClient) -> MappedClient {
+/// exported; an item without a readable time only when there is no watermark yet); an
+/// `unexpected_shape` one only with the message it names (reported once, when exported).
+fn select_new(watermark: Option<&Watermark>, mut mapped: MappedClient, zone: Zone) -> MappedClient {
     let Some(w) = watermark else {
         if mapped.messages.is_empty() {
             mapped.conversation = None;
@@ -234,7 +244,11 @@ fn select_new(watermark: Option<&Watermark>, mut mapped: MappedClient) -> Mapped
         return mapped;
     };
     mapped.messages.retain(|m| w.is_new(m.sent_at.div_euclid(1000), question_of(&m.message_id)));
-    mapped.dead_letters.retain(|dl| item_position(&dl.raw).is_some_and(|t| t.div_euclid(1000) > w.ms));
+    let exported: std::collections::HashSet<&str> = mapped.messages.iter().map(|m| m.message_id.as_str()).collect();
+    mapped.dead_letters.retain(|dl| match dl.kind() {
+        DeadLetterKind::UnexpectedShape => dl.key["message_id"].as_str().is_some_and(|m| exported.contains(m)),
+        _ => item_position(&dl.raw, zone).is_some_and(|t| t.div_euclid(1000) > w.ms),
+    });
     if mapped.messages.is_empty() {
         mapped.conversation = None;
     }

@@ -12,14 +12,22 @@
 //! | reply item i | `<questionId>:r<i>` | `bot`; `agent` when the item is an agent reply | reply `type`, lower case (default `text`) | reply `text` | the reply item (the whole item when there is no request) |
 //! | an item with neither | `<questionId>:e` | `system` | the item `type`, else `event` | null | the whole item |
 //!
-//! `sent_at` is the item `timestamp` (naive ISO, taken as UTC; epoch milliseconds accepted);
-//! an item without `questionId` or a usable `timestamp` becomes a dead letter.
+//! `sent_at` is the item `timestamp` (naive ISO, read in the `timezone` key's zone, default
+//! UTC; epoch milliseconds accepted); an item without `questionId` or a usable `timestamp`
+//! becomes a dead letter.
+//!
+//! Shape drift (docs/design.md §6, `unexpected_shape`): an item with neither a request, an
+//! answer nor a `type` (the mapping cannot tell what it is: exported as a `system` message of
+//! type `event`), and a reply item without a string `type` (exported as `text`, the documented
+//! default), are exported and also reported as a dead letter `unexpected_shape` with the
+//! item. Reply types themselves are open (docs/vendors/aimylogic.md §3): an unknown one is
+//! passed through as `message_type`, not drift.
 
 use std::collections::BTreeMap;
 
-use pipe_plugin_sdk::DeadLetter;
 use pipe_plugin_sdk::schema::{ConversationRow, MESSAGES, MessageRow, SenderRole};
-use pipe_plugin_sdk::time::{EpochUnit, TimeProblem, now_micros, vendor_time};
+use pipe_plugin_sdk::time::{EpochUnit, TimeProblem, Zone, now_micros, vendor_time};
+use pipe_plugin_sdk::{DeadLetter, REASON_UNEXPECTED_SHAPE};
 use serde_json::{Value, json};
 
 use crate::VENDOR;
@@ -35,6 +43,8 @@ pub struct MapCtx<'a> {
     pub token: &'a str,
     /// When this run fetched the rows, µs UTC.
     pub extracted_at: i64,
+    /// The zone of zone-less `timestamp`s (the `timezone` key).
+    pub zone: Zone,
 }
 
 /// The rows of one client (history) or of one client's events in one POST (webhook).
@@ -74,21 +84,22 @@ pub fn question_id(item: &Value) -> Option<String> {
     str_or_num(item.get("questionId"))
 }
 
-/// A vendor time as µs UTC: an ISO string (naive = UTC) or epoch milliseconds, checked
-/// against `now_us` ([`vendor_time`]: never wrapped or saturated, nothing past now + 24 h).
-pub fn time_micros(v: Option<&Value>, now_us: i64) -> Result<Option<i64>, TimeProblem> {
-    vendor_time(v, EpochUnit::Millis, now_us)
+/// A vendor time as µs UTC: an ISO string (naive = a wall-clock time of `zone`) or epoch
+/// milliseconds, checked against `now_us` ([`vendor_time`]: never wrapped or saturated,
+/// nothing past now + 24 h).
+pub fn time_micros(v: Option<&Value>, zone: Zone, now_us: i64) -> Result<Option<i64>, TimeProblem> {
+    vendor_time(v, EpochUnit::Millis, zone, now_us)
 }
 
 /// The item's `timestamp`, else its response's, checked ([`time_micros`]); an item with
 /// neither is [`TimeProblem::Unparsable`].
-pub fn item_time(item: &Value) -> Result<i64, TimeProblem> {
-    item_time_at(item, now_micros())
+pub fn item_time(item: &Value, zone: Zone) -> Result<i64, TimeProblem> {
+    item_time_at(item, zone, now_micros())
 }
 
-fn item_time_at(item: &Value, now_us: i64) -> Result<i64, TimeProblem> {
-    let own = time_micros(item.get("timestamp"), now_us)?;
-    let answer = || response(item).map_or(Ok(None), |r| time_micros(r.get("timestamp"), now_us));
+fn item_time_at(item: &Value, zone: Zone, now_us: i64) -> Result<i64, TimeProblem> {
+    let own = time_micros(item.get("timestamp"), zone, now_us)?;
+    let answer = || response(item).map_or(Ok(None), |r| time_micros(r.get("timestamp"), zone, now_us));
     own.map_or_else(answer, |t| Ok(Some(t)))?.ok_or(TimeProblem::Unparsable)
 }
 
@@ -96,8 +107,8 @@ fn item_time_at(item: &Value, now_us: i64) -> Result<i64, TimeProblem> {
 /// check, and `i64::MAX` for a time beyond any timestamp (so an item dated 2099, which is
 /// never exported, stays ahead of every watermark and is dead-lettered on every run while the
 /// vendor keeps it). `None` when the item has no readable time.
-pub fn item_position(item: &Value) -> Option<i64> {
-    match item_time_at(item, i64::MAX) {
+pub fn item_position(item: &Value, zone: Zone) -> Option<i64> {
+    match item_time_at(item, zone, i64::MAX) {
         Ok(t) => Some(t),
         Err(TimeProblem::OutOfRange) => Some(i64::MAX),
         Err(_) => None,
@@ -169,7 +180,7 @@ pub fn map_item(
     let Some(qid) = question_id(item) else {
         return Err(dead_letter(ctx, item, "missing_question_id", "item has no questionId".into()));
     };
-    let sent_at = match item_time(item) {
+    let sent_at = match item_time(item, ctx.zone) {
         Ok(t) => t,
         Err(problem) => {
             let ts = item.get("timestamp").map(attr_value).unwrap_or_else(|| "(none)".into());
@@ -287,6 +298,40 @@ pub fn map_item(
     Ok(out)
 }
 
+/// The shape drift of an item that [`map_item`] mapped (module docs): `None` when every field
+/// the mapping reads is there, else one dead letter `unexpected_shape` with the item (token
+/// removed), keyed by the first message it affects and naming each problem with the fallback
+/// the exported row got.
+pub fn shape_drift(ctx: &MapCtx<'_>, item: &Value) -> Option<DeadLetter> {
+    let qid = question_id(item)?;
+    let mut problems: Vec<(String, String)> = Vec::new();
+    let req = request(item);
+    let has_request = ["query", "event"].iter().any(|k| req.get(*k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
+    let answer = response(item);
+    if !has_request && answer.is_none() && item.get("type").and_then(Value::as_str).is_none() {
+        problems.push((
+            format!("{qid}:e"),
+            "item has no `query`, `event`, `response` (or answer `data`) and no `type`: exported as a `system` message of type `event`".into(),
+        ));
+    }
+    if let Some(replies) = answer.and_then(|r| r.get("replies")).and_then(Value::as_array) {
+        for (i, reply) in replies.iter().enumerate() {
+            if reply.get("type").and_then(Value::as_str).is_none() {
+                problems.push((format!("{qid}:r{i}"), format!("reply {i} has no string `type`: exported as `text`")));
+            }
+        }
+    }
+    let (first, _) = problems.first()?;
+    let mut dl = dead_letter(
+        ctx,
+        item,
+        REASON_UNEXPECTED_SHAPE,
+        format!("questionId {qid}: {}", problems.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>().join("; ")),
+    );
+    dl.key["message_id"] = Value::String(first.clone());
+    Some(dl)
+}
+
 /// The items of a history response: `messages`, `history`, `items` or `events` of an object,
 /// or a bare array. `None` when the body has none of those shapes.
 pub fn history_items(body: &Value) -> Option<Vec<Value>> {
@@ -306,7 +351,7 @@ pub fn map_history(ctx: &MapCtx<'_>, items: &[Value]) -> MappedClient {
     let mut out = MappedClient::default();
     let mut timed: Vec<(i64, &Value)> = Vec::new();
     for item in items {
-        match item_time(item) {
+        match item_time(item, ctx.zone) {
             Ok(t) => timed.push((t, item)),
             // map_item produces the dead letter with its reason.
             Err(_) => {
@@ -333,6 +378,7 @@ pub fn map_history(ctx: &MapCtx<'_>, items: &[Value]) -> MappedClient {
                 if let Some(r) = response(item) {
                     ended = Some(flag(r.get("endSession")));
                 }
+                out.dead_letters.extend(shape_drift(ctx, item));
                 out.messages.extend(rows);
             }
             Err(dl) => out.dead_letters.push(dl),
@@ -382,7 +428,7 @@ mod tests {
     const TOKEN: &str = "FZWSBqfV:68932bef32cca3534102fc03717456d948216edd";
 
     fn ctx() -> MapCtx<'static> {
-        MapCtx { account_id: "FZWSBqfV", client_id: "client-42", token: TOKEN, extracted_at: 1 }
+        MapCtx { account_id: "FZWSBqfV", client_id: "client-42", token: TOKEN, extracted_at: 1, zone: Zone::UTC }
     }
 
     #[test]
@@ -453,8 +499,8 @@ mod tests {
         let ids: Vec<_> = m.messages.iter().map(|r| r.message_id.as_str()).collect();
         assert_eq!(ids, ["1:q"], "every other item is exported");
         // Against a watermark these stay ahead of it (reported while the vendor keeps them).
-        assert_eq!(item_position(&items[1]), Some(i64::MAX));
-        assert!(item_position(&items[0]).is_some_and(|t| t > now_micros()));
+        assert_eq!(item_position(&items[1], Zone::UTC), Some(i64::MAX));
+        assert!(item_position(&items[0], Zone::UTC).is_some_and(|t| t > now_micros()));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
 use pipe_plugin_sdk::source_kit::MAX_CLOCK_SKEW_US;
-use pipe_plugin_sdk::time::{EpochUnit, RecordTimes, TimeProblem, now_micros, vendor_time};
+use pipe_plugin_sdk::time::{EpochUnit, RecordTimes, TimeProblem, Zone, now_micros, vendor_time};
 use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -83,7 +83,7 @@ pub fn unit_of(v: &Value) -> Option<TimeUnit> {
 /// microseconds, by magnitude; also as a numeric string) or an ISO-8601 string, checked
 /// ([`vendor_time`]: never saturated or wrapped, nothing past now + 24 h).
 pub fn epoch_micros(v: &Value) -> Result<Option<i64>, TimeProblem> {
-    vendor_time(Some(v), EpochUnit::ByMagnitude, now_micros())
+    vendor_time(Some(v), EpochUnit::ByMagnitude, Zone::UTC, now_micros())
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -98,7 +98,7 @@ fn non_empty(v: Option<&str>) -> Option<String> {
 /// cursor's clock skew (so one conversation dated 2099 does not move the scan's top).
 fn position(v: &Value, key: &str) -> Option<i64> {
     // "Now" at the end of time: no future check here, the clamp below replaces it.
-    let t = vendor_time(v.get(key), EpochUnit::ByMagnitude, i64::MAX).ok().flatten();
+    let t = vendor_time(v.get(key), EpochUnit::ByMagnitude, Zone::UTC, i64::MAX).ok().flatten();
     t.map(|t| t.min(now_micros().saturating_add(MAX_CLOCK_SKEW_US)))
 }
 

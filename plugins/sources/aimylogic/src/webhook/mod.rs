@@ -38,8 +38,15 @@
 //!
 //! Rows: the mapping of [`crate::mapping::map_item`] per event, `seq` numbered within the
 //! event (0 for the request, then the replies) because a listener does not see the whole
-//! conversation; a nightly history run gives the conversation-wide `seq`. One conversation
-//! row per client per POST (latest `updated_at` wins).
+//! conversation; a nightly history run gives the conversation-wide `seq`. An event without
+//! `query` or `event` (the seed's webhook object of docs/vendors/aimylogic.md §2.3 has
+//! neither) gives no visitor message: nothing is invented for the visitor side. One
+//! conversation row per client per POST (latest `updated_at` wins); its `created_at` is the
+//! client's **first** event's time, not the POST's: the state remembers the first event time
+//! of the `dedupe_window` most recently active clients (`"first": {clientId: {"us", "seq"}}`).
+//! A client the listener knew before (in `client_ids`/`client_ids_file`, or forgotten from
+//! that window) whose first event it did not see gets a null `created_at`: its history began
+//! before, and the history run has the true value.
 
 mod server;
 
@@ -51,7 +58,7 @@ use std::time::Duration;
 use pipe_plugin_sdk::schema::{
     CONVERSATIONS, ConversationsBuilder, MESSAGES, MessagesBuilder, conversations_schema, messages_schema,
 };
-use pipe_plugin_sdk::time::now_micros;
+use pipe_plugin_sdk::time::{Zone, now_micros};
 use pipe_plugin_sdk::{
     Checkpoint, CommitCadence, Event, Metrics, PluginError, Result, Source, SourceContext, SourceControl, StreamDecl,
 };
@@ -60,7 +67,7 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::mapping::{MapCtx, conversation, map_item, question_id, response};
+use crate::mapping::{MapCtx, conversation, map_item, question_id, response, shape_drift};
 use crate::{AimylogicConfig, VENDOR};
 use server::{Shared, Work};
 
@@ -140,6 +147,10 @@ pub struct WebhookSource {
     recent: VecDeque<String>,
     recent_set: HashSet<String>,
     dedupe_window: usize,
+    /// Per client: the time of its first event (µs UTC) and the `seq` of its latest POST, for
+    /// the `dedupe_window` most recently active clients.
+    first_seen: BTreeMap<String, (i64, u64)>,
+    zone: Zone,
     known_clients: HashSet<String>,
     record_file: Option<String>,
     account_id: String,
@@ -168,7 +179,8 @@ impl WebhookSource {
         })?;
         let addr = listener.local_addr().map_err(|e| PluginError::io("webhook listener address", e))?;
 
-        let (seq, recent) = from_state(ctx.state.as_ref())?;
+        let zone = cfg.zone()?;
+        let (seq, recent, first_seen) = from_state(ctx.state.as_ref())?;
         let (acked_tx, acked_rx) = watch::channel(seq);
         let (work_tx, work_rx) = mpsc::channel(WORK_QUEUE);
         let stop = CancellationToken::new();
@@ -212,6 +224,8 @@ impl WebhookSource {
             recent,
             recent_set,
             dedupe_window: cfg.dedupe_window,
+            first_seen,
+            zone,
             known_clients,
             record_file,
             account_id: cfg.account_id(),
@@ -228,7 +242,33 @@ impl WebhookSource {
     }
 
     fn state(&self) -> Value {
-        json!({"mode": "webhook", "seq": self.seq, "recent": self.recent})
+        let first: serde_json::Map<String, Value> =
+            self.first_seen.iter().map(|(c, (us, seq))| (c.clone(), json!({"us": us, "seq": seq}))).collect();
+        json!({"mode": "webhook", "seq": self.seq, "recent": self.recent, "first": first})
+    }
+
+    /// The `created_at` of `client`'s conversation rows, given the earliest event time of this
+    /// POST (`earliest`, µs), and remembers it (module docs). `None` for a client known before
+    /// whose first event is not remembered. Call before [`Self::record_client`].
+    fn first_event_time(&mut self, client: &str, earliest: i64) -> Option<i64> {
+        let next_seq = self.seq + 1;
+        let first = match self.first_seen.get(client) {
+            Some(&(us, _)) => Some(us.min(earliest)),
+            None if self.known_clients.contains(client) => None,
+            None => Some(earliest),
+        };
+        if let Some(us) = first
+            && self.dedupe_window > 0
+        {
+            self.first_seen.insert(client.to_string(), (us, next_seq));
+            while self.first_seen.len() > self.dedupe_window {
+                let Some(oldest) = self.first_seen.iter().min_by_key(|(_, (_, s))| *s).map(|(c, _)| c.clone()) else {
+                    break;
+                };
+                self.first_seen.remove(&oldest);
+            }
+        }
+        first
     }
 
     fn remember(&mut self, key: String) {
@@ -276,6 +316,8 @@ impl WebhookSource {
                     BTreeMap::new();
                 // The handler refused these already (`check_event`); every event here passed it.
                 let mut dead = rejected;
+                // Per client: its conversation's `created_at` (the first event's time, if known).
+                let mut first_times: BTreeMap<String, Option<i64>> = BTreeMap::new();
                 for ev in &events {
                     let Some(client_id) = client_id(ev) else { continue };
                     let kind = ev.get("type").and_then(Value::as_str).unwrap_or("");
@@ -288,10 +330,16 @@ impl WebhookSource {
                         client_id: &client_id,
                         token: &self.token,
                         extracted_at,
+                        zone: self.zone,
                     };
                     match map_item(&ctx, ev, 0, None) {
                         Ok(rows) => {
+                            dead.extend(shape_drift(&ctx, ev));
                             self.remember(key);
+                            if let Some(earliest) = rows.iter().map(|r| r.sent_at).min() {
+                                let first = self.first_event_time(&client_id, earliest);
+                                first_times.insert(client_id.clone(), first);
+                            }
                             self.record_client(&client_id);
                             let entry = per_client.entry(client_id.clone()).or_default();
                             if let Some(r) = response(ev) {
@@ -305,12 +353,15 @@ impl WebhookSource {
                 }
                 let mut conversations = ConversationsBuilder::new();
                 for (client_id, (rows, ended, items)) in &per_client {
-                    let ctx = MapCtx { account_id: &self.account_id, client_id, token: &self.token, extracted_at };
+                    let ctx =
+                        MapCtx { account_id: &self.account_id, client_id, token: &self.token, extracted_at, zone: self.zone };
                     for r in rows {
                         messages.append(r);
                     }
                     Metrics::add(&self.metrics.messages, rows.len() as u64);
-                    conversations.append(&conversation(&ctx, rows, None, *ended, 0, *items));
+                    let mut row = conversation(&ctx, rows, None, *ended, 0, *items);
+                    row.created_at = first_times.get(client_id).copied().flatten();
+                    conversations.append(&row);
                 }
                 let produced = !dead.is_empty() || !messages.is_empty();
                 self.queue.extend(dead.into_iter().map(Event::DeadLetter));
@@ -337,13 +388,26 @@ fn client_id(ev: &Value) -> Option<String> {
     }
 }
 
-/// `(seq, recent keys)` of a saved state; a state of the other mode starts at 0.
+/// The first event time (µs) and latest POST `seq` per client, as the state remembers them.
+type FirstSeen = BTreeMap<String, (i64, u64)>;
+
+/// `(seq, recent keys, first event times)` of a saved state; a state of the other mode starts
+/// at 0; a state without `first` (written before it existed) remembers no first time.
 ///
 /// Errors: [`PluginError::Config`] when a webhook state has no numeric `seq`.
-fn from_state(state: Option<&Value>) -> Result<(u64, VecDeque<String>)> {
+fn from_state(state: Option<&Value>) -> Result<(u64, VecDeque<String>, FirstSeen)> {
     let Some(s) = state.filter(|s| s.get("mode").and_then(Value::as_str) == Some("webhook")) else {
-        return Ok((0, VecDeque::new()));
+        return Ok((0, VecDeque::new(), BTreeMap::new()));
     };
+    let first = s
+        .get("first")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(c, v)| Some((c.clone(), (v.get("us")?.as_i64()?, v.get("seq")?.as_u64()?))))
+                .collect()
+        })
+        .unwrap_or_default();
     let seq = s.get("seq").and_then(Value::as_u64).ok_or_else(|| PluginError::Config {
         path: String::new(),
         message: "the saved webhook state has no numeric `seq`; reset it with `pipe state reset`".into(),
@@ -353,7 +417,7 @@ fn from_state(state: Option<&Value>) -> Result<(u64, VecDeque<String>)> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    Ok((seq, recent))
+    Ok((seq, recent, first))
 }
 
 impl Drop for WebhookSource {
@@ -440,8 +504,15 @@ mod tests {
     const TOKEN: &str = "UnitTest:00112233445566778899aabbccddeeff00112233";
 
     fn open(state: Option<Value>) -> (WebhookSource, CancellationToken, watch::Sender<Option<Value>>) {
+        open_with(TOKEN, state)
+    }
+
+    fn open_with(
+        token: &str,
+        state: Option<Value>,
+    ) -> (WebhookSource, CancellationToken, watch::Sender<Option<Value>>) {
         let cfg: AimylogicConfig = pipe_plugin_sdk::config::parse(
-            json!({"mode": "webhook", "token": TOKEN, "listen": "127.0.0.1:0", "path": "/hook"}),
+            json!({"mode": "webhook", "token": token, "listen": "127.0.0.1:0", "path": "/hook"}),
         )
         .unwrap();
         let ctx = SourceContext { pipeline: "t".into(), state, limit: None, metrics: Arc::default() };
@@ -533,5 +604,139 @@ mod tests {
                 break;
             }
         }
+    }
+
+    /// The webhook object of the Aimylogic help page, exactly as the seed shows it
+    /// (/work/shared/seeds/aimylogic-chat-api-en.txt; its `// Bot message` annotation is not
+    /// JSON and is removed before parsing).
+    const SEED_OBJECT: &str = r#"{
+"token": "token",
+"clientId": "test",
+"questionId": "12345",
+"data": {
+"nlpClass": "/CatchAll",
+"confidence": -0.010999999999999979,
+"replies": [ // Bot message
+{
+"type": "text",
+"text": "Tell the bot something",
+"state": "/CatchAll"
+}
+],
+"answer": "Tell the bot something",
+"newSessionStarted": false,
+"debugData": [],
+"endSession": false
+},
+"timestamp": "2022-09-28T12:32:13.262",
+"blockForm": false
+}"#;
+
+    fn seed_object() -> Value {
+        serde_json::from_str(&SEED_OBJECT.replace("// Bot message", "")).unwrap()
+    }
+
+    /// The rows of the next POST: (messages as (id, role, type, text, sent_at), conversations
+    /// as (id, created_at, updated_at, visitor_id)), and the dead-letter reasons.
+    type PostRows = (Vec<(String, String, String, Option<String>, i64)>, Vec<(String, Option<i64>, Option<i64>, Option<String>)>, Vec<String>);
+
+    async fn next_post(src: &mut WebhookSource) -> PostRows {
+        use pipe_plugin_sdk::reexports::arrow_array::cast::AsArray;
+        use pipe_plugin_sdk::reexports::arrow_array::types::TimestampMicrosecondType;
+        let (mut msgs, mut convs, mut dead) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            match src.next().await.unwrap() {
+                Event::Checkpoint(_) => return (msgs, convs, dead),
+                Event::DeadLetter(dl) => dead.push(dl.reason),
+                Event::Batch { stream, batch } => {
+                    let s = |c: &str| batch.column_by_name(c).unwrap().as_string::<i32>().clone();
+                    let t = |c: &str| batch.column_by_name(c).unwrap().as_primitive::<TimestampMicrosecondType>().clone();
+                    if stream == MESSAGES {
+                        let (id, role, kind, text, at) = (s("message_id"), s("sender_role"), s("message_type"), s("text"), t("sent_at"));
+                        for r in 0..batch.num_rows() {
+                            msgs.push((
+                                id.value(r).to_string(),
+                                role.value(r).to_string(),
+                                kind.value(r).to_string(),
+                                text.is_valid(r).then(|| text.value(r).to_string()),
+                                at.value(r),
+                            ));
+                        }
+                    } else {
+                        let (id, created, updated, visitor) = (s("conversation_id"), t("created_at"), t("updated_at"), s("visitor_id"));
+                        for r in 0..batch.num_rows() {
+                            convs.push((
+                                id.value(r).to_string(),
+                                created.is_valid(r).then(|| created.value(r)),
+                                updated.is_valid(r).then(|| updated.value(r)),
+                                visitor.is_valid(r).then(|| visitor.value(r).to_string()),
+                            ));
+                        }
+                    }
+                }
+                Event::End => panic!("unexpected end"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_seed_object_gives_its_bot_reply_only_and_created_at_stays_the_first_event_time() {
+        use pipe_plugin_sdk::time::parse_timestamp_micros;
+        let (mut src, _shutdown, committed) = open_with("token", None);
+        let first_post = post(&src, json!([seed_object()]));
+        let (msgs, convs, dead) = next_post(&mut src).await;
+        let t0 = parse_timestamp_micros("2022-09-28T12:32:13.262").unwrap();
+        // No `query`, no `event`: no visitor message is invented; the reply is the bot's.
+        assert_eq!(
+            msgs,
+            [("12345:r0".to_string(), "bot".to_string(), "text".to_string(), Some("Tell the bot something".to_string()), t0)]
+        );
+        assert_eq!(convs, [("test".to_string(), Some(t0), Some(t0), Some("test".to_string()))]);
+        assert!(dead.is_empty(), "{dead:?}");
+        committed.send_replace(Some(json!({"mode": "webhook", "seq": 1})));
+        assert_eq!(first_post.await.unwrap(), 200);
+
+        // A later POST of the same client: the row's created_at is still the first event's.
+        let mut later = seed_object();
+        later["questionId"] = json!("12346");
+        later["timestamp"] = json!("2022-09-28T12:40:00.000");
+        let second_post = post(&src, json!([later]));
+        let (msgs, convs, _) = next_post(&mut src).await;
+        let t1 = parse_timestamp_micros("2022-09-28T12:40:00.000").unwrap();
+        assert_eq!(msgs.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["12346:r0"]);
+        assert_eq!(convs, [("test".to_string(), Some(t0), Some(t1), Some("test".to_string()))]);
+        committed.send_replace(Some(json!({"mode": "webhook", "seq": 2})));
+        assert_eq!(second_post.await.unwrap(), 200);
+
+        // The state carries the first time across a restart.
+        let state = src.state();
+        assert_eq!(state["first"]["test"]["us"], json!(t0));
+        drop(src);
+        let (mut again, _s, _c) = open_with("token", Some(state));
+        let mut third = seed_object();
+        third["questionId"] = json!("12347");
+        third["timestamp"] = json!("2022-09-29T08:00:00.000");
+        let _p = post(&again, json!([third]));
+        let (_, convs, _) = next_post(&mut again).await;
+        assert_eq!(convs[0].1, Some(t0));
+    }
+
+    #[tokio::test]
+    async fn a_client_known_before_without_a_remembered_first_event_gets_no_created_at() {
+        let cfg: AimylogicConfig = pipe_plugin_sdk::config::parse(json!({"mode": "webhook", "token": "token",
+            "listen": "127.0.0.1:0", "path": "/hook", "client_ids": ["test"], "timezone": "Europe/Moscow"}))
+        .unwrap();
+        let ctx = SourceContext { pipeline: "t".into(), state: None, limit: None, metrics: Arc::default() };
+        let mut src = WebhookSource::open(cfg, ctx).unwrap();
+        let (_committed, rx) = watch::channel(None);
+        src.attach_control(SourceControl { shutdown: CancellationToken::new(), committed: rx });
+        let _p = post(&src, json!([seed_object()]));
+        let (msgs, convs, _) = next_post(&mut src).await;
+        assert_eq!(convs[0].1, None, "its history began before the listener saw it");
+        // `timezone`: the seed's zone-less 12:32:13.262 read as Moscow time is 09:32 UTC.
+        assert_eq!(
+            pipe_plugin_sdk::time::format_micros(msgs[0].4),
+            "2022-09-28T09:32:13.262000Z"
+        );
     }
 }
