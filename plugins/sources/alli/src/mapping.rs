@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
 use pipe_plugin_sdk::source_kit::MAX_CLOCK_SKEW_US;
 use pipe_plugin_sdk::time::{EpochUnit, RecordTimes, TimeProblem, Zone, now_micros, vendor_time};
-use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
+use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE, REASON_UNEXPECTED_SHAPE};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -153,6 +153,10 @@ pub fn sender_role(kind: &str) -> SenderRole {
         _ => SenderRole::System,
     }
 }
+
+/// The REST `sender`s and GraphQL typenames the mapping knows (docs/vendors/alli.md); any
+/// other is exported with the fallback `system` and reported as `unexpected_shape`.
+const KNOWN_SENDERS: [&str; 6] = ["USER", "BOT", "AGENT", "UserChat", "BotChat", "AgentChat"];
 
 /// `message_type`: the REST `sender` lower case; for GraphQL the typename without `Chat`, lower
 /// case (`UserChat` → `user`), so both APIs give the same values.
@@ -306,6 +310,18 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
             raw: m.to_string(),
             extracted_at,
         });
+        if !KNOWN_SENDERS.contains(kind) {
+            let field = if b.api == Api::Rest { "sender" } else { "__typename" };
+            let what = if kind.is_empty() { format!("no string `{field}`") } else { format!("the unknown `{field}` `{kind}`") };
+            let id = s(m, "id").unwrap_or_default();
+            out.dead_letters.push(dead_letter(
+                MESSAGES,
+                key(Some(id)),
+                REASON_UNEXPECTED_SHAPE,
+                format!("chat {id}: {what}: exported with sender_role `system`"),
+                m,
+            ));
+        }
     }
 
     // Completeness: REST states the total; GraphQL pages until hasNextPage is false.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
 use pipe_plugin_sdk::source_kit::{MAX_CLOCK_SKEW_US, Mark};
 use pipe_plugin_sdk::time::{EpochUnit, RecordTimes, now_micros, parse_timestamp_micros};
-use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
+use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE, REASON_UNEXPECTED_SHAPE};
 use serde_json::{Value, json};
 
 use crate::VENDOR;
@@ -69,17 +69,52 @@ pub fn visitor_id(memberships: &[Value]) -> Option<String> {
     memberships.iter().find(|m| s(m, "member_type") == Some("visitor")).and_then(|m| owned(m, "member_id"))
 }
 
+/// Message types whose sender is `system` whoever sent them (docs/design.md §3.1).
+const SYSTEM_TYPES: [&str; 4] = ["join", "leave", "tag_created", "system"];
+
+/// The `sender_type`s the mapping knows (docs/vendors/giosg.md §3.2).
+const SENDER_TYPES: [&str; 3] = ["visitor", "user", "rule"];
+
+/// The `member_type`s the mapping knows (docs/vendors/giosg.md §3.3).
+const MEMBER_TYPES: [&str; 2] = ["visitor", "user"];
+
+/// Attribute holding the key of an encrypted room's visitor variables (docs/vendors/giosg.md
+/// §5.5): a variable, decrypted and removed by the `decrypt` transform.
+pub const VAR_ENCRYPTED_KEY: &str = "_encrypted_aes_key";
+
 /// `sender_role` per docs/design.md §3.1: `join`/`leave`/`tag_created`/`system` messages are
-/// `system` whoever sent them; otherwise `visitor`→visitor, `user`→agent, `rule`→system.
+/// `system` whoever sent them; otherwise `visitor`→visitor, `user`→agent, `rule`→system, and
+/// any other (or no) `sender_type` → `system`, the fallback (an `unexpected_shape` dead
+/// letter says so, [`map_chat`]).
 pub fn sender_role(message_type: &str, sender_type: Option<&str>) -> SenderRole {
-    match message_type {
-        "join" | "leave" | "tag_created" | "system" => SenderRole::System,
-        _ => match sender_type {
-            Some("visitor") => SenderRole::Visitor,
-            Some("user") => SenderRole::Agent,
-            _ => SenderRole::System,
-        },
+    if SYSTEM_TYPES.contains(&message_type) {
+        return SenderRole::System;
     }
+    match sender_type {
+        Some("visitor") => SenderRole::Visitor,
+        Some("user") => SenderRole::Agent,
+        _ => SenderRole::System,
+    }
+}
+
+/// What of a message's shape the mapping does not know, with the fallback its row got.
+fn message_drift(m: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let kind = s(m, "type");
+    if kind.is_none() {
+        problems.push("no string `type`: exported as `msg`".to_string());
+    }
+    let kind = kind.unwrap_or("msg").to_lowercase();
+    if !SYSTEM_TYPES.contains(&kind.as_str()) {
+        match m.get("sender_type") {
+            Some(Value::String(t)) if SENDER_TYPES.contains(&t.as_str()) => {}
+            Some(Value::String(t)) => {
+                problems.push(format!("unknown `sender_type` `{t}`: exported with sender_role `system`"))
+            }
+            _ => problems.push("no string `sender_type`: exported with sender_role `system`".to_string()),
+        }
+    }
+    problems
 }
 
 fn value_as_text(v: &Value) -> String {
@@ -199,6 +234,12 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
             raw: m.to_string(),
             extracted_at,
         });
+        let problems = message_drift(m);
+        if !problems.is_empty() {
+            let id = s(m, "id");
+            let message = format!("message {}: {}", id.unwrap_or("?"), problems.join("; "));
+            out.dead_letters.push(dead_letter(MESSAGES, key(id), REASON_UNEXPECTED_SHAPE, message, m));
+        }
     }
 
     // Completeness: giosg's `message_count` counts `msg` messages (docs/vendors/giosg.md §3.1).
@@ -225,7 +266,23 @@ pub fn map_chat(organization_id: &str, b: &ChatBundle, extracted_at: i64) -> Map
         .iter()
         .filter_map(|v| Some((owned(v, "key")?, v.get("value").map(value_as_text).unwrap_or_default())))
         .collect();
-    let visitor_name = visitor_name.or_else(|| variables.get("username").cloned());
+    // Encrypted variables (docs/vendors/giosg.md §5.5) stay as they arrived for the `decrypt`
+    // transform, which also fills the name from the decrypted `username`: never a ciphertext.
+    let encrypted_variables = variables.contains_key(VAR_ENCRYPTED_KEY);
+    let visitor_name = visitor_name.or_else(|| variables.get("username").filter(|_| !encrypted_variables).cloned());
+    for m in &b.memberships {
+        match s(m, "member_type") {
+            Some(t) if MEMBER_TYPES.contains(&t) => {}
+            other => {
+                let message = format!(
+                    "chat {chat_id}: membership of `member_id` {} has {}: left out of visitor_id and agent_ids",
+                    s(m, "member_id").unwrap_or("?"),
+                    other.map_or("no string `member_type`".to_string(), |t| format!("the unknown `member_type` `{t}`"))
+                );
+                out.dead_letters.push(dead_letter(CONVERSATIONS, key(None), REASON_UNEXPECTED_SHAPE, message, m));
+            }
+        }
+    }
     let mut agent_ids: Vec<String> = b
         .memberships
         .iter()

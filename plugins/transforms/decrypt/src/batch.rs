@@ -167,7 +167,7 @@ impl Decryptor {
 
     /// The unwrap outcome of every distinct wrapped key in `wrapped` (as the rows carry
     /// them): cached ones from the cache, the rest unwrapped now, in parallel, and cached.
-    fn unwrap_keys<'w>(&mut self, wrapped: impl Iterator<Item = &'w str>) -> HashMap<&'w str, Unwrapped> {
+    pub(crate) fn unwrap_keys<'w>(&mut self, wrapped: impl Iterator<Item = &'w str>) -> HashMap<&'w str, Unwrapped> {
         let mut found: HashMap<&'w str, Unwrapped> = HashMap::new();
         let mut seen: HashSet<&'w str> = HashSet::new();
         // Normalized keys to unwrap, each once even if rows spell it differently (with and

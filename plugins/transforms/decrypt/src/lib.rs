@@ -1,7 +1,8 @@
 //! # pipe-plugin-decrypt
 //!
 //! Transform plugin `decrypt`: decrypts giosg chat encryption (docs/vendors/giosg.md §5) in the
-//! `messages` stream.
+//! `messages` stream, and encrypted visitor variables (§5.5) in the `conversations` stream
+//! ([`variables`]).
 //!
 //! For each row with `is_encrypted = true` it unwraps the chat key from
 //! `attributes["giosg.encrypted_symmetric_key"]` (RSA-OAEP, SHA-1, MGF1-SHA-1), verifies the
@@ -25,6 +26,7 @@ pub mod parallel;
 pub mod private_key;
 pub mod scheme;
 mod transform;
+pub mod variables;
 
 use std::sync::Arc;
 

@@ -1,12 +1,14 @@
-//! The `decrypt` [`Transform`]: touches `messages` only, keeps its schema.
+//! The `decrypt` [`Transform`]: touches `messages` (encrypted messages) and `conversations`
+//! (encrypted visitor variables), keeping their schemas.
 
 use arrow_array::RecordBatch;
-use pipe_plugin_sdk::schema::MESSAGES;
+use pipe_plugin_sdk::schema::{CONVERSATIONS, MESSAGES};
 use pipe_plugin_sdk::{PluginError, Result, StreamDecl, Transform, TransformOutput};
 
 use crate::batch::{Decryptor, check_schema};
 use crate::cache::DEFAULT_CAPACITY;
 use crate::config::DecryptConfig;
+use crate::variables::check_conversations_schema;
 use crate::{parallel, private_key};
 
 /// Decrypts giosg-encrypted `messages` rows; see the [crate docs](crate).
@@ -34,25 +36,28 @@ impl DecryptTransform {
 #[async_trait::async_trait]
 impl Transform for DecryptTransform {
     fn output_stream(&self, input: &StreamDecl) -> Option<StreamDecl> {
-        if input.name != MESSAGES {
-            return None;
-        }
-        match check_schema(&input.schema) {
+        let checked = match input.name.as_str() {
+            MESSAGES => check_schema(&input.schema),
+            CONVERSATIONS => check_conversations_schema(&input.schema),
+            _ => return None,
+        };
+        match checked {
             Ok(()) => Some(input.clone()),
             Err(e) => {
-                // Not the canonical messages schema: nothing we could decrypt safely.
-                tracing::warn!("decrypt: leaving stream `messages` alone: {e}");
+                // Not the canonical schema: nothing we could decrypt safely.
+                tracing::warn!("decrypt: leaving stream `{}` alone: {e}", input.name);
                 None
             }
         }
     }
 
-    async fn transform(&mut self, _stream: &str, batch: RecordBatch) -> Result<Vec<TransformOutput>> {
+    async fn transform(&mut self, stream: &str, batch: RecordBatch) -> Result<Vec<TransformOutput>> {
         let mut decryptor =
             self.decryptor.take().ok_or_else(|| PluginError::other("decrypt: a previous batch failed"))?;
+        let variables = stream == CONVERSATIONS;
         // RSA takes milliseconds per chat: keep it off the async worker threads.
         let (decryptor, out) = tokio::task::spawn_blocking(move || {
-            let out = decryptor.decrypt_batch(&batch);
+            let out = if variables { decryptor.decrypt_variables(&batch) } else { decryptor.decrypt_batch(&batch) };
             (decryptor, out)
         })
         .await
