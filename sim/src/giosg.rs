@@ -111,6 +111,43 @@ impl Dataset {
         self.chats.iter().map(|c| c.messages.len()).sum()
     }
 
+    /// A copy whose encrypted chats (those with `encrypted_symmetric_key`) have encrypted
+    /// visitor variables, as giosg serves them for an encrypted room (docs/vendors/giosg.md
+    /// §5.5, [`crypto::encrypt_visitor_variables`]): each value a ciphertext, plus the variable
+    /// `_encrypted_aes_key`. The plaintexts are the variables of `self`. Chats without
+    /// variables are left alone.
+    ///
+    /// Panics when the dataset has encrypted chats but no usable private key.
+    pub fn with_encrypted_variables(&self) -> Dataset {
+        let mut d = self.clone();
+        for c in d.chats.iter_mut().filter(|c| c.is_encrypted() && !c.variables.is_empty()) {
+            c.variables = crypto::encrypt_visitor_variables(&self.private_key_pkcs8_pem, &c.variables)
+                .expect("the dataset's private key");
+        }
+        d
+    }
+
+    /// A copy in which every `every`-th `msg` message (counted over the whole dataset from 0)
+    /// carries a `sender_type` the giosg mapping does not know (`bot`): shape drift, exported
+    /// with sender_role `system` and reported as `unexpected_shape`. Returns the copy and the
+    /// `(chat id, message id)` of the messages changed.
+    pub fn with_unknown_sender_types(&self, every: usize) -> (Dataset, Vec<(String, String)>) {
+        let mut d = self.clone();
+        let mut changed = Vec::new();
+        let mut n = 0usize;
+        for c in &mut d.chats {
+            let chat_id = c.id().to_string();
+            for m in c.messages.iter_mut().filter(|m| m.json["type"] == "msg") {
+                if n % every.max(1) == 0 {
+                    m.json["sender_type"] = json!("bot");
+                    changed.push((chat_id.clone(), m.json["id"].as_str().unwrap_or_default().to_string()));
+                }
+                n += 1;
+            }
+        }
+        (d, changed)
+    }
+
     /// Grows the dataset the way a day of traffic does, for incremental-run tests: every open
     /// chat gets one more `msg` message an hour after its last change and ends then
     /// (`is_ended`, `ended_at`, `updated_at`, `message_count` follow). Returns the ids of the

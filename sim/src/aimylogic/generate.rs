@@ -128,6 +128,43 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// A copy with shape drift in client `ci` (docs/design.md §6, `unexpected_shape`): its first
+    /// reply item loses its `type` (a correct export: `message_type` `text`, the documented
+    /// default), and one item with neither request, answer nor `type` is added a second after
+    /// the client's last item (exported as `<questionId>:e`, `system`, type `event`). Returns
+    /// the copy and the `(clientId, message_id)` of the two messages that drifted.
+    ///
+    /// Panics when `ci` is out of range or the client has no reply.
+    pub fn with_shape_drift(&self, ci: usize) -> (Dataset, Vec<(String, String)>) {
+        let mut d = self.clone();
+        let c = &mut d.clients[ci];
+        let i = c.items.iter().position(|it| it["response"]["replies"].as_array().is_some_and(|r| !r.is_empty()));
+        let i = i.expect("the client has a reply");
+        c.items[i]["response"]["replies"][0].as_object_mut().expect("a reply object").remove("type");
+        let qid = c.items[i]["questionId"].as_str().expect("questionId").to_string();
+        let reply = format!("{qid}:r0");
+        let e = c.expected.iter_mut().find(|e| e.message_id == reply).expect("the reply is expected");
+        e.message_type = "text".into();
+        let last = *c.item_times_us.last().expect("client has items");
+        let t = DateTime::<Utc>::from_timestamp_micros(last).expect("valid time") + Duration::seconds(1);
+        let odd = format!("drift-{ci}");
+        c.items.push(json!({"questionId": odd, "timestamp": ts(t)}));
+        c.item_times_us.push(t.timestamp_micros());
+        c.expected.push(Expected {
+            conversation_id: c.id.clone(),
+            seq: c.expected.len() as u32,
+            message_id: format!("{odd}:e"),
+            sender_role: "system".into(),
+            message_type: "event".into(),
+            text: None,
+            sent_at_us: t.timestamp_micros(),
+        });
+        let keys = vec![(c.id.clone(), reply), (c.id.clone(), format!("{odd}:e"))];
+        (d, keys)
+    }
+}
+
 const START: &str = "2026-02-02T08:00:00Z";
 const QUERIES: &[&str] =
     &["Hi", "Где мой заказ?", "I want to change my tariff", "Operator please", "Thanks!", "Can I pay by card?", "🙂"];
@@ -250,7 +287,8 @@ pub fn generate(cfg: &SimConfig) -> Dataset {
 
 /// `n` webhook objects (§2.3: `token`, `clientId`, `questionId`, `data{replies, answer,
 /// nlpClass, confidence, newSessionStarted, endSession}`, `timestamp`), each with a unique
-/// `questionId` and one or two text replies; every 7th is an agent reply. Returns the events
+/// `questionId` and one or two text replies; every 7th is an agent reply, and of the others
+/// those at `i % 3 == 2` carry no `query` (the seed's object has none). Returns the events
 /// and the `(clientId, message_id)` keys a correct listener emits for them.
 pub fn webhook_events(token: &str, n: usize, seed: u64) -> (Vec<Value>, Vec<(String, String)>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -271,10 +309,12 @@ pub fn webhook_events(token: &str, n: usize, seed: u64) -> (Vec<Value>, Vec<(Str
             "timestamp": ts(t), "blockForm": false});
         if agent {
             ev["type"] = json!("agentResponse");
-        } else {
+        } else if i % 3 != 2 {
             ev["query"] = json!(format!("question {i}"));
             keys.push((client.clone(), format!("{qid}:q")));
         }
+        // Every third other event has no `query`, like the help page's own webhook object:
+        // a correct listener emits its replies and no visitor message.
         for r in 0..replies.len() {
             keys.push((client.clone(), format!("{qid}:r{r}")));
         }

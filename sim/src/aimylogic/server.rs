@@ -26,6 +26,12 @@ struct Shared {
     log: Mutex<Vec<String>>,
     /// The client whose history ignores `offset` ([`AimylogicSim::ignore_offset`]).
     ignore_offset: Mutex<Option<String>>,
+    /// The client whose history ignores `from` too ([`AimylogicSim::ignore_from`]).
+    ignore_from: Mutex<Option<String>>,
+    /// At most this many items per page, whatever `limit` asks ([`AimylogicSim::max_page_size`]).
+    max_page_size: Mutex<Option<usize>>,
+    /// The zone timestamps are written in, without zone ([`AimylogicSim::zone_less_in`]).
+    zone: Mutex<Option<chrono_tz::Tz>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -36,8 +42,9 @@ struct HistoryQuery {
     offset: Option<usize>,
 }
 
-/// `from`/`to` as µs: ISO (naive = UTC) or epoch ms.
-fn bound(v: &Option<String>) -> Result<Option<i64>, String> {
+/// `from`/`to` as µs: ISO (naive = a wall-clock time of `zone`, UTC without one) or epoch ms.
+fn bound(v: &Option<String>, zone: Option<chrono_tz::Tz>) -> Result<Option<i64>, String> {
+    use chrono::TimeZone as _;
     let Some(v) = v else { return Ok(None) };
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(Some(ms * 1000));
@@ -45,9 +52,21 @@ fn bound(v: &Option<String>) -> Result<Option<i64>, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return Ok(Some(t.timestamp_micros()));
     }
-    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f")
-        .map(|t| Some(t.and_utc().timestamp_micros()))
-        .map_err(|_| format!("bad time `{v}`"))
+    let naive = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| format!("bad time `{v}`"))?;
+    Ok(Some(match zone {
+        None => naive.and_utc().timestamp_micros(),
+        Some(tz) => tz.from_local_datetime(&naive).earliest().ok_or(format!("no such local time `{v}`"))?.timestamp_micros(),
+    }))
+}
+
+/// `item` with its `timestamp` (a UTC time written without zone) rewritten as the wall-clock
+/// time of `zone`, still without zone.
+fn in_zone(mut item: serde_json::Value, at_us: i64, zone: chrono_tz::Tz) -> serde_json::Value {
+    if item.get("timestamp").is_some_and(serde_json::Value::is_string) {
+        let local = chrono::DateTime::from_timestamp_micros(at_us).expect("valid time").with_timezone(&zone);
+        item["timestamp"] = json!(local.naive_local().format("%Y-%m-%dT%H:%M:%S%.3f").to_string());
+    }
+    item
 }
 
 async fn history(
@@ -64,22 +83,25 @@ async fn history(
     let Some(c) = data.clients.iter().find(|c| c.id == client) else {
         return (StatusCode::NOT_FOUND, Json(json!({"error": "client not found"}))).into_response();
     };
-    let (from, to) = match (bound(&q.from), bound(&q.to)) {
+    let zone = *s.zone.lock().expect("zone");
+    let (from, to) = match (bound(&q.from, zone), bound(&q.to, zone)) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
     };
+    let is = |fault: &Mutex<Option<String>>| fault.lock().expect("fault").as_deref() == Some(client.as_str());
+    let from = if is(&s.ignore_from) { None } else { from };
+    let cap = s.max_page_size.lock().expect("cap").unwrap_or(usize::MAX);
     let items: Vec<_> = c
         .items
         .iter()
         .zip(&c.item_times_us)
         .filter(|(_, t)| from.is_none_or(|f| **t >= f) && to.is_none_or(|e| **t < e))
-        .map(|(i, _)| i.clone())
-        .skip(if s.ignore_offset.lock().expect("fault").as_deref() == Some(client.as_str()) {
-            0
-        } else {
-            q.offset.unwrap_or(0)
+        .map(|(i, t)| match zone {
+            Some(z) => in_zone(i.clone(), *t, z),
+            None => i.clone(),
         })
-        .take(q.limit.unwrap_or(usize::MAX))
+        .skip(if is(&s.ignore_offset) { 0 } else { q.offset.unwrap_or(0) })
+        .take(q.limit.unwrap_or(usize::MAX).min(cap))
         .collect();
     Json(json!({"clientId": c.id, "messages": items})).into_response()
 }
@@ -93,6 +115,9 @@ impl AimylogicSim {
             requests: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             ignore_offset: Mutex::new(None),
+            ignore_from: Mutex::new(None),
+            max_page_size: Mutex::new(None),
+            zone: Mutex::new(None),
         });
         let app = axum::Router::new()
             .route("/chatapi/{token}/client/{client}/history", get(history))
@@ -116,6 +141,27 @@ impl AimylogicSim {
     /// switches it off.
     pub fn ignore_offset(&self, client: Option<&str>) {
         *self.shared.ignore_offset.lock().expect("fault") = client.map(str::to_string);
+    }
+
+    /// From now on the history of `client` ignores `from` as well (together with
+    /// [`AimylogicSim::ignore_offset`]: a server no strategy can page); `None` switches it off.
+    pub fn ignore_from(&self, client: Option<&str>) {
+        *self.shared.ignore_from.lock().expect("fault") = client.map(str::to_string);
+    }
+
+    /// From now on every history page holds at most `cap` items, whatever `limit` asks (a
+    /// server capping its pages); `None` switches it off.
+    pub fn max_page_size(&self, cap: Option<usize>) {
+        *self.shared.max_page_size.lock().expect("cap") = cap;
+    }
+
+    /// From now on item `timestamp`s are written, still without zone, as wall-clock times of
+    /// the IANA zone `zone` (`Europe/Moscow`: the vendor is Moscow-based), and zone-less `from`
+    /// and `to` are read in it; `None` is UTC again.
+    ///
+    /// Panics on a zone name the IANA database lacks.
+    pub fn zone_less_in(&self, zone: Option<&str>) {
+        *self.shared.zone.lock().expect("zone") = zone.map(|z| z.parse().expect("an IANA zone name"));
     }
 
     /// Requests received so far.

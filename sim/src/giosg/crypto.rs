@@ -71,6 +71,34 @@ pub fn unrelated_private_key_pem() -> String {
     CustomerKey::generate().private_key_pkcs8_pem()
 }
 
+/// Encrypts visitor variables the way giosg does for an encrypted room (docs/vendors/giosg.md
+/// §5.5): a fresh key of its own, RSA-wrapped with the public half of `private_key_pem` (the
+/// dataset's customer key) into the variable `_encrypted_aes_key`, and every value encrypted
+/// with it in the message format (§5.4). `variables` are `{key, value}` objects with string
+/// values; the result is the same list, values replaced, with `_encrypted_aes_key` last.
+///
+/// Errors: [`DecryptError::BadPrivateKey`] when the PEM is not a PKCS#8 RSA private key.
+pub fn encrypt_visitor_variables(
+    private_key_pem: &str,
+    variables: &[serde_json::Value],
+) -> Result<Vec<serde_json::Value>, DecryptError> {
+    let body: String = private_key_pem.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().concat();
+    let der = decode_lenient(&body).map_err(|_| DecryptError::BadPrivateKey)?;
+    let private = PrivateDecryptingKey::from_pkcs8(&der).map_err(|_| DecryptError::BadPrivateKey)?;
+    let public = OaepPublicEncryptingKey::new(private.public_key()).map_err(|_| DecryptError::BadPrivateKey)?;
+    let customer = CustomerKey { private, public };
+    let key = ChatKey::random();
+    let mut out: Vec<serde_json::Value> = variables
+        .iter()
+        .map(|v| {
+            let plain = v["value"].as_str().map_or_else(|| v["value"].to_string(), str::to_string);
+            serde_json::json!({"key": v["key"], "value": key.encrypt(&plain)})
+        })
+        .collect();
+    out.push(serde_json::json!({"key": "_encrypted_aes_key", "value": customer.wrap(key.key_json().as_bytes())}));
+    Ok(out)
+}
+
 /// Flips one bit inside the AES ciphertext of an `encrypted_message` (MIME base64 in, MIME
 /// base64 out): the HMAC-SHA1 tag no longer matches, while the length, header, IV and base64
 /// form stay valid — the shape of a message damaged in transit or storage.
