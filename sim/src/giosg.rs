@@ -114,8 +114,10 @@ impl Dataset {
     /// A copy whose encrypted chats (those with `encrypted_symmetric_key`) have encrypted
     /// visitor variables, as giosg serves them for an encrypted room (docs/vendors/giosg.md
     /// §5.5, [`crypto::encrypt_visitor_variables`]): each value a ciphertext, plus the variable
-    /// `_encrypted_aes_key`. The plaintexts are the variables of `self`. Chats without
-    /// variables are left alone.
+    /// `_encrypted_aes_key`. The plaintexts are the variables of `self`. Their visitor
+    /// membership's `member_name` (the plain `username`) becomes null: where the name is only
+    /// in an encrypted variable, an export must decrypt it (ASSUMPTION: giosg does not copy a
+    /// plaintext name there for encrypted rooms). Chats without variables are left alone.
     ///
     /// Panics when the dataset has encrypted chats but no usable private key.
     pub fn with_encrypted_variables(&self) -> Dataset {
@@ -123,6 +125,9 @@ impl Dataset {
         for c in d.chats.iter_mut().filter(|c| c.is_encrypted() && !c.variables.is_empty()) {
             c.variables = crypto::encrypt_visitor_variables(&self.private_key_pkcs8_pem, &c.variables)
                 .expect("the dataset's private key");
+            for m in c.memberships.iter_mut().filter(|m| m["member_type"] == "visitor") {
+                m["member_name"] = Value::Null;
+            }
         }
         d
     }

@@ -37,6 +37,16 @@ impl Zone {
         self.0.map_or("UTC", |tz| tz.name())
     }
 
+    /// The wall-clock time of this zone at `us` (microseconds since the epoch, UTC), without
+    /// zone: the inverse of [`Zone::local_to_micros`]. `None` when out of range.
+    pub fn wall_clock(&self, us: i64) -> Option<NaiveDateTime> {
+        let utc = DateTime::<Utc>::from_timestamp_micros(us)?;
+        Some(match self.0 {
+            None => utc.naive_utc(),
+            Some(tz) => utc.with_timezone(&tz).naive_local(),
+        })
+    }
+
     /// A wall-clock time of this zone as microseconds since the epoch, UTC. A time that occurs
     /// twice (clocks set back) is the earlier; one that does not occur (clocks set forward) is
     /// read with the offset in force just before the gap. `None` only when out of range.
@@ -389,8 +399,8 @@ mod tests {
         let berlin = Zone::named("Europe/Berlin").unwrap();
         assert_eq!(format_micros(parse_timestamp_in("2024-03-31T02:30:00", berlin).unwrap()), "2024-03-31T01:30:00.000000Z");
         assert_eq!(format_micros(parse_timestamp_in("2024-10-27T02:30:00", berlin).unwrap()), "2024-10-27T00:30:00.000000Z");
-        let times = RecordTimes::new(NOW, EpochUnit::Millis).in_zone(moscow);
-        let mut times = times;
+        assert_eq!(moscow.wall_clock(msk).unwrap().to_string(), "2022-09-28 12:32:13.262");
+        let mut times = RecordTimes::new(NOW, EpochUnit::Millis).in_zone(moscow);
         assert_eq!(times.read(&json!({"t": "2022-09-28T12:32:13.262"}), "t"), Some(msk));
     }
 

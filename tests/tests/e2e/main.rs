@@ -6,12 +6,14 @@
 //! One test binary; a new file `e2e/<name>.rs` joins it with `mod <name>;` below.
 
 mod aimylogic;
+mod aimylogic_paging;
 mod aimylogic_webhook;
 mod alli;
 mod bounded_paging;
 mod credentials;
 mod decrypt_tags;
 mod delta;
+mod encrypted_variables;
 mod giosg;
 mod hostile_times;
 mod http;
@@ -19,6 +21,7 @@ mod incremental;
 mod json_sink;
 mod runsafe;
 mod scale;
+mod shape_drift;
 mod unwritable_values;
 mod vanished_chats;
 mod webhook_hostile;

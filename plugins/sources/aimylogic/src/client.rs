@@ -196,12 +196,20 @@ impl ChatApiClient {
 
     /// Pages `client_id`'s history by time after the server was seen to ignore `offset`
     /// (see [`ChatApiClient::history`]); `items` is the first page.
+    ///
+    /// A request whose page holds nothing new (every item at the instant paged from, already
+    /// read) ends the listing, unless the page is as long as the server's pages get: then more
+    /// items may share that instant, and one more request from the next millisecond decides
+    /// (nothing there: the end; more: items at that instant may be lost, so `incomplete`).
     async fn by_time(&self, client_id: &str, mut items: Vec<Value>, mut guard: PageGuard) -> Result<Vec<Value>> {
         let time = |item: &Value| item_time(item, self.zone).ok();
         let mut seen: HashSet<String> = items.iter().map(Value::to_string).collect();
+        let mut longest = items.len();
         loop {
             let Some(last) = items.last() else { return Ok(items) };
-            let last_t = time(last);
+            let Some(last_t) = time(last) else {
+                return Err(self.cut(client_id, "it ignores `offset` and its last item has no readable `timestamp` to page on"));
+            };
             let window_from = match last.get("timestamp") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -210,32 +218,57 @@ impl ChatApiClient {
             if !is_in_time_order(&items, time) {
                 return Err(self.cut(client_id, "it ignores `offset` and its items are not in time order, so `from` cannot page it"));
             }
-            guard.position("from", &window_from)?;
-            let page = match self.page(client_id, 0, Some(&window_from), false).await? {
-                Ok((page, _)) => page,
-                Err(_) => return Err(self.cut(client_id, "a request by `from` answered no history")),
-            };
-            if page.iter().any(|i| time(i).zip(last_t).is_some_and(|(t, l)| t < l)) {
-                return Err(self.cut(
-                    client_id,
-                    format!("it ignores `offset`, and items before `from={window_from}` came back: it ignores `from` too"),
-                ));
-            }
+            let page = self.window(client_id, &window_from, last_t, &mut guard).await?;
+            let full = page.len() >= longest;
+            longest = longest.max(page.len());
             let fresh: Vec<Value> = page.iter().filter(|i| seen.insert(i.to_string())).cloned().collect();
-            if fresh.is_empty() {
-                // As many items as a page holds, all at the instant paged from: more may share it.
-                let cap = self.seen.cap.load(Ordering::Relaxed) as usize;
-                let page_max = if cap > 0 { cap.min(self.page_size as usize) } else { self.page_size as usize };
-                if page.len() >= page_max && page.iter().all(|i| time(i) == last_t) {
-                    return Err(self.cut(
-                        client_id,
-                        format!("it ignores `offset`, and a whole page of items shares the instant {window_from}: more may be there"),
-                    ));
-                }
+            if !fresh.is_empty() {
+                items.extend(fresh);
+                continue;
+            }
+            if !full {
                 return Ok(items);
             }
-            items.extend(fresh);
+            // As many items as a page holds, all at `last_t`: ask from the next millisecond.
+            let next_us = last_t.div_euclid(1000) * 1000 + 1000;
+            let after = match last.get("timestamp") {
+                Some(Value::Number(_)) => (next_us / 1000).to_string(),
+                _ => self
+                    .zone
+                    .wall_clock(next_us)
+                    .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
+                    .unwrap_or_default(),
+            };
+            let beyond = self.window(client_id, &after, next_us, &mut guard).await?;
+            if beyond.iter().all(|i| seen.contains(&i.to_string())) {
+                return Ok(items);
+            }
+            return Err(self.cut(
+                client_id,
+                format!(
+                    "it ignores `offset`, and a whole page of items shares the instant {window_from}: more may share it than a page holds"
+                ),
+            ));
         }
+    }
+
+    /// One page of the history from `window_from` (a vendor time, read as `from_us`).
+    ///
+    /// Errors: as [`ChatApiClient::history`]; `incomplete` when the answer is not a page or
+    /// holds items before `from` (the server ignores `from` too).
+    async fn window(&self, client_id: &str, window_from: &str, from_us: i64, guard: &mut PageGuard) -> Result<Vec<Value>> {
+        guard.position("from", window_from)?;
+        let page = match self.page(client_id, 0, Some(window_from), false).await? {
+            Ok((page, _)) => page,
+            Err(_) => return Err(self.cut(client_id, "a request by `from` answered no history")),
+        };
+        if page.iter().any(|i| item_time(i, self.zone).ok().is_some_and(|t| t < from_us)) {
+            return Err(self.cut(
+                client_id,
+                format!("it ignores `offset`, and items before `from={window_from}` came back: it ignores `from` too"),
+            ));
+        }
+        Ok(page)
     }
 
     /// Records that the server returned a page of `n` items (fewer than asked) that was not its
