@@ -1,6 +1,6 @@
 //! Listings that never end, and answers too large to read (issue 16): the real `pipe` binary
 //! against simulators that loop (a `next` link to itself, a cursor handed back unchanged, an
-//! `offset` ignored) or pad a body past `max_response_bytes`. Each run must end, either with
+//! `offset` ignored, and `from` too) or pad a body past `max_response_bytes`. Each run must end, either with
 //! exactly the ground truth or with exit 3 and a dead letter naming what is missing, every
 //! other record exported; the run after it, the vendor fixed, completes the export.
 
@@ -183,14 +183,16 @@ async fn alli_a_cursor_handed_back_unchanged_ends_the_listing_partial_over_rest_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aimylogic_a_history_ignoring_offset_is_that_clients_dead_letter_not_a_silent_cut() {
+async fn aimylogic_a_history_ignoring_offset_and_from_is_that_clients_dead_letter_not_a_silent_cut() {
     use pipe_sim::aimylogic::{AimylogicSim, SimConfig, generate};
     const TOKEN: &str = "E2eLoop7:5f0c1b2a3d4e5f60718293a4b5c6d7e8f9012345";
     let d = Arc::new(generate(&SimConfig { seed: 5, clients: 6, max_turns: 20, token: TOKEN.into() }));
-    // A client with more than two pages of 3 items: the first page repeats instead of the second.
+    // A client with more than two pages of 3 items: the first page repeats instead of the
+    // second, and paging by time (`from`, what the source falls back to) is ignored as well.
     let looping = d.clients.iter().find(|c| c.items.len() > 6).expect("a long history").id.clone();
     let sim = AimylogicSim::start(d.clone()).await.unwrap();
     sim.ignore_offset(Some(&looping));
+    sim.ignore_from(Some(&looping));
     let ids: Vec<String> = d.clients.iter().map(|c| serde_json::to_string(&c.id).unwrap()).collect();
     let toml = format!(
         "name = \"loop\"\n\n[source]\nplugin = \"aimylogic\"\nbase_url = \"{}\"\ntoken = \"${{E2E_AIMY_TOKEN}}\"\nclient_ids = [{}]\npage_size = 3\nconcurrency = 2\n\n[[sinks]]\nplugin = \"parquet\"\npath = \"out\"\n\n[dead_letter]\npath = \"dl\"\n",
@@ -209,7 +211,7 @@ async fn aimylogic_a_history_ignoring_offset_is_that_clients_dead_letter_not_a_s
     assert_eq!(dls.len(), 1, "{dls:?}");
     assert_eq!(
         (dls[0]["reason"].as_str(), dls[0]["key"]["conversation_id"].as_str()),
-        (Some("paging_loop"), Some(looping.as_str()))
+        (Some("incomplete"), Some(looping.as_str()))
     );
     let others: BTreeSet<_> = truth.iter().filter(|(c, _)| *c != looping).cloned().collect();
     assert_eq!(message_rows(dir.path()).len(), others.len(), "each once");
@@ -217,6 +219,7 @@ async fn aimylogic_a_history_ignoring_offset_is_that_clients_dead_letter_not_a_s
     assert!(!dls[0]["message"].as_str().unwrap().contains(TOKEN));
 
     sim.ignore_offset(None);
+    sim.ignore_from(None);
     let second = run_bounded(dir.path(), &env).await;
     sim.shutdown().await;
     assert!(second.status.success(), "{}", stderr(&second));

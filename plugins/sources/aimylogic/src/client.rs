@@ -307,7 +307,142 @@ fn is_in_time_order(items: &[Value], time: impl Fn(&Value) -> Option<i64>) -> bo
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use axum::Json;
+    use axum::extract::{Query, State};
+    use axum::routing::get;
+    use serde_json::json;
+
     use super::*;
+
+    /// A history server with the paging faults of docs/vendors/aimylogic.md §2.5's open
+    /// question: a page cap, `offset` (and `from`) ignored, a stated total.
+    #[derive(Default)]
+    struct Fake {
+        items: Vec<Value>,
+        cap: Option<usize>,
+        ignore_offset: bool,
+        ignore_from: bool,
+        total: bool,
+        asked: Mutex<Vec<String>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Q {
+        limit: usize,
+        offset: usize,
+        from: Option<String>,
+    }
+
+    async fn serve(fake: Fake) -> (String, Arc<Fake>) {
+        async fn history(State(f): State<Arc<Fake>>, Query(q): Query<Q>) -> Json<Value> {
+            f.asked.lock().unwrap().push(format!("offset={} from={}", q.offset, q.from.as_deref().unwrap_or("-")));
+            let from = q.from.filter(|_| !f.ignore_from).and_then(|s| pipe_plugin_sdk::time::parse_timestamp_micros(&s));
+            let page: Vec<Value> = f
+                .items
+                .iter()
+                .filter(|i| from.is_none_or(|t| item_time(i, Zone::UTC).unwrap() >= t))
+                .skip(if f.ignore_offset { 0 } else { q.offset })
+                .take(q.limit.min(f.cap.unwrap_or(usize::MAX)))
+                .cloned()
+                .collect();
+            let mut body = json!({"clientId": "c", "messages": page});
+            if f.total {
+                body["total"] = json!(f.items.len());
+            }
+            Json(body)
+        }
+        let fake = Arc::new(fake);
+        let app = axum::Router::new()
+            .route("/chatapi/{token}/client/{client}/history", get(history))
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), fake)
+    }
+
+    /// `n` items a minute apart, the 5th and 6th at the same instant.
+    fn items(n: usize) -> Vec<Value> {
+        (0..n)
+            .map(|i| {
+                let minute = if i == 5 { 4 } else { i };
+                json!({"questionId": format!("q{i}"), "timestamp": format!("2026-01-01T00:{minute:02}:00.000"), "query": "hi"})
+            })
+            .collect()
+    }
+
+    fn client(base: &str, page_size: u32) -> ChatApiClient {
+        let cfg: AimylogicConfig = pipe_plugin_sdk::config::parse(json!({"token": "T0000000:00", "base_url": base,
+            "client_ids": ["c"], "page_size": page_size}))
+        .unwrap();
+        ChatApiClient::new(&cfg, Arc::default()).unwrap()
+    }
+
+    async fn ids(c: &ChatApiClient) -> Result<Vec<String>> {
+        match c.history("c").await? {
+            History::Items(items) => Ok(items.iter().map(|i| i["questionId"].as_str().unwrap().to_string()).collect()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn all(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("q{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_capped_page_is_followed_and_the_cap_learned() {
+        let (base, fake) = serve(Fake { items: items(10), cap: Some(3), ..Fake::default() }).await;
+        let c = client(&base, 5);
+        assert_eq!(ids(&c).await.unwrap(), all(10));
+        // Offsets advance by what arrived; the short page at offset 0 was probed once.
+        assert_eq!(
+            *fake.asked.lock().unwrap(),
+            ["offset=0 from=-", "offset=3 from=-", "offset=6 from=-", "offset=9 from=-"]
+        );
+        // The cap is known now: another client's page of 2 is its last, without a probe.
+        let (base, fake) = serve(Fake { items: items(2), cap: Some(3), ..Fake::default() }).await;
+        let mut c2 = client(&base, 5);
+        c2.seen = c.seen.clone();
+        assert_eq!(ids(&c2).await.unwrap(), all(2));
+        assert_eq!(fake.asked.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_honest_short_history_costs_one_probe_or_none_with_a_total() {
+        let (base, fake) = serve(Fake { items: items(3), ..Fake::default() }).await;
+        assert_eq!(ids(&client(&base, 100)).await.unwrap(), all(3));
+        assert_eq!(*fake.asked.lock().unwrap(), ["offset=0 from=-", "offset=3 from=-"]);
+        let (base, fake) = serve(Fake { items: items(3), total: true, ..Fake::default() }).await;
+        assert_eq!(ids(&client(&base, 100)).await.unwrap(), all(3));
+        assert_eq!(fake.asked.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_ignored_offset_is_paged_by_time() {
+        for (cap, page_size) in [(None, 4), (Some(3), 5)] {
+            let (base, fake) = serve(Fake { items: items(11), cap, ignore_offset: true, ..Fake::default() }).await;
+            assert_eq!(ids(&client(&base, page_size)).await.unwrap(), all(11), "cap {cap:?}");
+            let asked = fake.asked.lock().unwrap();
+            assert!(asked.iter().skip(2).all(|a| a.starts_with("offset=0 from=2026-01-01T00:")), "{asked:?}");
+        }
+        // One item only: the page by time repeats it, and that is the end.
+        let (base, _) = serve(Fake { items: items(1), ignore_offset: true, ..Fake::default() }).await;
+        assert_eq!(ids(&client(&base, 4)).await.unwrap(), all(1));
+    }
+
+    #[tokio::test]
+    async fn ignoring_offset_and_from_is_incomplete() {
+        let (base, _) = serve(Fake { items: items(9), ignore_offset: true, ignore_from: true, ..Fake::default() }).await;
+        match client(&base, 4).history("c").await {
+            Err(PluginError::ListingCut { reason, message, .. }) => {
+                assert_eq!(reason, REASON_INCOMPLETE);
+                assert!(message.contains("ignores `from` too") && message.contains("client `c`"), "{message}");
+            }
+            other => panic!("expected an incomplete cut, got {other:?}"),
+        }
+    }
 
     #[test]
     fn segments_are_encoded() {

@@ -62,7 +62,7 @@ pub struct AimylogicConfig {
     pub to: Option<String>,
     /// The IANA time zone (`Europe/Moscow`) of the vendor's times written without a zone (the
     /// Chat API's `timestamp`, docs/vendors/aimylogic.md §1); times with an offset, `Z` or as
-    /// epoch numbers are read as written. Default `UTC`. `pipe validate --check` shows a hint.
+    /// epoch numbers are read as written. Default `UTC`.
     #[serde(default)]
     pub timezone: Option<String>,
     /// History mode: items asked per request (`limit`/`offset` paging). A server that ignores

@@ -523,6 +523,44 @@ mod tests {
     }
 
     #[test]
+    fn shape_drift_is_reported_with_the_fallback_and_known_shapes_are_not() {
+        // docs/vendors/aimylogic.md §2.5's documented item (and the seed's webhook object,
+        // webhook/mod.rs tests): no drift.
+        let documented = json!({ "questionId": "4b0a", "timestamp": "2024-05-14T09:12:03.517", "query": "Hi",
+            "response": {"replies": [{"type": "text", "text": "Hello"}, {"type": "Raw", "body": {}}]}});
+        assert!(shape_drift(&ctx(), &documented).is_none(), "an unknown reply type is passed through, not drift");
+        let m = map_history(&ctx(), &[documented]);
+        assert!(m.dead_letters.is_empty());
+
+        // A reply without `type`, and an item that is neither request, answer nor typed.
+        let untyped = json!({"questionId": "q1", "timestamp": "2024-05-14T09:12:04.000", "query": "Hi",
+            "response": {"replies": [{"text": "Hello"}]}});
+        let bare = json!({"questionId": "q2", "timestamp": "2024-05-14T09:12:05.000", "token": TOKEN});
+        let m = map_history(&ctx(), &[untyped, bare]);
+        let rows: Vec<_> =
+            m.messages.iter().map(|r| (r.message_id.as_str(), r.sender_role, r.message_type.as_str())).collect();
+        assert_eq!(
+            rows,
+            [("q1:q", SenderRole::Visitor, "text"), ("q1:r0", SenderRole::Bot, "text"), ("q2:e", SenderRole::System, "event")]
+        );
+        let dls: Vec<_> = m.dead_letters.iter().map(|d| (d.reason.as_str(), d.key["message_id"].as_str().unwrap())).collect();
+        assert_eq!(dls, [(REASON_UNEXPECTED_SHAPE, "q1:r0"), (REASON_UNEXPECTED_SHAPE, "q2:e")]);
+        assert!(m.dead_letters[0].message.contains("reply 0 has no string `type`: exported as `text`"));
+        assert!(m.dead_letters.iter().all(|d| !d.raw.to_string().contains("68932bef")), "no token in raw");
+    }
+
+    #[test]
+    fn zone_less_timestamps_are_read_in_the_configured_zone() {
+        let moscow = MapCtx { zone: Zone::named("Europe/Moscow").unwrap(), ..ctx() };
+        // The seed's literal timestamp (docs/vendors/aimylogic.md §1).
+        let item = json!({"questionId": "1", "timestamp": "2022-09-28T12:32:13.262", "query": "a"});
+        let utc = map_history(&ctx(), std::slice::from_ref(&item)).messages[0].sent_at;
+        let msk = map_history(&moscow, &[item]).messages[0].sent_at;
+        assert_eq!(utc - msk, 3 * 3_600_000_000);
+        assert_eq!(pipe_plugin_sdk::time::format_micros(msk), "2022-09-28T09:32:13.262000Z");
+    }
+
+    #[test]
     fn history_envelopes() {
         assert_eq!(history_items(&json!([{"a": 1}])).unwrap().len(), 1);
         assert_eq!(history_items(&json!({"clientId": "c", "messages": [{}, {}]})).unwrap().len(), 2);

@@ -501,6 +501,43 @@ mod tests {
         assert_eq!(m.messages.len(), 1);
     }
 
+    /// The chat object of the webapi v2 seed (`chats[]` of a conversation, verbatim) with a
+    /// `sender` the mapping does not know, and a GraphQL node of an unknown typename: each is
+    /// exported with the fallback role `system` and reported as `unexpected_shape`.
+    #[test]
+    fn unknown_senders_are_exported_as_system_and_reported() {
+        let mut seed_chat = json!({"id": "text", "sender": "USER", "message": "text", "timestamp": 1,
+            "citations": [{"clueId": "text", "source": "text", "title": "text", "knowledgeBaseId": "text", "pageNo": 1, "url": "text", "text": "text"}],
+            "rating": true, "agentRating": true});
+        seed_chat["timestamp"] = json!(1717243200000_i64);
+        let mut campaign = seed_chat.clone();
+        campaign["id"] = json!("c2");
+        campaign["sender"] = json!("CAMPAIGN");
+        let conv = json!({"id": "conv", "createdAt": 1717243200000_i64});
+        let m = map_conversation(
+            "acc",
+            &Bundle { api: Api::Rest, conversation: conv.clone(), chats: vec![seed_chat, campaign], total: Some(2), incomplete: None },
+            0,
+        );
+        let rows: Vec<_> = m.messages.iter().map(|r| (r.message_id.as_str(), r.sender_role, r.message_type.as_str())).collect();
+        assert_eq!(rows, [("text", SenderRole::Visitor, "user"), ("c2", SenderRole::System, "campaign")]);
+        assert_eq!(m.dead_letters.len(), 1, "{:?}", m.dead_letters);
+        let dl = &m.dead_letters[0];
+        assert_eq!((dl.reason.as_str(), dl.key["message_id"].as_str()), (REASON_UNEXPECTED_SHAPE, Some("c2")));
+        assert!(dl.message.contains("the unknown `sender` `CAMPAIGN`: exported with sender_role `system`"), "{}", dl.message);
+        assert_eq!(dl.raw["sender"], "CAMPAIGN");
+
+        let node = json!({"__typename": "SystemChat", "id": "s", "message": "Conversation assigned", "createdAt": 1543512345678_i64});
+        let m = map_conversation(
+            "acc",
+            &Bundle { api: Api::Graphql, conversation: conv, chats: vec![node], total: None, incomplete: None },
+            0,
+        );
+        assert_eq!((m.messages[0].sender_role, m.messages[0].message_type.as_str()), (SenderRole::System, "system"));
+        assert_eq!(m.dead_letters.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>(), [REASON_UNEXPECTED_SHAPE]);
+        assert!(m.dead_letters[0].message.contains("`__typename` `SystemChat`"));
+    }
+
     /// The GraphQL example of alli.md §4, mapped.
     #[test]
     fn graphql_example() {

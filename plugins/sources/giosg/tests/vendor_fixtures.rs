@@ -180,3 +180,72 @@ fn far_future_and_out_of_range_times_are_dead_letters() {
     assert_eq!(conversation.created_at, None);
     assert!(conversation.updated_at.is_some());
 }
+
+/// Shape drift (docs/design.md §6): the documented message with a `sender_type` the mapping
+/// does not know, one without `type`, and a membership of an unknown `member_type` are
+/// exported with the documented fallbacks and each reported as `unexpected_shape`; the
+/// documented payloads themselves report none.
+#[test]
+fn unknown_enum_values_are_exported_with_fallbacks_and_reported() {
+    let (tags, variables) = tags_and_variables();
+    let mut messages = results(&fixture("messages_page.json"));
+    let mut bot = messages[0].clone();
+    bot["id"] = Value::from("bot-1");
+    bot["sender_type"] = Value::from("bot");
+    bot["is_encrypted"] = Value::from(false);
+    bot.as_object_mut().unwrap().remove("encrypted_message");
+    bot["message"] = Value::from("Hello from a bot");
+    let mut untyped = bot.clone();
+    untyped["id"] = Value::from("untyped-1");
+    untyped["sender_type"] = Value::from("visitor");
+    untyped.as_object_mut().unwrap().remove("type");
+    messages.extend([bot, untyped]);
+    let mut memberships = results(&fixture("memberships_page.json"));
+    let mut bot_member = memberships[0].clone();
+    bot_member["member_type"] = Value::from("bot");
+    memberships.push(bot_member);
+    let bundle = ChatBundle {
+        chat: results(&fixture("owned_chats_page.json"))[0].clone(),
+        messages,
+        memberships,
+        tags: results(&tags),
+        variables: results(&variables),
+    };
+    let mapped = map_chat(ORG, &bundle, 7);
+    let drift: Vec<(&str, Option<&str>, &str)> = mapped
+        .dead_letters
+        .iter()
+        .filter(|d| d.reason == pipe_plugin_sdk::REASON_UNEXPECTED_SHAPE)
+        .map(|d| (d.stream.as_str(), d.key["message_id"].as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(drift.len(), 3, "{drift:?}");
+    assert_eq!((drift[0].0, drift[0].1), ("messages", Some("bot-1")));
+    assert!(drift[0].2.contains("unknown `sender_type` `bot`: exported with sender_role `system`"), "{}", drift[0].2);
+    assert_eq!((drift[1].0, drift[1].1), ("messages", Some("untyped-1")));
+    assert!(drift[1].2.contains("no string `type`: exported as `msg`"), "{}", drift[1].2);
+    assert_eq!((drift[2].0, drift[2].1), ("conversations", None));
+    assert!(drift[2].2.contains("unknown `member_type` `bot`"), "{}", drift[2].2);
+    let row = |id: &str| mapped.messages.iter().find(|m| m.message_id == id).unwrap();
+    assert_eq!((row("bot-1").sender_role.as_str(), row("bot-1").text.as_deref()), ("system", Some("Hello from a bot")));
+    assert_eq!((row("untyped-1").sender_role.as_str(), row("untyped-1").message_type.as_str()), ("visitor", "msg"));
+    assert!(mapped.conversation.is_some());
+}
+
+/// Visitor variables of an encrypted room (docs/vendors/giosg.md §5.5) are passed on as they
+/// arrive for the `decrypt` transform, and the name is never taken from a ciphertext.
+#[test]
+fn encrypted_variables_are_not_a_visitor_name() {
+    let bundle = ChatBundle {
+        chat: results(&fixture("owned_chats_page.json"))[0].clone(),
+        messages: Vec::new(),
+        memberships: Vec::new(),
+        tags: Vec::new(),
+        variables: vec![
+            serde_json::json!({"key": "username", "value": "MDAwMDDQ9Mn5kH7v4BXslkglavGSYr0A2Uq1lMSYtYG/BZ5yVhy7rps46bfNuQS8/56ULEsN7pwW\n"}),
+            serde_json::json!({"key": "_encrypted_aes_key", "value": "c2VjcmV0\n"}),
+        ],
+    };
+    let conv = map_chat(ORG, &bundle, 7).conversation.unwrap();
+    assert_eq!(conv.visitor_name, None);
+    assert_eq!(conv.variables.len(), 2, "left for the decrypt transform");
+}
