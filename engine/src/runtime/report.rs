@@ -89,7 +89,9 @@ impl RunReport {
             DeadLetterKind::RetryBudgetExhausted | DeadLetterKind::AccountFailed => {
                 self.stopped_early.push(dl.message.clone())
             }
-            DeadLetterKind::Rejected(reason) => self.rejected.push(format!("{} {} ({reason})", dl.stream, record_key(dl))),
+            DeadLetterKind::Rejected(reason) => {
+                self.rejected.push(format!("{} {} ({reason})", dl.stream, record_key(dl)))
+            }
             DeadLetterKind::UnexpectedShape => self.unexpected_shape.push(format!("{} {}", dl.stream, record_key(dl))),
             // A listing cut short: a conversation's own listing names the conversation, the
             // conversation listing itself stops the source early.

@@ -53,8 +53,9 @@ pub use metrics::Metrics;
 pub use plugin::{
     Checkpoint, CommitCadence, DeadLetter, DeadLetterKind, Event, PluginDescriptor, PluginFactory, PluginKind,
     REASON_ACCOUNT_FAILED, REASON_CONVERSATION_FORBIDDEN, REASON_CONVERSATION_GONE, REASON_INCOMPLETE,
-    REASON_PAGING_LOOP, REASON_RESPONSE_TOO_LARGE, REASON_RETRY_BUDGET, REASON_UNEXPECTED_SHAPE, REJECTED_REASONS, Sink, SinkContext, SinkStats,
-    Source, SourceContext, SourceControl, StreamDecl, Transform, TransformContext, TransformOutput,
+    REASON_PAGING_LOOP, REASON_RESPONSE_TOO_LARGE, REASON_RETRY_BUDGET, REASON_UNEXPECTED_SHAPE, REJECTED_REASONS,
+    Sink, SinkContext, SinkStats, Source, SourceContext, SourceControl, StreamDecl, Transform, TransformContext,
+    TransformOutput,
 };
 
 /// Re-exports plugin authors need so their Arrow and async-trait versions match the SDK's.

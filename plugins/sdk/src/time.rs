@@ -27,8 +27,10 @@ impl Zone {
     ///
     /// Errors: a message naming `name` when the database has no such zone.
     pub fn named(name: &str) -> std::result::Result<Zone, String> {
-        let tz: chrono_tz::Tz =
-            name.trim().parse().map_err(|_| format!("`{name}` is not an IANA time zone name (e.g. Europe/Moscow, UTC)"))?;
+        let tz: chrono_tz::Tz = name
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{name}` is not an IANA time zone name (e.g. Europe/Moscow, UTC)"))?;
         Ok(if tz == chrono_tz::UTC { Zone::UTC } else { Zone(Some(tz)) })
     }
 
@@ -320,7 +322,11 @@ mod tests {
         assert_eq!(vendor_time(Some(&json!(1_717_243_200.0)), EpochUnit::Seconds, Zone::UTC, NOW), want);
         assert_eq!(vendor_time(Some(&json!(1_717_243_200_000_000_i64)), EpochUnit::Micros, Zone::UTC, NOW), want);
         for by_magnitude in [json!(1_717_243_200), json!(1_717_243_200_000_i64), json!(1_717_243_200_000_000_i64)] {
-            assert_eq!(vendor_time(Some(&by_magnitude), EpochUnit::ByMagnitude, Zone::UTC, NOW), want, "{by_magnitude}");
+            assert_eq!(
+                vendor_time(Some(&by_magnitude), EpochUnit::ByMagnitude, Zone::UTC, NOW),
+                want,
+                "{by_magnitude}"
+            );
         }
         assert_eq!(vendor_time(None, EpochUnit::Millis, Zone::UTC, NOW), Ok(None));
         assert_eq!(vendor_time(Some(&Value::Null), EpochUnit::Millis, Zone::UTC, NOW), Ok(None));
@@ -332,7 +338,10 @@ mod tests {
             assert_eq!(vendor_time(Some(&v), EpochUnit::Millis, Zone::UTC, NOW), Err(TimeProblem::OutOfRange), "{v}");
         }
         // i64::MAX microseconds is an i64, but no reader formats year 294247.
-        assert_eq!(vendor_time(Some(&json!(i64::MAX)), EpochUnit::Micros, Zone::UTC, NOW), Err(TimeProblem::OutOfRange));
+        assert_eq!(
+            vendor_time(Some(&json!(i64::MAX)), EpochUnit::Micros, Zone::UTC, NOW),
+            Err(TimeProblem::OutOfRange)
+        );
         assert_eq!(EpochUnit::Seconds.to_micros(f64::NAN), Err(TimeProblem::OutOfRange));
         assert_eq!(EpochUnit::Seconds.to_micros(f64::INFINITY), Err(TimeProblem::OutOfRange));
     }
@@ -397,8 +406,14 @@ mod tests {
         // Daylight saving: Berlin's 02:30 on 2024-03-31 does not exist (read at +01:00), its
         // 02:30 on 2024-10-27 happens twice (the earlier, +02:00).
         let berlin = Zone::named("Europe/Berlin").unwrap();
-        assert_eq!(format_micros(parse_timestamp_in("2024-03-31T02:30:00", berlin).unwrap()), "2024-03-31T01:30:00.000000Z");
-        assert_eq!(format_micros(parse_timestamp_in("2024-10-27T02:30:00", berlin).unwrap()), "2024-10-27T00:30:00.000000Z");
+        assert_eq!(
+            format_micros(parse_timestamp_in("2024-03-31T02:30:00", berlin).unwrap()),
+            "2024-03-31T01:30:00.000000Z"
+        );
+        assert_eq!(
+            format_micros(parse_timestamp_in("2024-10-27T02:30:00", berlin).unwrap()),
+            "2024-10-27T00:30:00.000000Z"
+        );
         assert_eq!(moscow.wall_clock(msk).unwrap().to_string(), "2022-09-28 12:32:13.262");
         let mut times = RecordTimes::new(NOW, EpochUnit::Millis).in_zone(moscow);
         assert_eq!(times.read(&json!({"t": "2022-09-28T12:32:13.262"}), "t"), Some(msk));

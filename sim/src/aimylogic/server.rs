@@ -52,10 +52,13 @@ fn bound(v: &Option<String>, zone: Option<chrono_tz::Tz>) -> Result<Option<i64>,
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return Ok(Some(t.timestamp_micros()));
     }
-    let naive = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| format!("bad time `{v}`"))?;
+    let naive =
+        chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| format!("bad time `{v}`"))?;
     Ok(Some(match zone {
         None => naive.and_utc().timestamp_micros(),
-        Some(tz) => tz.from_local_datetime(&naive).earliest().ok_or(format!("no such local time `{v}`"))?.timestamp_micros(),
+        Some(tz) => {
+            tz.from_local_datetime(&naive).earliest().ok_or(format!("no such local time `{v}`"))?.timestamp_micros()
+        }
     }))
 }
 

@@ -37,7 +37,14 @@ fn rows(dir: &Path) -> Vec<Row> {
         .iter()
         .map(|r| {
             let text = r["text"].as_str().map(str::to_string);
-            (s(r, "conversation_id"), s(r, "message_id"), s(r, "sender_role"), s(r, "message_type"), text, r["sent_at"].as_i64().unwrap())
+            (
+                s(r, "conversation_id"),
+                s(r, "message_id"),
+                s(r, "sender_role"),
+                s(r, "message_type"),
+                text,
+                r["sent_at"].as_i64().unwrap(),
+            )
         })
         .collect();
     out.sort();
@@ -59,7 +66,13 @@ fn truth(d: &Dataset, skip: &[&str]) -> Vec<Row> {
 fn dead_letters(dir: &Path) -> Vec<Value> {
     files_under(&dir.join("dl"))
         .iter()
-        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
 
@@ -123,11 +136,15 @@ async fn a_history_no_strategy_can_page_is_incomplete_and_keeps_its_watermark() 
     assert!(err.contains(&long), "the client is named: {err}");
     let dls = dead_letters(dir.path());
     assert_eq!(dls.len(), 1, "{dls:?}");
-    assert_eq!((dls[0]["reason"].as_str(), dls[0]["key"]["conversation_id"].as_str()), (Some("incomplete"), Some(long.as_str())));
+    assert_eq!(
+        (dls[0]["reason"].as_str(), dls[0]["key"]["conversation_id"].as_str()),
+        (Some("incomplete"), Some(long.as_str()))
+    );
     assert!(dls[0]["message"].as_str().unwrap().contains("ignores `from` too"), "{}", dls[0]);
     assert!(!dls[0].to_string().contains("5f0c1b2a3d4e5f6071"), "no token in the dead letter");
     assert_eq!(rows(dir.path()), truth(&d, &[&long]), "every other client, exactly; nothing of the cut one");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["completeness"]["incomplete_conversations"], serde_json::json!([long]));
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(".pipe/state/aimy.json")).unwrap()).unwrap();

@@ -24,7 +24,10 @@ const DECRYPT: &str = "[[transforms]]\nplugin = \"decrypt\"\nprivate_key_file = 
 
 /// `conversation_id` → (variables, visitor_name) of every conversation row under `dir/out`.
 fn conversations(dir: &Path) -> BTreeMap<String, (BTreeMap<String, String>, Option<String>)> {
-    let rows = Parquet::at(dir.join("out/conversations")).columns(&["conversation_id", "variables", "visitor_name"]).read().rows;
+    let rows = Parquet::at(dir.join("out/conversations"))
+        .columns(&["conversation_id", "variables", "visitor_name"])
+        .read()
+        .rows;
     rows.iter()
         .map(|r| {
             let vars = r["variables"]
@@ -37,12 +40,19 @@ fn conversations(dir: &Path) -> BTreeMap<String, (BTreeMap<String, String>, Opti
 }
 
 fn dead_letters(file: &Path) -> Vec<Value> {
-    std::fs::read_to_string(file).map(|t| t.lines().map(|l| serde_json::from_str(l).unwrap()).collect()).unwrap_or_default()
+    std::fs::read_to_string(file)
+        .map(|t| t.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+        .unwrap_or_default()
 }
 
 /// The plaintext variables of a chat of the unencrypted dataset.
 fn plain_variables(d: &Dataset, chat: &str) -> BTreeMap<String, String> {
-    d.chat(chat).unwrap().variables.iter().map(|v| (v["key"].as_str().unwrap().into(), v["value"].as_str().unwrap().into())).collect()
+    d.chat(chat)
+        .unwrap()
+        .variables
+        .iter()
+        .map(|v| (v["key"].as_str().unwrap().into(), v["value"].as_str().unwrap().into()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,8 +97,12 @@ async fn encrypted_visitor_variables_are_decrypted_and_never_exported_as_ciphert
         let (vars, name) = &got[id];
         assert_eq!(vars, &want, "chat {id}: the plaintexts, and no `_encrypted_aes_key`");
         // The name: the membership's, else the (decrypted) `username`.
-        let member = c.memberships.iter().find(|m| m["member_type"] == "visitor").and_then(|m| m["member_name"].as_str());
-        let username = plain_variables(&plain, id).get("username").cloned().filter(|_| !(id == damaged_id && damaged_var == "username"));
+        let member =
+            c.memberships.iter().find(|m| m["member_type"] == "visitor").and_then(|m| m["member_name"].as_str());
+        let username = plain_variables(&plain, id)
+            .get("username")
+            .cloned()
+            .filter(|_| !(id == damaged_id && damaged_var == "username"));
         assert_eq!(name.as_deref(), member.or(username.as_deref()), "chat {id}");
     }
     let dls = dead_letters(&dir.path().join("dl/conversations.jsonl"));

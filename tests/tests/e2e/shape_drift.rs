@@ -17,13 +17,24 @@ use serde_json::Value;
 fn dead_letters(dir: &Path) -> Vec<Value> {
     files_under(&dir.join("dl"))
         .iter()
-        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>())
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
         .collect()
 }
 
 fn keys_of(dls: &[Value]) -> BTreeSet<(String, String)> {
     dls.iter()
-        .map(|d| (d["key"]["conversation_id"].as_str().unwrap().to_string(), d["key"]["message_id"].as_str().unwrap().to_string()))
+        .map(|d| {
+            (
+                d["key"]["conversation_id"].as_str().unwrap().to_string(),
+                d["key"]["message_id"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -34,7 +45,9 @@ fn roles(dir: &Path) -> std::collections::BTreeMap<(String, String), (String, St
         .read()
         .rows;
     let s = |r: &Value, k: &str| r[k].as_str().unwrap().to_string();
-    rows.iter().map(|r| ((s(r, "conversation_id"), s(r, "message_id")), (s(r, "sender_role"), s(r, "message_type")))).collect()
+    rows.iter()
+        .map(|r| ((s(r, "conversation_id"), s(r, "message_id")), (s(r, "sender_role"), s(r, "message_type"))))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,8 +88,11 @@ async fn giosg_unknown_sender_types_are_exported_as_system_and_counted() {
     assert!(dls.iter().all(|d| d["reason"] == "unexpected_shape" && d["stage"] == "giosg"), "{dls:?}");
     assert_eq!(keys_of(&dls), drifted_set);
     assert!(dls.iter().all(|d| d["raw"]["sender_type"] == "bot"), "the raw object is kept");
-    assert!(dls[0]["message"].as_str().unwrap().contains("unknown `sender_type` `bot`: exported with sender_role `system`"));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert!(
+        dls[0]["message"].as_str().unwrap().contains("unknown `sender_type` `bot`: exported with sender_role `system`")
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["unexpected_shape"]["count"], drifted.len());
     assert_eq!(report["completeness"]["ok"], true);
     assert_eq!(report["outcome"], "success");
@@ -120,7 +136,8 @@ async fn aimylogic_items_of_unknown_shape_are_exported_with_fallbacks_and_counte
     assert!(dls.iter().all(|d| d["reason"] == "unexpected_shape"), "{dls:?}");
     assert_eq!(keys_of(&dls), drifted.iter().cloned().collect::<BTreeSet<_>>());
     assert!(!dls.iter().any(|d| d.to_string().contains("5f0c1b2a3d4e5f6071")), "no token in the dead letters");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["unexpected_shape"]["count"], 2);
 
     // The next run (nothing new) reports nothing again: drift is reported with its row, once.

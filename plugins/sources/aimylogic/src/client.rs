@@ -208,15 +208,24 @@ impl ChatApiClient {
         loop {
             let Some(last) = items.last() else { return Ok(items) };
             let Some(last_t) = time(last) else {
-                return Err(self.cut(client_id, "it ignores `offset` and its last item has no readable `timestamp` to page on"));
+                return Err(
+                    self.cut(client_id, "it ignores `offset` and its last item has no readable `timestamp` to page on")
+                );
             };
             let window_from = match last.get("timestamp") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
-                _ => return Err(self.cut(client_id, "it ignores `offset` and its last item has no `timestamp` to page on")),
+                _ => {
+                    return Err(
+                        self.cut(client_id, "it ignores `offset` and its last item has no `timestamp` to page on")
+                    );
+                }
             };
             if !is_in_time_order(&items, time) {
-                return Err(self.cut(client_id, "it ignores `offset` and its items are not in time order, so `from` cannot page it"));
+                return Err(self.cut(
+                    client_id,
+                    "it ignores `offset` and its items are not in time order, so `from` cannot page it",
+                ));
             }
             let page = self.window(client_id, &window_from, last_t, &mut guard).await?;
             let full = page.len() >= longest;
@@ -256,7 +265,13 @@ impl ChatApiClient {
     ///
     /// Errors: as [`ChatApiClient::history`]; `incomplete` when the answer is not a page or
     /// holds items before `from` (the server ignores `from` too).
-    async fn window(&self, client_id: &str, window_from: &str, from_us: i64, guard: &mut PageGuard) -> Result<Vec<Value>> {
+    async fn window(
+        &self,
+        client_id: &str,
+        window_from: &str,
+        from_us: i64,
+        guard: &mut PageGuard,
+    ) -> Result<Vec<Value>> {
         guard.position("from", window_from)?;
         let page = match self.page(client_id, 0, Some(window_from), false).await? {
             Ok((page, _)) => page,
@@ -338,7 +353,8 @@ mod tests {
     async fn serve(fake: Fake) -> (String, Arc<Fake>) {
         async fn history(State(f): State<Arc<Fake>>, Query(q): Query<Q>) -> Json<Value> {
             f.asked.lock().unwrap().push(format!("offset={} from={}", q.offset, q.from.as_deref().unwrap_or("-")));
-            let from = q.from.filter(|_| !f.ignore_from).and_then(|s| pipe_plugin_sdk::time::parse_timestamp_micros(&s));
+            let from =
+                q.from.filter(|_| !f.ignore_from).and_then(|s| pipe_plugin_sdk::time::parse_timestamp_micros(&s));
             let page: Vec<Value> = f
                 .items
                 .iter()
@@ -434,7 +450,8 @@ mod tests {
 
     #[tokio::test]
     async fn ignoring_offset_and_from_is_incomplete() {
-        let (base, _) = serve(Fake { items: items(9), ignore_offset: true, ignore_from: true, ..Fake::default() }).await;
+        let (base, _) =
+            serve(Fake { items: items(9), ignore_offset: true, ignore_from: true, ..Fake::default() }).await;
         match client(&base, 4).history("c").await {
             Err(PluginError::ListingCut { reason, message, .. }) => {
                 assert_eq!(reason, REASON_INCOMPLETE);

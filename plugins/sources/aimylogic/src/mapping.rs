@@ -306,7 +306,8 @@ pub fn shape_drift(ctx: &MapCtx<'_>, item: &Value) -> Option<DeadLetter> {
     let qid = question_id(item)?;
     let mut problems: Vec<(String, String)> = Vec::new();
     let req = request(item);
-    let has_request = ["query", "event"].iter().any(|k| req.get(*k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
+    let has_request =
+        ["query", "event"].iter().any(|k| req.get(*k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()));
     let answer = response(item);
     if !has_request && answer.is_none() && item.get("type").and_then(Value::as_str).is_none() {
         problems.push((
@@ -541,9 +542,14 @@ mod tests {
             m.messages.iter().map(|r| (r.message_id.as_str(), r.sender_role, r.message_type.as_str())).collect();
         assert_eq!(
             rows,
-            [("q1:q", SenderRole::Visitor, "text"), ("q1:r0", SenderRole::Bot, "text"), ("q2:e", SenderRole::System, "event")]
+            [
+                ("q1:q", SenderRole::Visitor, "text"),
+                ("q1:r0", SenderRole::Bot, "text"),
+                ("q2:e", SenderRole::System, "event")
+            ]
         );
-        let dls: Vec<_> = m.dead_letters.iter().map(|d| (d.reason.as_str(), d.key["message_id"].as_str().unwrap())).collect();
+        let dls: Vec<_> =
+            m.dead_letters.iter().map(|d| (d.reason.as_str(), d.key["message_id"].as_str().unwrap())).collect();
         assert_eq!(dls, [(REASON_UNEXPECTED_SHAPE, "q1:r0"), (REASON_UNEXPECTED_SHAPE, "q2:e")]);
         assert!(m.dead_letters[0].message.contains("reply 0 has no string `type`: exported as `text`"));
         assert!(m.dead_letters.iter().all(|d| !d.raw.to_string().contains("68932bef")), "no token in raw");

@@ -312,7 +312,11 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
         });
         if !KNOWN_SENDERS.contains(kind) {
             let field = if b.api == Api::Rest { "sender" } else { "__typename" };
-            let what = if kind.is_empty() { format!("no string `{field}`") } else { format!("the unknown `{field}` `{kind}`") };
+            let what = if kind.is_empty() {
+                format!("no string `{field}`")
+            } else {
+                format!("the unknown `{field}` `{kind}`")
+            };
             let id = s(m, "id").unwrap_or_default();
             out.dead_letters.push(dead_letter(
                 MESSAGES,
@@ -516,15 +520,26 @@ mod tests {
         let conv = json!({"id": "conv", "createdAt": 1717243200000_i64});
         let m = map_conversation(
             "acc",
-            &Bundle { api: Api::Rest, conversation: conv.clone(), chats: vec![seed_chat, campaign], total: Some(2), incomplete: None },
+            &Bundle {
+                api: Api::Rest,
+                conversation: conv.clone(),
+                chats: vec![seed_chat, campaign],
+                total: Some(2),
+                incomplete: None,
+            },
             0,
         );
-        let rows: Vec<_> = m.messages.iter().map(|r| (r.message_id.as_str(), r.sender_role, r.message_type.as_str())).collect();
+        let rows: Vec<_> =
+            m.messages.iter().map(|r| (r.message_id.as_str(), r.sender_role, r.message_type.as_str())).collect();
         assert_eq!(rows, [("text", SenderRole::Visitor, "user"), ("c2", SenderRole::System, "campaign")]);
         assert_eq!(m.dead_letters.len(), 1, "{:?}", m.dead_letters);
         let dl = &m.dead_letters[0];
         assert_eq!((dl.reason.as_str(), dl.key["message_id"].as_str()), (REASON_UNEXPECTED_SHAPE, Some("c2")));
-        assert!(dl.message.contains("the unknown `sender` `CAMPAIGN`: exported with sender_role `system`"), "{}", dl.message);
+        assert!(
+            dl.message.contains("the unknown `sender` `CAMPAIGN`: exported with sender_role `system`"),
+            "{}",
+            dl.message
+        );
         assert_eq!(dl.raw["sender"], "CAMPAIGN");
 
         let node = json!({"__typename": "SystemChat", "id": "s", "message": "Conversation assigned", "createdAt": 1543512345678_i64});

@@ -76,8 +76,9 @@ impl Decryptor {
             col("visitor_name").as_string::<i32>(),
             col("variables").as_map(),
         );
-        let wrapped: Vec<Option<&str>> =
-            (0..batch.num_rows()).map(|r| vars.is_valid(r).then(|| entry(vars, r, VAR_ENCRYPTED_KEY)).flatten()).collect();
+        let wrapped: Vec<Option<&str>> = (0..batch.num_rows())
+            .map(|r| vars.is_valid(r).then(|| entry(vars, r, VAR_ENCRYPTED_KEY)).flatten())
+            .collect();
         if wrapped.iter().all(Option::is_none) {
             return Ok(vec![TransformOutput::Batch(batch.clone())]);
         }

@@ -353,8 +353,13 @@ impl WebhookSource {
                 }
                 let mut conversations = ConversationsBuilder::new();
                 for (client_id, (rows, ended, items)) in &per_client {
-                    let ctx =
-                        MapCtx { account_id: &self.account_id, client_id, token: &self.token, extracted_at, zone: self.zone };
+                    let ctx = MapCtx {
+                        account_id: &self.account_id,
+                        client_id,
+                        token: &self.token,
+                        extracted_at,
+                        zone: self.zone,
+                    };
                     for r in rows {
                         messages.append(r);
                     }
@@ -403,9 +408,7 @@ fn from_state(state: Option<&Value>) -> Result<(u64, VecDeque<String>, FirstSeen
         .get("first")
         .and_then(Value::as_object)
         .map(|o| {
-            o.iter()
-                .filter_map(|(c, v)| Some((c.clone(), (v.get("us")?.as_i64()?, v.get("seq")?.as_u64()?))))
-                .collect()
+            o.iter().filter_map(|(c, v)| Some((c.clone(), (v.get("us")?.as_i64()?, v.get("seq")?.as_u64()?)))).collect()
         })
         .unwrap_or_default();
     let seq = s.get("seq").and_then(Value::as_u64).ok_or_else(|| PluginError::Config {
@@ -638,7 +641,11 @@ mod tests {
 
     /// The rows of the next POST: (messages as (id, role, type, text, sent_at), conversations
     /// as (id, created_at, updated_at, visitor_id)), and the dead-letter reasons.
-    type PostRows = (Vec<(String, String, String, Option<String>, i64)>, Vec<(String, Option<i64>, Option<i64>, Option<String>)>, Vec<String>);
+    type PostRows = (
+        Vec<(String, String, String, Option<String>, i64)>,
+        Vec<(String, Option<i64>, Option<i64>, Option<String>)>,
+        Vec<String>,
+    );
 
     async fn next_post(src: &mut WebhookSource) -> PostRows {
         use pipe_plugin_sdk::reexports::arrow_array::cast::AsArray;
@@ -650,9 +657,11 @@ mod tests {
                 Event::DeadLetter(dl) => dead.push(dl.reason),
                 Event::Batch { stream, batch } => {
                     let s = |c: &str| batch.column_by_name(c).unwrap().as_string::<i32>().clone();
-                    let t = |c: &str| batch.column_by_name(c).unwrap().as_primitive::<TimestampMicrosecondType>().clone();
+                    let t =
+                        |c: &str| batch.column_by_name(c).unwrap().as_primitive::<TimestampMicrosecondType>().clone();
                     if stream == MESSAGES {
-                        let (id, role, kind, text, at) = (s("message_id"), s("sender_role"), s("message_type"), s("text"), t("sent_at"));
+                        let (id, role, kind, text, at) =
+                            (s("message_id"), s("sender_role"), s("message_type"), s("text"), t("sent_at"));
                         for r in 0..batch.num_rows() {
                             msgs.push((
                                 id.value(r).to_string(),
@@ -663,7 +672,8 @@ mod tests {
                             ));
                         }
                     } else {
-                        let (id, created, updated, visitor) = (s("conversation_id"), t("created_at"), t("updated_at"), s("visitor_id"));
+                        let (id, created, updated, visitor) =
+                            (s("conversation_id"), t("created_at"), t("updated_at"), s("visitor_id"));
                         for r in 0..batch.num_rows() {
                             convs.push((
                                 id.value(r).to_string(),
@@ -689,7 +699,13 @@ mod tests {
         // No `query`, no `event`: no visitor message is invented; the reply is the bot's.
         assert_eq!(
             msgs,
-            [("12345:r0".to_string(), "bot".to_string(), "text".to_string(), Some("Tell the bot something".to_string()), t0)]
+            [(
+                "12345:r0".to_string(),
+                "bot".to_string(),
+                "text".to_string(),
+                Some("Tell the bot something".to_string()),
+                t0
+            )]
         );
         assert_eq!(convs, [("test".to_string(), Some(t0), Some(t0), Some("test".to_string()))]);
         assert!(dead.is_empty(), "{dead:?}");
@@ -734,9 +750,6 @@ mod tests {
         let (msgs, convs, _) = next_post(&mut src).await;
         assert_eq!(convs[0].1, None, "its history began before the listener saw it");
         // `timezone`: the seed's zone-less 12:32:13.262 read as Moscow time is 09:32 UTC.
-        assert_eq!(
-            pipe_plugin_sdk::time::format_micros(msgs[0].4),
-            "2022-09-28T09:32:13.262000Z"
-        );
+        assert_eq!(pipe_plugin_sdk::time::format_micros(msgs[0].4), "2022-09-28T09:32:13.262000Z");
     }
 }
