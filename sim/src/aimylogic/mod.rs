@@ -10,6 +10,13 @@
 //! `:`, `@` and Cyrillic; event requests; agent replies; several reply types (text, buttons,
 //! image, carousel, and one unknown type); widget-state items with neither request nor reply;
 //! several bot sessions per client; two items with the same timestamp.
+//!
+//! Strict modes play what a real server may do differently from our notes (issue 17): a history
+//! that ignores `offset` ([`AimylogicSim::ignore_offset`]) or `from` too
+//! ([`AimylogicSim::ignore_from`]), pages capped below `limit` ([`AimylogicSim::max_page_size`]),
+//! zone-less times in Moscow's wall clock ([`AimylogicSim::zone_less_in`]), and items of shapes the
+//! mapping does not know ([`Dataset::with_shape_drift`]). Webhook events sometimes carry no `query`,
+//! like the help page's own example.
 
 mod generate;
 mod sender;

@@ -182,9 +182,10 @@ proptest! {
     #[test]
     fn aimylogic_mapping_never_panics_and_checks_every_time(items in records(10)) {
         use pipe_plugin_aimylogic::mapping::{MapCtx, item_position, map_history};
-        let ctx = MapCtx { account_id: "acc", client_id: "client", token: "tok", extracted_at: now_micros() };
+        let zone = pipe_plugin_sdk::time::Zone::named("Europe/Moscow").unwrap();
+        let ctx = MapCtx { account_id: "acc", client_id: "client", token: "tok", extracted_at: now_micros(), zone };
         for item in &items {
-            let _ = item_position(item);
+            let _ = item_position(item, zone);
         }
         let mapped = map_history(&ctx, &items);
         assert_times_checked(&mapped.messages, mapped.conversation.as_ref());
