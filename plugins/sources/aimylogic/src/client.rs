@@ -227,7 +227,7 @@ impl ChatApiClient {
                     "it ignores `offset` and its items are not in time order, so `from` cannot page it",
                 ));
             }
-            let page = self.window(client_id, &window_from, last_t, &mut guard).await?;
+            let page = self.window(client_id, &window_from, last_t, items.len(), &mut guard).await?;
             let full = page.len() >= longest;
             longest = longest.max(page.len());
             let fresh: Vec<Value> = page.iter().filter(|i| seen.insert(i.to_string())).cloned().collect();
@@ -248,7 +248,7 @@ impl ChatApiClient {
                     .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
                     .unwrap_or_default(),
             };
-            let beyond = self.window(client_id, &after, next_us, &mut guard).await?;
+            let beyond = self.window(client_id, &after, next_us, items.len(), &mut guard).await?;
             if beyond.iter().all(|i| seen.contains(&i.to_string())) {
                 return Ok(items);
             }
@@ -261,7 +261,8 @@ impl ChatApiClient {
         }
     }
 
-    /// One page of the history from `window_from` (a vendor time, read as `from_us`).
+    /// One page of the history from `window_from` (a vendor time, read as `from_us`), with
+    /// `read` items read so far.
     ///
     /// Errors: as [`ChatApiClient::history`]; `incomplete` when the answer is not a page or
     /// holds items before `from` (the server ignores `from` too).
@@ -270,9 +271,12 @@ impl ChatApiClient {
         client_id: &str,
         window_from: &str,
         from_us: i64,
+        read: usize,
         guard: &mut PageGuard,
     ) -> Result<Vec<Value>> {
-        guard.position("from", window_from)?;
+        // The same `from` may come twice when new items share the instant paged from; with as
+        // many items read as before, it is a loop.
+        guard.position("from", &format!("{window_from} after {read} items"))?;
         let page = match self.page(client_id, 0, Some(window_from), false).await? {
             Ok((page, _)) => page,
             Err(_) => return Err(self.cut(client_id, "a request by `from` answered no history")),
