@@ -12,7 +12,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use pipe_plugin_decrypt::batch::{ATTR_ENCRYPTED_KEY, Decryptor};
 use pipe_plugin_decrypt::private_key;
-use pipe_plugin_sdk::schema::{MessageRow, MessagesBuilder, SenderRole, messages_schema};
+use pipe_plugin_sdk::schema::{
+    ConversationRow, ConversationsBuilder, MessageRow, MessagesBuilder, SenderRole, messages_schema,
+};
 use pipe_plugin_sdk::{DeadLetter, PluginFactory, StreamDecl, TransformContext, TransformOutput};
 use serde_json::json;
 
@@ -266,7 +268,13 @@ async fn through_the_descriptor() {
     assert_eq!(t.output_stream(&messages).unwrap().schema, messages_schema());
     let conversations =
         StreamDecl { name: "conversations".into(), schema: pipe_plugin_sdk::schema::conversations_schema() };
-    assert!(t.output_stream(&conversations).is_none());
+    assert_eq!(
+        t.output_stream(&conversations).unwrap().schema,
+        pipe_plugin_sdk::schema::conversations_schema(),
+        "visitor variables are decrypted in place"
+    );
+    let other = StreamDecl { name: "events".into(), schema: messages_schema() };
+    assert!(t.output_stream(&other).is_none());
 
     let private = private_key::parse(&std::fs::read(fixture("test_key_pkcs8.pem")).unwrap(), None).unwrap();
     let chat = Chat::new(&OaepPublicEncryptingKey::new(private.public_key()).unwrap(), 5);
@@ -274,4 +282,94 @@ async fn through_the_descriptor() {
     let (out, dls) = split(t.transform("messages", input).await.unwrap());
     assert!(dls.is_empty());
     assert_eq!(col(&out, "text").value(0), "hello");
+}
+
+/// A conversation row of `conversation` with these visitor variables and name.
+fn conversation(conversation: &str, variables: &[(&str, String)], visitor_name: Option<&str>) -> ConversationRow {
+    ConversationRow {
+        vendor: "giosg".into(),
+        account_id: "org".into(),
+        conversation_id: conversation.into(),
+        visitor_name: visitor_name.map(str::to_string),
+        variables: variables.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        raw: "{}".into(),
+        extracted_at: 1_700_000_000_000_000,
+        ..Default::default()
+    }
+}
+
+/// `(variables, visitor_name)` of each row of a conversations batch.
+fn variables_of(b: &RecordBatch) -> Vec<(BTreeMap<String, String>, Option<String>)> {
+    let vars = b.column_by_name("variables").unwrap().as_map();
+    let names = col(b, "visitor_name");
+    (0..b.num_rows())
+        .map(|r| {
+            let entries = vars.value(r);
+            let (k, v) = (entries.column(0).as_string::<i32>(), entries.column(1).as_string::<i32>());
+            let map = (0..entries.len()).map(|e| (k.value(e).to_string(), v.value(e).to_string())).collect();
+            (map, names.is_valid(r).then(|| names.value(r).to_string()))
+        })
+        .collect()
+}
+
+/// Encrypted visitor variables (docs/vendors/giosg.md §5.5): decrypted in place, the key
+/// variable dropped, the name filled from `username`; an undecryptable value removed and
+/// dead-lettered; rows without the key untouched; a key for someone else fails every value.
+#[test]
+fn visitor_variables_are_decrypted_and_never_left_as_ciphertext() {
+    let private = private_key::parse(&std::fs::read(fixture("test_key_pkcs8.pem")).unwrap(), None).unwrap();
+    let public = OaepPublicEncryptingKey::new(private.public_key()).unwrap();
+    let rsa = private_key::load(&fixture("test_key_pkcs8.pem"), None).unwrap();
+    let stranger = PrivateDecryptingKey::generate(KeySize::Rsa2048).unwrap();
+    let stranger = OaepPublicEncryptingKey::new(stranger.public_key()).unwrap();
+    let (a, b) = (Chat::new(&public, 7), Chat::new(&stranger, 8));
+    let mut tampered = STANDARD.decode(a.encrypt("C-00042").replace('\n', "")).unwrap();
+    tampered[30] ^= 0x40;
+    let rows = [
+        conversation(
+            "A",
+            &[
+                ("username", a.encrypt("Мария Петрова")),
+                ("email", a.encrypt("maria@example.com")),
+                ("customer_id", STANDARD.encode(&tampered)),
+                ("_encrypted_aes_key", a.wrapped.clone()),
+            ],
+            None,
+        ),
+        conversation("P", &[("username", "Plain Person".into())], Some("Plain Person")),
+        conversation(
+            "B",
+            &[("plan", b.encrypt("pro")), ("_encrypted_aes_key", b.wrapped.clone())],
+            Some("Member Name"),
+        ),
+    ];
+    let mut builder = ConversationsBuilder::new();
+    rows.iter().for_each(|r| builder.append(r));
+    let input = builder.finish();
+    let mut d = Decryptor::new(rsa, 100, 2);
+    let (out, dls) = split(d.decrypt_variables(&input).unwrap());
+    assert_eq!(out.schema(), input.schema());
+    let got = variables_of(&out);
+    let map =
+        |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    assert_eq!(
+        got[0],
+        (map(&[("username", "Мария Петрова"), ("email", "maria@example.com")]), Some("Мария Петрова".to_string()))
+    );
+    assert_eq!(got[1], (map(&[("username", "Plain Person")]), Some("Plain Person".to_string())));
+    assert_eq!(got[2], (map(&[]), Some("Member Name".to_string())), "never a ciphertext, never the key");
+    let reasons: Vec<(&str, &str, bool)> = dls
+        .iter()
+        .map(|d| {
+            (
+                d.reason.as_str(),
+                d.key["conversation_id"].as_str().unwrap(),
+                d.message.contains("`customer_id`") || d.message.contains("`plan`"),
+            )
+        })
+        .collect();
+    assert_eq!(reasons, [("hmac_mismatch", "A", true), ("key_unwrap_failed", "B", true)]);
+    assert!(dls.iter().all(|d| d.stream == "conversations" && !d.message.contains("BEGIN")));
+    // The other columns are the same buffers.
+    assert_eq!(out.column_by_name("raw").unwrap().to_data(), input.column_by_name("raw").unwrap().to_data());
 }
