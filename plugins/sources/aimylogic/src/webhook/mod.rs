@@ -648,6 +648,7 @@ mod tests {
     );
 
     async fn next_post(src: &mut WebhookSource) -> PostRows {
+        use pipe_plugin_sdk::reexports::arrow_array::Array as _;
         use pipe_plugin_sdk::reexports::arrow_array::cast::AsArray;
         use pipe_plugin_sdk::reexports::arrow_array::types::TimestampMicrosecondType;
         let (mut msgs, mut convs, mut dead) = (Vec::new(), Vec::new(), Vec::new());
