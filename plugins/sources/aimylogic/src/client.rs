@@ -141,8 +141,8 @@ impl ChatApiClient {
     /// 404/410 past the first page, [`PluginError::Http`] on other 4xx or after the retries,
     /// [`PluginError::RetryBudgetExhausted`]; [`PluginError::ListingCut`] with reason
     /// `incomplete` when the server ignores `offset` and paging by time cannot get everything
-    /// either (it ignores `from` too, answers out of time order, or more items share one
-    /// instant than a page holds), or with `paging_loop`/`response_too_large` (a position
+    /// either (it ignores `from` too and its one page is exactly as long as asked, answers out of time
+    /// order, or more items share one instant than a page holds), or with `paging_loop`/`response_too_large` (a position
     /// asked twice, a body over `max_response_bytes`). The client is then not exported and its
     /// watermark stays. Messages never hold the token.
     pub async fn history(&self, client_id: &str) -> Result<History> {
@@ -205,6 +205,12 @@ impl ChatApiClient {
         let time = |item: &Value| item_time(item, self.zone).ok();
         let mut seen: HashSet<String> = items.iter().map(Value::to_string).collect();
         let mut longest = items.len();
+        // A server that ignores `from` as well sends the same page whatever is asked. Shorter
+        // than `page_size` (and than a cap seen elsewhere), or longer (`limit` ignored too),
+        // that page is all it has; exactly `page_size` long, more may be behind it.
+        let first_len = items.len();
+        let cap = self.seen.cap.load(Ordering::Relaxed) as usize;
+        let whole_if_unpaged = first_len != self.page_size as usize && (cap == 0 || first_len < cap);
         loop {
             let Some(last) = items.last() else { return Ok(items) };
             let Some(last_t) = time(last) else {
@@ -227,7 +233,9 @@ impl ChatApiClient {
                     "it ignores `offset` and its items are not in time order, so `from` cannot page it",
                 ));
             }
-            let page = self.window(client_id, &window_from, last_t, items.len(), &mut guard).await?;
+            let Some(page) = self.window(client_id, &window_from, last_t, items.len(), &mut guard).await? else {
+                return self.unpaged(client_id, items, first_len, whole_if_unpaged, &window_from);
+            };
             let full = page.len() >= longest;
             longest = longest.max(page.len());
             let fresh: Vec<Value> = page.iter().filter(|i| seen.insert(i.to_string())).cloned().collect();
@@ -249,6 +257,9 @@ impl ChatApiClient {
                     .unwrap_or_default(),
             };
             let beyond = self.window(client_id, &after, next_us, items.len(), &mut guard).await?;
+            let Some(beyond) = beyond else {
+                return self.unpaged(client_id, items, first_len, whole_if_unpaged, &after);
+            };
             if beyond.iter().all(|i| seen.contains(&i.to_string())) {
                 return Ok(items);
             }
@@ -261,11 +272,35 @@ impl ChatApiClient {
         }
     }
 
+    /// The end of [`ChatApiClient::by_time`] when the server ignores `from` too: `items` when
+    /// they are still its first page and that page is all it has (`whole`), else `incomplete`.
+    fn unpaged(
+        &self,
+        client_id: &str,
+        items: Vec<Value>,
+        first_len: usize,
+        whole: bool,
+        window_from: &str,
+    ) -> Result<Vec<Value>> {
+        if whole && items.len() == first_len {
+            tracing::debug!(
+                vendor = crate::VENDOR,
+                "the history of client `{client_id}` ignores `offset` and `from`: its one page of {first_len} item(s), not as many as asked, is all of it"
+            );
+            return Ok(items);
+        }
+        Err(self.cut(
+            client_id,
+            format!("it ignores `offset`, and items before `from={window_from}` came back: it ignores `from` too"),
+        ))
+    }
+
     /// One page of the history from `window_from` (a vendor time, read as `from_us`), with
     /// `read` items read so far.
     ///
-    /// Errors: as [`ChatApiClient::history`]; `incomplete` when the answer is not a page or
-    /// holds items before `from` (the server ignores `from` too).
+    /// `None` when the page holds items before `from`: the server ignores `from` too.
+    ///
+    /// Errors: as [`ChatApiClient::history`]; `incomplete` when the answer is not a page.
     async fn window(
         &self,
         client_id: &str,
@@ -273,7 +308,7 @@ impl ChatApiClient {
         from_us: i64,
         read: usize,
         guard: &mut PageGuard,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Option<Vec<Value>>> {
         // The same `from` may come twice when new items share the instant paged from; with as
         // many items read as before, it is a loop.
         guard.position("from", &format!("{window_from} after {read} items"))?;
@@ -282,12 +317,9 @@ impl ChatApiClient {
             Err(_) => return Err(self.cut(client_id, "a request by `from` answered no history")),
         };
         if page.iter().any(|i| item_time(i, self.zone).ok().is_some_and(|t| t < from_us)) {
-            return Err(self.cut(
-                client_id,
-                format!("it ignores `offset`, and items before `from={window_from}` came back: it ignores `from` too"),
-            ));
+            return Ok(None);
         }
-        Ok(page)
+        Ok(Some(page))
     }
 
     /// Records that the server returned a page of `n` items (fewer than asked) that was not its
