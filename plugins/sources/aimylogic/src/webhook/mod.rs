@@ -609,9 +609,9 @@ mod tests {
         }
     }
 
-    /// The webhook object of the Aimylogic help page, exactly as the seed shows it
-    /// (/work/shared/seeds/aimylogic-chat-api-en.txt; its `// Bot message` annotation is not
-    /// JSON and is removed before parsing).
+    /// The webhook object of the Aimylogic help page ("Chat API", English edition; see
+    /// docs/vendors/aimylogic.md §2.3), exactly as the page shows it; its `// Bot message`
+    /// annotation is not JSON and is removed before parsing.
     const SEED_OBJECT: &str = r#"{
 "token": "token",
 "clientId": "test",
