@@ -239,8 +239,9 @@ impl HttpClient {
     }
 
     /// Waits for everything that must pass before a request goes out: a pause after a 429
-    /// (checked again after the other waits, as it may start while we wait), the token
-    /// bucket, a free in-flight slot and the pacer's send slot.
+    /// (checked again after the other waits, as it may start while we wait), a free in-flight
+    /// slot, the token bucket and the pacer's send slot. Returns the slot (marked sent) and the
+    /// request's sequence number at the pacer.
     async fn ready_to_send(&self) -> (Slot<'_>, u64) {
         loop {
             let paused = self.paused_until_ms.load(std::sync::atomic::Ordering::Relaxed);
@@ -249,10 +250,12 @@ impl HttpClient {
                 tokio::time::sleep(Duration::from_millis(paused - now_ms)).await;
                 continue;
             }
+            // The slot first, then the token: a token taken while waiting for a slot would let
+            // requests out in a burst above `requests_per_second` when slots free up.
+            let mut slot = self.in_flight.acquire().await;
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
-            let mut slot = self.in_flight.acquire().await;
             let (seq, wait) = self.pacer.lock().expect("pacer lock").reserve(Instant::now());
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;

@@ -216,7 +216,10 @@ mod tests {
             assert_eq!(remaining, ["2", "1", "0", "0", "0"]);
         }
         assert_eq!(decisions[0].headers[0], ("ratelimit-limit", "3".to_string()));
-        s.set(HttpFaults { window_limit: Some(WindowLimit { headers: Some(QuotaHeaders::X), ..limit }), ..Default::default() });
+        s.set(HttpFaults {
+            window_limit: Some(WindowLimit { headers: Some(QuotaHeaders::X), ..limit }),
+            ..Default::default()
+        });
         let reset: u64 = s.window_check().unwrap().headers[2].1.parse().unwrap();
         assert!(reset > 1_700_000_000, "a Unix time: {reset}");
     }

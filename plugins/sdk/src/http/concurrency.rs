@@ -305,11 +305,7 @@ impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.report();
         let Some(permit) = self.permit.take() else { return };
-        let paid = self
-            .gate
-            .debt
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
-            .is_ok();
+        let paid = self.gate.debt.fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1)).is_ok();
         if paid {
             permit.forget();
         }
@@ -468,8 +464,9 @@ mod tests {
     #[test]
     fn backs_off_on_429_and_5xx_and_recovers_after_the_rate_limit_window() {
         // Fast and flat, except that from 2 s to 4 s every request is pushed back (429 / 503).
-        let mut server =
-            |t: Duration, _: usize| (Duration::from_millis(20), t >= Duration::from_secs(2) && t < Duration::from_secs(4));
+        let mut server = |t: Duration, _: usize| {
+            (Duration::from_millis(20), t >= Duration::from_secs(2) && t < Duration::from_secs(4))
+        };
         let (limits, _) = drive(AimdSettings::new(32), &mut server, Duration::from_secs(10));
         assert_eq!(limit_at(&limits, Duration::from_millis(1990)), 32, "ramped up before the window");
         assert_eq!(limit_at(&limits, Duration::from_millis(3990)), 1, "backed off multiplicatively during it");

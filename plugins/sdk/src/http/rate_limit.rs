@@ -58,7 +58,11 @@ pub fn quota_from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Quota>
         let remaining = param(combined, &["remaining"])?;
         let reset = param(combined, &["reset"])?;
         let limit = param(combined, &["limit"]).or(policy_limit);
-        return Some(Quota { limit: limit.map(|l| l as u64), remaining: remaining as u64, reset: reset_after(reset, now) });
+        return Some(Quota {
+            limit: limit.map(|l| l as u64),
+            remaining: remaining as u64,
+            reset: reset_after(reset, now),
+        });
     }
     // Draft 08 on: a list of policies, `"default";r=50;t=30, "daily";r=900;t=7200`; the one
     // that allows the lowest rate wins.
@@ -67,7 +71,11 @@ pub fn quota_from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Quota>
         .filter_map(|item| {
             let remaining = param(item, &["r"])?;
             let reset = param(item, &["t"]).unwrap_or(0.0);
-            Some(Quota { limit: policy_limit.map(|l| l as u64), remaining: remaining as u64, reset: reset_after(reset, now) })
+            Some(Quota {
+                limit: policy_limit.map(|l| l as u64),
+                remaining: remaining as u64,
+                reset: reset_after(reset, now),
+            })
         })
         .min_by(|a, b| rate_of(a).total_cmp(&rate_of(b)))
 }
@@ -132,6 +140,10 @@ pub struct Pacer {
     sent: u64,
     /// Sequence number of the newest answer whose quota was applied.
     applied: Option<u64>,
+    /// The first request sent after the last window ended (as far as we know).
+    new_window_from: u64,
+    /// The largest `remaining` seen: the limit, when answers do not state it.
+    most_remaining: u64,
     window: Option<Window>,
     /// Spacing between sends that spreads a stated quota over its window, kept across windows
     /// (the steady `limit / window` rate) so a new window does not start with a burst.
@@ -153,6 +165,8 @@ impl Default for Pacer {
             next_slot: None,
             sent: 0,
             applied: None,
+            new_window_from: 0,
+            most_remaining: 0,
             window: None,
             quota_interval: None,
             window_len: Duration::ZERO,
@@ -172,18 +186,24 @@ impl Pacer {
         self.sent += 1;
         let mut slot = self.next_slot.map_or(now, |s| s.max(now));
         let mut interval = self.quota_interval.unwrap_or(Duration::ZERO);
-        if let Some(w) = &mut self.window {
+        let mut over = false;
+        if let Some(w) = self.window.as_mut() {
             if slot >= w.end {
                 // The window is over: the next answer tells the new one; meanwhile the steady rate.
-                self.window = None;
+                over = true;
             } else if w.budget < 1.0 {
                 // Spent: wait for the reset.
                 slot = w.end;
-                self.window = None;
+                over = true;
             } else {
                 w.budget -= 1.0;
                 interval = w.end.saturating_duration_since(slot).div_f64(w.budget.max(1.0));
             }
+        }
+        if over {
+            self.window = None;
+            // Answers to requests sent before this one describe the window that ended.
+            self.new_window_from = seq;
         }
         if let Some(rate) = self.learned {
             interval = interval.max(Duration::from_secs_f64(1.0 / rate));
@@ -198,12 +218,14 @@ impl Pacer {
 
     /// The answer to request `seq` stated `quota` (at `now`).
     pub fn on_quota(&mut self, now: Instant, seq: u64, quota: Quota) {
-        if self.applied.is_some_and(|a| a >= seq) {
+        if self.applied.is_some_and(|a| a >= seq) || (self.window.is_none() && seq < self.new_window_from) {
+            // Older than what we know, or about the window that ended: it would stop us for a
+            // reset that already happened.
             return;
         }
         self.applied = Some(seq);
-        // Whole seconds: a reset of 0 means "within the second".
-        let reset = quota.reset.max(Duration::from_secs(1));
+        // Whole seconds rounded down: a reset of 0 means "within the second".
+        let reset = if quota.reset.is_zero() { Duration::from_secs(1) } else { quota.reset };
         self.window_len = self.window_len.max(reset);
         let stated_end = now + reset;
         let sent_since = self.sent.saturating_sub(seq + 1) as f64;
@@ -214,9 +236,9 @@ impl Pacer {
             _ => stated_end,
         };
         self.window = Some(Window { end, remaining: quota.remaining, budget });
-        if let Some(limit) = quota.limit.filter(|l| *l > 0) {
-            self.quota_interval = Some(self.window_len.div_f64(limit as f64));
-        }
+        self.most_remaining = self.most_remaining.max(quota.remaining);
+        let limit = quota.limit.filter(|l| *l > 0).unwrap_or(self.most_remaining + 1);
+        self.quota_interval = Some(self.window_len.div_f64(limit as f64));
         // Re-plan the next slot with this answer: earlier if the budget allows, later if not.
         self.next_slot = Some(if budget >= 1.0 {
             let next = now + end.saturating_duration_since(now).div_f64(budget);
@@ -266,7 +288,7 @@ mod tests {
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_str(v).unwrap());
+            h.insert(reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         h
     }
@@ -291,56 +313,57 @@ mod tests {
         assert_eq!(past_epoch.unwrap().reset, Duration::ZERO);
         let draft07 = q(&[("RateLimit", "limit=100, remaining=50, reset=5")]);
         assert_eq!(draft07, Some(Quota { limit: Some(100), remaining: 50, reset: secs(5) }));
-        let draft08 = q(&[("RateLimit", "\"default\";r=50;t=30, \"burst\";r=2;t=1"), ("RateLimit-Policy", "\"default\";q=100;w=60")]);
-        assert_eq!(draft08, Some(Quota { limit: Some(100), remaining: 2, reset: secs(1) }), "the tightest policy");
+        let draft08 = q(&[
+            ("RateLimit", "\"default\";r=50;t=30, \"burst\";r=1;t=1"),
+            ("RateLimit-Policy", "\"default\";q=100;w=60"),
+        ]);
+        assert_eq!(draft08, Some(Quota { limit: Some(100), remaining: 1, reset: secs(1) }), "the tightest policy");
         assert_eq!(q(&[("RateLimit-Remaining", "x"), ("RateLimit-Reset", "1")]), None);
         assert_eq!(q(&[("Retry-After", "1")]), None);
     }
 
-    /// A fixed-window vendor: `limit` requests per `window`, counted when they arrive
-    /// (`latency` after they are sent); it states its quota on every answer (reset in whole
-    /// seconds, rounded up) and answers 429 past it. Requests are sent as fast as the pacer
-    /// allows, `in_flight` at most. Returns (answered, throttled, elapsed).
-    fn fixed_window(limit: u64, window: Duration, latency: Duration, requests: u64, in_flight: usize) -> (u64, u64, Duration) {
+    /// A fixed-window vendor: `limit` requests per `window` (windows from the start), counted
+    /// when they arrive, `latency` after they are sent; every answer states the quota (reset in
+    /// whole seconds, rounded up) and past it is a 429. `workers` requests go out in parallel,
+    /// each as soon as the pacer allows after its previous answer. Returns (answered,
+    /// throttled, elapsed) once `requests` were answered.
+    fn fixed_window(
+        limit: u64,
+        window: Duration,
+        latency: Duration,
+        requests: u64,
+        workers: usize,
+    ) -> (u64, u64, Duration) {
+        use std::cmp::Reverse;
         let t0 = Instant::now();
         let mut pacer = Pacer::default();
-        let (mut now, mut ok, mut throttled) = (t0, 0u64, 0u64);
-        let mut pending: VecDeque<(Instant, u64)> = VecDeque::new();
-        let mut sent = 0;
-        while ok < requests {
-            while pending.len() < in_flight && sent < requests + throttled {
-                let (seq, wait) = pacer.reserve(now);
-                pending.push_back((now + wait + latency, seq));
-                sent += 1;
-                // Sends are sequential in time: the next reservation is made once this one goes.
-                now += wait;
-            }
-            let (at, seq) = pending.pop_front().unwrap();
-            now = now.max(at);
-            let elapsed = at - t0;
-            let window_no = elapsed.as_nanos() / window.as_nanos();
-            let window_end = t0 + window * (window_no as u32 + 1);
-            // Count of arrivals in this window, kept by the vendor.
-            COUNTS.with(|c| {
-                let mut c = c.borrow_mut();
-                let n = c.entry(window_no).or_insert(0);
-                *n += 1;
-                let reset = Duration::from_secs(window_end.saturating_duration_since(at).as_secs_f64().ceil() as u64);
-                if *n > limit {
-                    throttled += 1;
-                } else {
-                    ok += 1;
-                }
-                let remaining = limit.saturating_sub(*n);
-                pacer.on_quota(at, seq, Quota { limit: Some(limit), remaining, reset });
-            });
+        let (mut ok, mut throttled) = (0u64, 0u64);
+        let mut counts: std::collections::HashMap<u128, u64> = Default::default();
+        // (arrival, seq), earliest first.
+        let mut arrivals = std::collections::BinaryHeap::new();
+        for _ in 0..workers {
+            let (seq, wait) = pacer.reserve(t0);
+            arrivals.push(Reverse((t0 + wait + latency, seq)));
         }
-        COUNTS.with(|c| c.borrow_mut().clear());
+        let mut now = t0;
+        while ok < requests {
+            let Reverse((at, seq)) = arrivals.pop().unwrap();
+            now = at;
+            let window_no = (at - t0).as_nanos() / window.as_nanos();
+            let window_end = t0 + window * (window_no as u32 + 1);
+            let n = counts.entry(window_no).or_insert(0);
+            *n += 1;
+            if *n > limit {
+                throttled += 1;
+            } else {
+                ok += 1;
+            }
+            let reset = Duration::from_secs(window_end.saturating_duration_since(at).as_secs_f64().ceil() as u64);
+            pacer.on_quota(at, seq, Quota { limit: Some(limit), remaining: limit.saturating_sub(*n), reset });
+            let (seq, wait) = pacer.reserve(at);
+            arrivals.push(Reverse((at + wait + latency, seq)));
+        }
         (ok, throttled, now - t0)
-    }
-
-    thread_local! {
-        static COUNTS: std::cell::RefCell<std::collections::HashMap<u128, u64>> = Default::default();
     }
 
     #[test]

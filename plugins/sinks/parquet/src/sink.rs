@@ -32,11 +32,12 @@ pub fn open(cfg: ParquetConfig, ctx: SinkContext) -> Result<ParquetSink> {
         Compression::Zstd => Codec::ZSTD(ZstdLevel::try_new(3).map_err(parquet_error)?),
         Compression::None => Codec::UNCOMPRESSED,
     };
+    let budget = row_group_bytes(&cfg);
     let props = WriterProperties::builder()
         .set_compression(codec)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
-        .set_max_row_group_bytes(Some(row_group_bytes(&cfg)))
+        .set_max_row_group_bytes(Some(budget))
         .build();
     let destination = Destination::open(&cfg.path, "path")?;
     let options = FileSinkOptions {
@@ -44,8 +45,7 @@ pub fn open(cfg: ParquetConfig, ctx: SinkContext) -> Result<ParquetSink> {
         max_open_files: cfg.max_open_files,
         partition_by: cfg.partition_by,
     };
-    let row_group_bytes = row_group_bytes(&cfg);
-    FileSink::open(Parquet { props, row_group_bytes }, destination, options, &ctx)
+    FileSink::open(Parquet { props, row_group_bytes: budget }, destination, options, &ctx)
 }
 
 /// `row_group_bytes` as the writer takes it (at least 1).
