@@ -1,46 +1,30 @@
 #!/usr/bin/env bash
-# End-to-end extraction benchmark: pipe vs a dlt `rest_api` pipeline on the same simulated giosg
-# account with added latency, both writing Parquet. Reports rows/s, requests/s, peak RSS and the
-# ratio, measured in one run.
+# End-to-end extraction benchmark: pipe with its default settings (adaptive concurrency) vs a
+# dlt `rest_api` pipeline with `parallelized` on the same simulated giosg account with added
+# latency, both writing Parquet; also pipe with the old fixed default (`concurrency = 4`), and
+# the simulator's own ceiling (requests per second it serves to 256 keep-alive clients, by
+# ApacheBench `ab` when installed: apt-get install apache2-utils). All measured in one run.
 #
-#   benches/e2e.sh [CHATS=2000] [LATENCY_MS=50] [CONCURRENCY=16]
+#   benches/e2e.sh [CHATS=300] [LATENCY_MS=30] [CONCURRENCY=adaptive]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CHATS=${1:-2000}; LATENCY=${2:-50}; CONC=${3:-16}
+CHATS=${1:-300}; LATENCY=${2:-30}; CONC=${3:-adaptive}
 work=$(mktemp -d)
-trap 'kill $SIM_PID 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
+. benches/giosg_sim.sh
 
-cargo build --release -q -p pipe-engine -p pipe-sim --bin pipe --bin giosg-sim
+cargo build --release -q --workspace --bins
 if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
 .venv-bench/bin/pip install -q --disable-pip-version-check "dlt[parquet]" pyarrow
 
-mkfifo "$work/sim_in"
-./target/release/giosg-sim "$CHATS" "$LATENCY" < "$work/sim_in" > "$work/sim.json" &
-SIM_PID=$!
-exec 3>"$work/sim_in"
-while [ ! -s "$work/sim.json" ]; do sleep 0.1; done
-read -r BASE ORG TOKEN MSGS < <(python3 -c "import json,sys; d=json.load(open('$work/sim.json')); print(d['base_url'], d['organization_id'], d['token'], d['messages'])")
+start_sim SIM "$CHATS" "$LATENCY"
 echo "simulator: $CHATS chats, $MSGS messages, ${LATENCY} ms latency at $BASE"
 
-cat > "$work/p.toml" <<TOML
-name = "bench"
-[source]
-plugin = "giosg"
-base_url = "$BASE"
-organization_id = "$ORG"
-token = "\${BENCH_TOKEN}"
-concurrency = $CONC
-[[sinks]]
-plugin = "parquet"
-path = "$work/pipe-out"
-[state]
-path = "$work/state"
-TOML
-
-t0=$(date +%s.%N)
-BENCH_TOKEN=$TOKEN /usr/bin/time -f "%M" -o "$work/pipe.rss" ./target/release/pipe -q run "$work/p.toml" --report "$work/pipe.json"
-t1=$(date +%s.%N)
-pipe_s=$(python3 -c "print($t1-$t0)")
+extra=""; [ "$CONC" = adaptive ] || extra="concurrency = $CONC"
+write_pipeline "$work/p.toml" "$work/pipe-out" "$extra"
+timed_run pipe "$work/p.toml"
+write_pipeline "$work/p4.toml" "$work/pipe4-out" "concurrency = 4"
+timed_run pipe4 "$work/p4.toml"
 
 cat > "$work/dlt_run.py" <<PY
 import dlt, sys
@@ -64,17 +48,33 @@ p = dlt.pipeline(pipeline_name="bench", destination=dlt.destinations.filesystem(
 info = p.run(src, loader_file_format="parquet")
 print(info)
 PY
-t0=$(date +%s.%N)
-( cd "$work" && /usr/bin/time -f "%M" -o "$work/dlt.rss" "$OLDPWD/.venv-bench/bin/python" dlt_run.py "$BASE" "$ORG" "$TOKEN" "file://$work/dlt-out" > "$work/dlt.log" 2>&1 ) || { echo "dlt failed:"; tail -20 "$work/dlt.log"; }
-t1=$(date +%s.%N)
-dlt_s=$(python3 -c "print($t1-$t0)")
+( cd "$work" && /usr/bin/time -f "%e %U %S %M" -o "$work/dlt.time" "$OLDPWD/.venv-bench/bin/python" dlt_run.py "$BASE" "$ORG" "$TOKEN" "file://$work/dlt-out" > "$work/dlt.log" 2>&1 ) || { echo "dlt failed:"; tail -20 "$work/dlt.log"; }
 
-python3 - "$work" "$pipe_s" "$dlt_s" "$MSGS" <<'PY'
+ceiling=""
+if command -v ab > /dev/null; then
+    ab -q -k -c 256 -n 20000 -H "Authorization: Token $TOKEN" "$BASE/api/v5/orgs/$ORG/owned_chats?page_size=25" > "$work/ab.txt" 2>&1 || true
+    ceiling=$(awk '/Requests per second/ {print $4}' "$work/ab.txt")
+fi
+stop_sim SIM
+
+python3 - "$work" "$MSGS" "$ceiling" <<'PY'
 import json, sys
-work, pipe_s, dlt_s, msgs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-r = json.load(open(f"{work}/pipe.json"))
-rss = lambda f: int(open(f"{work}/{f}").read().split()[-1]) / 1024
-print(f"pipe: {pipe_s:.1f} s, {r['rows'].get('messages', 0)/pipe_s:,.0f} messages/s, {r['requests']/pipe_s:,.0f} requests/s, peak RSS {rss('pipe.rss'):.0f} MiB")
-print(f"dlt:  {dlt_s:.1f} s, {msgs/dlt_s:,.0f} messages/s, peak RSS {rss('dlt.rss'):.0f} MiB")
-print(f"ratio (dlt time / pipe time): {dlt_s/pipe_s:.1f}x")
+work, msgs, ceiling = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def t(name):
+    e, u, s, m = open(f"{work}/{name}.time").read().split()[-4:]
+    return float(e), float(u) + float(s), int(m) / 1024
+def line(label, name):
+    e, cpu, rss = t(name)
+    r = json.load(open(f"{work}/{name}.json"))
+    c = r["concurrency"]
+    print(f"{label}: {e:.1f} s, {r['rows'].get('messages', 0)/e:,.0f} messages/s, {r['requests']} requests "
+          f"({r['requests']/e:,.0f}/s, {r['requests_per_conversation']} per conversation), concurrency "
+          f"{'adaptive' if c['adaptive'] else 'fixed'} mean {c['mean']} last {c['last']}, {cpu:.2f} CPU-s, peak RSS {rss:.0f} MiB")
+    return e
+pipe_s = line("pipe (defaults)", "pipe")
+pipe4_s = line("pipe (concurrency = 4)", "pipe4")
+dlt_s, dlt_cpu, dlt_rss = t("dlt")
+print(f"dlt:  {dlt_s:.1f} s, {msgs/dlt_s:,.0f} messages/s, {dlt_cpu:.2f} CPU-s, peak RSS {dlt_rss:.0f} MiB")
+print(f"simulator ceiling: {ceiling or 'n/a (no ab)'} requests/s (ab, 256 keep-alive clients)")
+print(f"ratio dlt time / pipe time (defaults): {dlt_s/pipe_s:.1f}x; concurrency=4 time / defaults: {pipe4_s/pipe_s:.1f}x")
 PY

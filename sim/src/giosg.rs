@@ -37,7 +37,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
 pub use generate::generate;
-pub use http_faults::{HttpFaults, RequestRecord};
+pub use http_faults::{HttpFaults, QuotaHeaders, RequestRecord, WindowLimit};
 pub use server::{GiosgSim, PagingFaults, SimOptions};
 
 /// Creation time of the first generated chat: every dataset starts here and moves forward by

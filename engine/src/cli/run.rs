@@ -171,5 +171,9 @@ fn summary(p: &Pipeline, r: &RunReport) -> String {
     if r.dead_letters > 0 {
         out.push_str(&format!(" (in {})", p.dead_letter_dir.display()));
     }
+    if r.concurrency.last > 0 {
+        let how = if r.concurrency.adaptive { "adaptive" } else { "fixed" };
+        out.push_str(&format!("\n  concurrency {how}, mean {:.1}", r.concurrency.mean));
+    }
     out
 }

@@ -88,6 +88,14 @@ pub async fn run(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result
     let mut report = coordinator.finish();
     report.requests = Metrics::get(&metrics.requests);
     report.retries = Metrics::get(&metrics.retries);
+    report.throttled_responses = Metrics::get(&metrics.throttled_responses);
+    report.conversations = Metrics::get(&metrics.conversations);
+    report.concurrency = report::ConcurrencyReport {
+        adaptive: Metrics::get(&metrics.concurrency_adaptive) == 1,
+        last: Metrics::get(&metrics.concurrency),
+        mean: Metrics::get(&metrics.concurrency_mean_milli) as f64 / 1000.0,
+        learned_rate: Some(Metrics::get(&metrics.learned_rate_milli)).filter(|r| *r > 0).map(|r| r as f64 / 1000.0),
+    };
     report.elapsed = started.elapsed();
     Ok(report)
 }

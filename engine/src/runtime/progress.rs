@@ -48,6 +48,7 @@ impl Progress {
                         messages = Metrics::get(&m.messages),
                         requests = Metrics::get(&m.requests),
                         retries = Metrics::get(&m.retries),
+                        concurrency = Metrics::get(&m.concurrency),
                         elapsed_s = started.elapsed().as_secs(),
                         "progress"
                     );
@@ -85,6 +86,11 @@ fn line(m: &Metrics, started: Instant) -> String {
         requests as f64 / secs,
         Metrics::get(&m.retries)
     );
+    let concurrency = Metrics::get(&m.concurrency);
+    if concurrency > 0 {
+        let how = if Metrics::get(&m.concurrency_adaptive) == 1 { "adaptive" } else { "fixed" };
+        line.push_str(&format!(" · {concurrency} in flight ({how})"));
+    }
     if let Some(wait) = throttled_for(m) {
         line.push_str(&format!(" · rate limited, resuming in {}s", wait.as_secs().max(1)));
     }

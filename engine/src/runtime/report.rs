@@ -17,6 +17,12 @@ pub struct RunReport {
     pub requests: u64,
     /// Of those, the retries.
     pub retries: u64,
+    /// Of the answers, those with HTTP 429 (Too Many Requests).
+    pub throttled_responses: u64,
+    /// The source's concurrency limit (requests in flight): what it settled on.
+    pub concurrency: ConcurrencyReport,
+    /// Conversations the source emitted (to divide the requests by).
+    pub conversations: u64,
     /// Dead letters written to `[dead_letter] path` in this run.
     pub dead_letters: u64,
     /// Checkpoints committed (every sink committed, state saved).
@@ -46,6 +52,19 @@ pub struct RunReport {
     /// The signal (`SIGINT`, `SIGTERM`) that stopped a batch run before its end; what its
     /// last checkpoint covers is committed.
     pub interrupted: Option<&'static str>,
+}
+
+/// The concurrency limit of the source's requests over the run (from its metrics).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ConcurrencyReport {
+    /// True when the limit adapted (no fixed `concurrency`).
+    pub adaptive: bool,
+    /// The limit at the end of the run.
+    pub last: u64,
+    /// The limit averaged over the run's time (time-weighted).
+    pub mean: f64,
+    /// The rate cap learned from HTTP 429 answers, in requests per second, if one was needed.
+    pub learned_rate: Option<f64>,
 }
 
 /// How a run that reached its end turned out; a run that stopped on an error is a
@@ -126,6 +145,11 @@ impl RunReport {
         }
     }
 
+    /// Requests per conversation emitted, retries included (`None` without a conversation).
+    pub fn requests_per_conversation(&self) -> Option<f64> {
+        (self.conversations > 0).then(|| (self.requests as f64 / self.conversations as f64 * 100.0).round() / 100.0)
+    }
+
     /// The report as JSON (`pipe run --report FILE`), with `outcome` from [`Outcome::as_str`].
     pub fn to_json(&self, pipeline: &str, outcome: Outcome) -> serde_json::Value {
         serde_json::json!({
@@ -136,6 +160,14 @@ impl RunReport {
             "sinks": self.sinks.iter().map(|(name, s)| serde_json::json!({"sink": name, "files": s.files, "bytes": s.bytes, "rows": s.rows})).collect::<Vec<_>>(),
             "requests": self.requests,
             "retries": self.retries,
+            "throttled_responses": self.throttled_responses,
+            "requests_per_conversation": self.requests_per_conversation(),
+            "concurrency": {
+                "adaptive": self.concurrency.adaptive,
+                "last": self.concurrency.last,
+                "mean": (self.concurrency.mean * 100.0).round() / 100.0,
+                "learned_rate_per_s": self.concurrency.learned_rate,
+            },
             "checkpoints": self.checkpoints,
             "dead_letters": self.dead_letters,
             "unexpected_shape": {"count": self.unexpected_shape.len(), "records": self.unexpected_shape},

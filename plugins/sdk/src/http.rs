@@ -8,9 +8,12 @@
 //! from every message this module produces.
 //!
 //! Politeness is shared by every clone of one client (so by all requests of a source): a token
-//! bucket (`requests_per_second`, the governor crate), a cap on requests in flight
-//! (`concurrency`), and a retry budget for the whole run, after which requests fail with
-//! [`PluginError::RetryBudgetExhausted`] so the source can checkpoint and end `partial`.
+//! bucket (`requests_per_second`, the governor crate, a hard ceiling), a cap on requests in
+//! flight (fixed `concurrency`, or adaptive up to `max_concurrency`: [`concurrency`]), pacing to
+//! the vendor's rate limit, as its `RateLimit-*` / `X-RateLimit-*` headers state it or as its
+//! 429s teach it ([`rate_limit`]), and a retry budget for the whole run, after which requests
+//! fail with [`PluginError::RetryBudgetExhausted`] so the source can checkpoint and end
+//! `partial`.
 //! Standard proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) are honoured; an extra CA
 //! bundle can be trusted with [`HttpSettings::ca_file`].
 //!
@@ -28,8 +31,11 @@
 //! Redirects within the origin are followed (at most [`MAX_REDIRECTS`]). No `Referer` header is
 //! ever sent: a token in a URL path would ride along in it.
 
+pub mod concurrency;
+pub mod rate_limit;
+
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
@@ -37,6 +43,8 @@ use serde_json::Value;
 
 use crate::metrics::Metrics;
 use crate::{PluginError, Result};
+use concurrency::{AimdSettings, Gate, Outcome, Slot};
+use rate_limit::Pacer;
 
 /// Settings of an [`HttpClient`]. The defaults suit the vendors we ship.
 #[derive(Debug, Clone)]
@@ -55,8 +63,11 @@ pub struct HttpSettings {
     pub min_retry_after: Duration,
     /// Steady request rate allowed (token bucket, bursts of one second's worth); `None`: no cap.
     pub requests_per_second: Option<f64>,
-    /// Requests in flight at once.
+    /// Requests in flight at once, when fixed (`max_concurrency` is `None`).
     pub concurrency: usize,
+    /// `Some(max)`: the number of requests in flight adapts between 1 and `max` ([`concurrency`]
+    /// module) and `concurrency` is not used; `None`: it is fixed at `concurrency`.
+    pub max_concurrency: Option<usize>,
     /// Retries allowed for the whole run, all requests together.
     pub retry_budget: u64,
     /// A PEM bundle of extra CA certificates to trust (corporate TLS inspection).
@@ -86,6 +97,7 @@ impl HttpSettings {
             min_retry_after: Duration::from_secs(1),
             requests_per_second: None,
             concurrency: 8,
+            max_concurrency: None,
             retry_budget: 200,
             ca_file: None,
             base_url: None,
@@ -143,7 +155,8 @@ pub struct HttpClient {
     secrets: Arc<Vec<String>>,
     metrics: Arc<Metrics>,
     limiter: Option<Arc<RateLimiter>>,
-    in_flight: Arc<tokio::sync::Semaphore>,
+    in_flight: Arc<Gate>,
+    pacer: Arc<std::sync::Mutex<Pacer>>,
     /// After a 429, every request of this source waits until then (ms since the epoch).
     paused_until_ms: Arc<std::sync::atomic::AtomicU64>,
     retries_left: Arc<std::sync::atomic::AtomicU64>,
@@ -209,7 +222,11 @@ impl HttpClient {
         };
         Ok(HttpClient {
             client,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1))),
+            in_flight: Arc::new(match settings.max_concurrency {
+                Some(max) => Gate::adaptive(AimdSettings::new(max)),
+                None => Gate::fixed(settings.concurrency),
+            }),
+            pacer: Arc::default(),
             paused_until_ms: Arc::default(),
             retries_left: Arc::new(std::sync::atomic::AtomicU64::new(settings.retry_budget)),
             origin: Arc::new(origin),
@@ -222,9 +239,10 @@ impl HttpClient {
     }
 
     /// Waits for everything that must pass before a request goes out: a pause after a 429
-    /// (checked again after the other waits, as it may start while we wait), the token
-    /// bucket, and a free in-flight slot.
-    async fn ready_to_send(&self) -> tokio::sync::SemaphorePermit<'_> {
+    /// (checked again after the other waits, as it may start while we wait), a free in-flight
+    /// slot, the token bucket and the pacer's send slot. Returns the slot (marked sent) and the
+    /// request's sequence number at the pacer.
+    async fn ready_to_send(&self) -> (Slot<'_>, u64) {
         loop {
             let paused = self.paused_until_ms.load(std::sync::atomic::Ordering::Relaxed);
             let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
@@ -232,15 +250,33 @@ impl HttpClient {
                 tokio::time::sleep(Duration::from_millis(paused - now_ms)).await;
                 continue;
             }
+            // The slot first, then the token: a token taken while waiting for a slot would let
+            // requests out in a burst above `requests_per_second` when slots free up.
+            let mut slot = self.in_flight.acquire().await;
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
-            let permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+            let (seq, wait) = self.pacer.lock().expect("pacer lock").reserve(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             let paused = self.paused_until_ms.load(std::sync::atomic::Ordering::Relaxed);
             if paused <= chrono::Utc::now().timestamp_millis().max(0) as u64 {
-                return permit;
+                slot.sent();
+                return (slot, seq);
             }
         }
+    }
+
+    /// Publishes the concurrency limit (current and time-weighted mean) and the learned rate
+    /// cap in the run's metrics.
+    fn note_concurrency(&self) {
+        let m = &self.metrics;
+        Metrics::set(&m.concurrency, self.in_flight.limit() as u64);
+        Metrics::set(&m.concurrency_mean_milli, (self.in_flight.mean_limit() * 1000.0) as u64);
+        Metrics::set(&m.concurrency_adaptive, u64::from(self.in_flight.is_adaptive()));
+        let learned = self.pacer.lock().expect("pacer lock").learned_rate();
+        Metrics::set(&m.learned_rate_milli, learned.map_or(0, |r| (r * 1000.0) as u64));
     }
 
     /// Takes one retry from the run's budget; false when it is spent.
@@ -346,8 +382,11 @@ impl HttpClient {
         self.check_origin(url)?;
         let mut attempt: u32 = 0;
         loop {
-            let permit = self.ready_to_send().await;
+            // Held until this attempt ends (its body read): dropping it reports how it ended.
+            let (mut slot, seq) = self.ready_to_send().await;
+            let sent_at = Instant::now();
             Metrics::add(&self.metrics.requests, 1);
+            self.note_concurrency();
             let mut request = self.client.request(method.clone(), url).headers(self.default_headers.clone());
             if let Some(body) = body {
                 request = request.json(body);
@@ -369,9 +408,29 @@ impl HttpClient {
                         ))),
                     });
                 }
-                Err(e) => Failure::retry(format!("request failed: {}", error_chain(&e)), None),
+                Err(e) => {
+                    // Timeouts and refused or cut connections: the vendor is overloaded (or away).
+                    slot.ended(Outcome::BackPressure);
+                    Failure::retry(format!("request failed: {}", error_chain(&e)), None)
+                }
                 Ok(resp) => {
                     let status = resp.status();
+                    let answered = Instant::now();
+                    if let Some(quota) = rate_limit::quota_from_headers(resp.headers(), std::time::SystemTime::now()) {
+                        self.pacer.lock().expect("pacer lock").on_quota(answered, seq, quota);
+                    }
+                    // The latency sample is the time to the answer's head, whatever the body's size.
+                    slot.ended(if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                        Outcome::BackPressure
+                    } else {
+                        Outcome::Answered(answered - sent_at)
+                    });
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        Metrics::add(&self.metrics.throttled_responses, 1);
+                        self.pacer.lock().expect("pacer lock").on_throttled(answered, seq);
+                    } else {
+                        self.pacer.lock().expect("pacer lock").on_success(answered);
+                    }
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                         return Err(PluginError::Auth {
                             vendor: s.vendor.clone(),
@@ -414,7 +473,7 @@ impl HttpClient {
                     }
                 }
             };
-            drop(permit);
+            drop(slot);
             attempt += 1;
             if !self.take_retry() {
                 return Err(PluginError::RetryBudgetExhausted {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use pipe_sim::giosg::{GiosgSim, HttpFaults, SimConfig, SimOptions, generate};
+use pipe_sim::giosg::{GiosgSim, HttpFaults, QuotaHeaders, SimConfig, SimOptions, WindowLimit, generate};
 
 /// Serve simulated giosg organizations (REST `/api/v5`, chat encryption off) on 127.0.0.1.
 ///
@@ -13,7 +13,10 @@ use pipe_sim::giosg::{GiosgSim, HttpFaults, SimConfig, SimOptions, generate};
 /// "messages"}`, and serves until its standard input closes (Ctrl-D) or it is killed. Put the
 /// values in `GIOSG_*` variables and run `pipe run pipelines/giosg.toml` against it.
 ///
-/// Example: `giosg-sim 1000 30` serves 1,000 chats answering each request after 30 ms.
+/// Example: `giosg-sim 1000 30` serves 1,000 chats answering each request after 30 ms;
+/// `giosg-sim 1000 30 --rate-limit 50` also answers 429 past 50 requests a second (a token
+/// bucket that states nothing); `giosg-sim 1000 30 --window-limit 50 --quota-headers ietf`
+/// allows 50 requests per one-second window and states the quota in `RateLimit-*` headers.
 #[derive(Parser)]
 #[command(name = "giosg-sim", version)]
 struct Args {
@@ -29,6 +32,21 @@ struct Args {
     /// Organizations to serve, each on its own port with its own seed and token.
     #[arg(default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     accounts: u64,
+    /// Requests per second allowed (token bucket, one second of burst, no quota headers);
+    /// past it: 429 with `Retry-After: 1`.
+    #[arg(long)]
+    rate_limit: Option<f64>,
+    /// Requests allowed per fixed window of `--window-secs` (aligned to the Unix epoch); past
+    /// it: 429 with `Retry-After` to the window's end.
+    #[arg(long)]
+    window_limit: Option<u64>,
+    /// Length of the `--window-limit` window, in seconds.
+    #[arg(long, default_value_t = 1)]
+    window_secs: u64,
+    /// State the `--window-limit` quota on every answer: `ietf` (`RateLimit-*`), `x`
+    /// (`X-RateLimit-*`, reset as a Unix time) or `none`.
+    #[arg(long, default_value = "none")]
+    quota_headers: String,
 }
 
 #[tokio::main]
@@ -55,7 +73,26 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        sim.set_faults(HttpFaults { latency: Duration::from_millis(args.latency_ms), ..Default::default() });
+        let headers = match args.quota_headers.as_str() {
+            "ietf" => Some(QuotaHeaders::Ietf),
+            "x" => Some(QuotaHeaders::X),
+            "none" => None,
+            other => {
+                eprintln!("giosg-sim: --quota-headers is ietf, x or none, not {other}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let window_limit = args.window_limit.map(|limit| WindowLimit {
+            limit,
+            window: Duration::from_secs(args.window_secs.max(1)),
+            headers,
+        });
+        sim.set_faults(HttpFaults {
+            latency: Duration::from_millis(args.latency_ms),
+            rate_limit: args.rate_limit,
+            window_limit,
+            ..Default::default()
+        });
         println!(
             "{}",
             serde_json::json!({
@@ -70,7 +107,7 @@ async fn main() -> ExitCode {
     }
     pipe_sim::serve_until_stdin_closes().await;
     for sim in sims {
-        eprintln!("giosg-sim: {} requests served at {}", sim.requests(), sim.base_url());
+        eprintln!("giosg-sim: {} requests served at {} ({} answered 429)", sim.requests(), sim.base_url(), sim.throttled());
         sim.shutdown().await;
     }
     ExitCode::SUCCESS

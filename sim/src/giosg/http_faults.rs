@@ -1,6 +1,8 @@
 //! Transport-level faults of the simulator, for the HTTP-layer tests and benchmarks: added
-//! latency, a share of 5xx answers, truncated bodies, connections cut mid-body, and a
-//! server-side rate limit that answers 429 with `Retry-After`. Which request gets which fault is
+//! latency, a share of 5xx answers, truncated bodies, connections cut mid-body, and
+//! server-side rate limits that answer 429 with `Retry-After`: a token bucket that says nothing
+//! of itself, and a fixed window that can state its quota in `RateLimit-*` or `X-RateLimit-*`
+//! headers on every answer. Which request gets which fault is
 //! decided by a hash of its number, so a run is reproducible.
 
 use std::sync::Mutex;
@@ -20,6 +22,42 @@ pub struct HttpFaults {
     /// Requests per second allowed (token bucket, one second of burst); over it: 429 with
     /// `Retry-After: 1`.
     pub rate_limit: Option<f64>,
+    /// A fixed-window rate limit (checked after `rate_limit`).
+    pub window_limit: Option<WindowLimit>,
+}
+
+/// `limit` requests per `window`, the windows aligned to the Unix epoch (so a reset stated as
+/// a Unix time in whole seconds is exact). Past the limit: 429 with `Retry-After` (whole
+/// seconds to the window's end, rounded up).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowLimit {
+    /// Requests allowed per window.
+    pub limit: u64,
+    /// The window's length (whole seconds work best: headers state seconds).
+    pub window: Duration,
+    /// Which headers state the quota on every answer; `None`: none.
+    pub headers: Option<QuotaHeaders>,
+}
+
+/// The header forms a simulator can state its quota in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaHeaders {
+    /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds until, rounded up).
+    Ietf,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (a Unix time in
+    /// seconds, as GitHub sends it).
+    X,
+}
+
+/// What the fixed window decided for one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WindowDecision {
+    /// False: answer 429.
+    pub(crate) allowed: bool,
+    /// Seconds to the window's end, rounded up (for `Retry-After`).
+    pub(crate) retry_after: u64,
+    /// Headers to add to the answer, whatever it is.
+    pub(crate) headers: Vec<(&'static str, String)>,
 }
 
 /// The fault picked for one request.
@@ -47,6 +85,8 @@ pub struct RequestRecord {
 pub(crate) struct FaultState {
     pub(crate) faults: Mutex<HttpFaults>,
     bucket: Mutex<(f64, Instant)>,
+    /// The fixed window's number and the requests counted in it.
+    window: Mutex<(u128, u64)>,
     pub(crate) started: Instant,
 }
 
@@ -64,6 +104,7 @@ impl FaultState {
         Self {
             faults: Mutex::new(HttpFaults::default()),
             bucket: Mutex::new((0.0, Instant::now())),
+            window: Mutex::new((0, 0)),
             started: Instant::now(),
         }
     }
@@ -75,6 +116,39 @@ impl FaultState {
 
     pub(crate) fn latency(&self) -> Duration {
         self.faults.lock().expect("faults").latency
+    }
+
+    /// Counts a request in the fixed window, if one is set: whether it is allowed, and the
+    /// quota headers of its answer.
+    pub(crate) fn window_check(&self) -> Option<WindowDecision> {
+        let w = self.faults.lock().expect("faults").window_limit.clone()?;
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let len = w.window.as_nanos().max(1);
+        let number = since_epoch.as_nanos() / len;
+        let end = Duration::from_nanos(((number + 1) * len) as u64);
+        let mut state = self.window.lock().expect("window");
+        if state.0 != number {
+            *state = (number, 0);
+        }
+        state.1 += 1;
+        let allowed = state.1 <= w.limit;
+        let remaining = w.limit.saturating_sub(state.1);
+        let until = end.saturating_sub(since_epoch);
+        let retry_after = until.as_secs_f64().ceil().max(1.0) as u64;
+        let headers = match w.headers {
+            None => Vec::new(),
+            Some(QuotaHeaders::Ietf) => vec![
+                ("ratelimit-limit", w.limit.to_string()),
+                ("ratelimit-remaining", remaining.to_string()),
+                ("ratelimit-reset", (until.as_secs_f64().ceil() as u64).to_string()),
+            ],
+            Some(QuotaHeaders::X) => vec![
+                ("x-ratelimit-limit", w.limit.to_string()),
+                ("x-ratelimit-remaining", remaining.to_string()),
+                ("x-ratelimit-reset", end.as_secs_f64().ceil().to_string()),
+            ],
+        };
+        Some(WindowDecision { allowed, retry_after, headers })
     }
 
     /// The fault for request number `n`.
@@ -126,5 +200,27 @@ mod tests {
         s.set(HttpFaults { rate_limit: Some(5.0), ..Default::default() });
         let ok = (1..=20).filter(|n| s.pick(*n) != Fault::RateLimited).count();
         assert_eq!(ok, 5, "one second of burst");
+    }
+
+    #[test]
+    fn a_fixed_window_counts_and_states_its_quota() {
+        let s = FaultState::new();
+        assert_eq!(s.window_check(), None);
+        let limit = WindowLimit { limit: 3, window: Duration::from_secs(3600), headers: Some(QuotaHeaders::Ietf) };
+        s.set(HttpFaults { window_limit: Some(limit.clone()), ..Default::default() });
+        // An hour-long window: all of these fall in one window unless an hour boundary passes.
+        let decisions: Vec<WindowDecision> = (0..5).map(|_| s.window_check().unwrap()).collect();
+        if decisions[4].headers[2].1 != "3600" {
+            assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 3);
+            let remaining: Vec<&str> = decisions.iter().map(|d| d.headers[1].1.as_str()).collect();
+            assert_eq!(remaining, ["2", "1", "0", "0", "0"]);
+        }
+        assert_eq!(decisions[0].headers[0], ("ratelimit-limit", "3".to_string()));
+        s.set(HttpFaults {
+            window_limit: Some(WindowLimit { headers: Some(QuotaHeaders::X), ..limit }),
+            ..Default::default()
+        });
+        let reset: u64 = s.window_check().unwrap().headers[2].1.parse().unwrap();
+        assert!(reset > 1_700_000_000, "a Unix time: {reset}");
     }
 }

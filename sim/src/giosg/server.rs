@@ -83,7 +83,8 @@ impl GiosgSim {
         self.shared.requests.load(SeqCst)
     }
 
-    /// How many requests were answered 429 by [`GiosgSim::inject_429_every`].
+    /// How many requests were answered 429: by [`GiosgSim::inject_429_every`] or a rate limit
+    /// of [`HttpFaults`].
     pub fn throttled(&self) -> u64 {
         self.shared.throttled.load(SeqCst)
     }
@@ -213,7 +214,19 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = match s.faults.pick(n) {
+    let window = s.faults.window_check();
+    let mut response = match s.faults.pick(n) {
+        _ if window.as_ref().is_some_and(|w| !w.allowed) => {
+            s.throttled.fetch_add(1, SeqCst);
+            let retry_after = window.as_ref().map_or(1, |w| w.retry_after);
+            let mut resp = ApiError::detail(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Request was throttled. Expected available in {retry_after} seconds."),
+            )
+            .into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+            resp
+        }
         Fault::RateLimited => {
             s.throttled.fetch_add(1, SeqCst);
             ApiError::detail(StatusCode::TOO_MANY_REQUESTS, "Request was throttled. Expected available in 1 second.")
@@ -259,6 +272,11 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
             }
         },
     };
+    for (name, value) in window.map(|w| w.headers).unwrap_or_default() {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     let mut records = s.records.lock().expect("records");
     if records.len() == LOG_CAPACITY {
         records.pop_front();

@@ -1,10 +1,11 @@
 //! The HTTP keys every HTTP source shares, with per-vendor defaults.
 //!
 //! A source embeds [`HttpConfig<D>`] in its config with `#[serde(flatten)]`, so the keys stay
-//! flat in the pipeline's `[source]` table (`base_url`, `concurrency`, `requests_per_second`,
-//! `retry_budget`, `ca_file`, `max_response_bytes`) and its JSON Schema lists them beside the vendor's own keys. The
-//! type parameter `D` ([`HttpDefaults`]) supplies the vendor's defaults: its API root, and
-//! optionally another concurrency, retry budget or request timeout. The timeouts are not keys:
+//! flat in the pipeline's `[source]` table (`base_url`, `concurrency`, `max_concurrency`,
+//! `requests_per_second`, `retry_budget`, `ca_file`, `max_response_bytes`) and its JSON Schema
+//! lists them beside the vendor's own keys. The type parameter `D` ([`HttpDefaults`]) supplies
+//! the vendor's defaults: its API root, and optionally a fixed concurrency, another ceiling of
+//! the adaptive one, retry budget or request timeout. The timeouts are not keys:
 //! they are the vendor's defaults, applied by [`HttpConfig::settings`].
 //!
 //! ```
@@ -29,7 +30,9 @@
 //! let cfg: AcmeConfig =
 //!     pipe_plugin_sdk::config::parse(serde_json::json!({"account": "a", "concurrency": 2})).unwrap();
 //! assert_eq!(cfg.http.base_url, "https://api.acme.example");
-//! assert_eq!(cfg.http.settings().concurrency, 2);
+//! assert_eq!((cfg.http.settings().concurrency, cfg.http.settings().max_concurrency), (2, None));
+//! let adaptive: AcmeConfig = pipe_plugin_sdk::config::parse(serde_json::json!({"account": "a"})).unwrap();
+//! assert_eq!(adaptive.http.settings().max_concurrency, Some(64));
 //! ```
 
 use std::marker::PhantomData;
@@ -38,6 +41,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::http::concurrency::DEFAULT_MAX_CONCURRENCY;
 use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, HttpSettings};
 
 /// Smallest `max_response_bytes` applied (smaller values are raised to it).
@@ -50,8 +54,12 @@ pub trait HttpDefaults: std::fmt::Debug + Clone + Send + Sync + 'static {
     const VENDOR: &'static str;
     /// Default of `base_url`: the vendor's public API root (scheme, host, optional path).
     const BASE_URL: &'static str;
-    /// Default of `concurrency`: requests in flight at once. 4 unless the vendor says otherwise.
-    const CONCURRENCY: u32 = 4;
+    /// Default of `concurrency`: a fixed number of requests in flight. `None` (adaptive, up to
+    /// `max_concurrency`) unless the vendor says otherwise.
+    const CONCURRENCY: Option<u32> = None;
+    /// Default of `max_concurrency`, the ceiling of the adaptive concurrency. 64 unless the
+    /// vendor says otherwise.
+    const MAX_CONCURRENCY: u32 = DEFAULT_MAX_CONCURRENCY as u32;
     /// Default of `retry_budget`: retries for the whole run. 200 unless the vendor says otherwise.
     const RETRY_BUDGET: u64 = 200;
     /// Timeout of one request, connect to last body byte. 60 s unless the vendor says otherwise.
@@ -69,12 +77,23 @@ pub struct HttpConfig<D: HttpDefaults> {
     /// or redirect to another origin stops the run (exit 1).
     #[serde(default = "default_base_url::<D>")]
     pub base_url: String,
-    /// Requests in flight at once, and items (chats, conversations, clients) fetched at the
-    /// same time. Default 4.
+    /// A fixed number of requests in flight at once (and of items: chats, conversations,
+    /// clients, fetched at the same time). Default: not set, and the number adapts by itself
+    /// (AIMD, as Vector's adaptive request concurrency): it starts at 2, grows while the
+    /// vendor's latency stays flat, and shrinks on rising latency, timeouts, 5xx and 429,
+    /// between 1 and `max_concurrency`.
     #[serde(default = "default_concurrency::<D>")]
-    pub concurrency: u32,
+    pub concurrency: Option<u32>,
+    /// Ceiling of the adaptive concurrency (when `concurrency` is not set), and the items
+    /// fetched at the same time. Default 64.
+    #[serde(default = "default_max_concurrency::<D>")]
+    #[schemars(range(min = 1))]
+    pub max_concurrency: u32,
     /// Cap on the steady request rate (requests per second, fractions allowed, at most 1000000), shared by all
-    /// requests of this source. Default: no cap (HTTP 429 and `Retry-After` are still honoured).
+    /// requests of this source: a hard ceiling, whatever the adaptive concurrency. Default: no
+    /// cap (HTTP 429 and `Retry-After` are still honoured, a vendor's `RateLimit-*` or
+    /// `X-RateLimit-*` headers pace the requests, and a vendor that answers 429 without them
+    /// gets a rate learned from its 429s).
     #[serde(default)]
     pub requests_per_second: Option<f64>,
     /// Retries allowed for the whole run (HTTP 429, 5xx, timeouts, broken bodies). When spent,
@@ -97,8 +116,11 @@ pub struct HttpConfig<D: HttpDefaults> {
 fn default_base_url<D: HttpDefaults>() -> String {
     D::BASE_URL.to_string()
 }
-fn default_concurrency<D: HttpDefaults>() -> u32 {
+fn default_concurrency<D: HttpDefaults>() -> Option<u32> {
     D::CONCURRENCY
+}
+fn default_max_concurrency<D: HttpDefaults>() -> u32 {
+    D::MAX_CONCURRENCY
 }
 fn default_retry_budget<D: HttpDefaults>() -> u64 {
     D::RETRY_BUDGET
@@ -113,6 +135,7 @@ impl<D: HttpDefaults> Default for HttpConfig<D> {
         HttpConfig {
             base_url: default_base_url::<D>(),
             concurrency: D::CONCURRENCY,
+            max_concurrency: D::MAX_CONCURRENCY,
             requests_per_second: None,
             retry_budget: D::RETRY_BUDGET,
             ca_file: None,
@@ -138,9 +161,16 @@ impl<D: HttpDefaults> HttpConfig<D> {
         Ok(base)
     }
 
-    /// `concurrency`, at least 1 (0 would stall every request).
+    /// How many items (chats, conversations, clients) a source fetches at the same time: the
+    /// fixed `concurrency`, or `max_concurrency` when it adapts (so the items never cap the
+    /// adaptive limit); at least 1 (0 would stall every request).
     pub fn concurrency(&self) -> usize {
-        self.concurrency.max(1) as usize
+        self.concurrency.unwrap_or(self.max_concurrency).max(1) as usize
+    }
+
+    /// True when the concurrency adapts (no fixed `concurrency`).
+    pub fn is_adaptive(&self) -> bool {
+        self.concurrency.is_none()
     }
 
     /// The settings of the source's [`crate::http::HttpClient`]: these keys over the SDK's
@@ -150,6 +180,7 @@ impl<D: HttpDefaults> HttpConfig<D> {
             timeout: D::TIMEOUT,
             requests_per_second: self.requests_per_second,
             concurrency: self.concurrency(),
+            max_concurrency: self.is_adaptive().then(|| self.max_concurrency.max(1) as usize),
             retry_budget: self.retry_budget,
             ca_file: self.ca_file.as_ref().map(std::path::PathBuf::from),
             base_url: Some(self.base_url.clone()),
@@ -179,7 +210,7 @@ mod tests {
     impl HttpDefaults for Tuned {
         const VENDOR: &'static str = "tuned";
         const BASE_URL: &'static str = "https://tuned.example/api";
-        const CONCURRENCY: u32 = 16;
+        const CONCURRENCY: Option<u32> = Some(16);
         const RETRY_BUDGET: u64 = 5;
         const TIMEOUT: Duration = Duration::from_secs(5);
     }
@@ -199,15 +230,17 @@ mod tests {
     fn defaults_come_from_the_vendor() {
         let p: Cfg<Plain> = config::parse(json!({"org": "o"})).unwrap();
         let s = p.http.settings();
-        assert_eq!((p.http.base_url.as_str(), s.concurrency, s.retry_budget), ("https://plain.example", 4, 200));
+        assert_eq!((p.http.base_url.as_str(), s.max_concurrency, s.retry_budget), ("https://plain.example", Some(64), 200));
+        assert_eq!(p.http.concurrency(), 64, "items fetched at once never cap the adaptive limit");
         assert_eq!((s.vendor.as_str(), s.timeout, s.requests_per_second), ("plain", Duration::from_secs(60), None));
         assert_eq!(s.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
         let t: Cfg<Tuned> = config::parse(json!({"org": "o"})).unwrap();
         let s = t.http.settings();
         assert_eq!((t.http.base_url.as_str(), s.concurrency, s.retry_budget), ("https://tuned.example/api", 16, 5));
+        assert_eq!(s.max_concurrency, None, "a fixed concurrency stays fixed");
         assert_eq!((s.vendor.as_str(), s.timeout), ("tuned", Duration::from_secs(5)));
         let d = HttpConfig::<Tuned>::default();
-        assert_eq!((d.base_url.as_str(), d.concurrency, d.retry_budget), ("https://tuned.example/api", 16, 5));
+        assert_eq!((d.base_url.as_str(), d.concurrency, d.retry_budget), ("https://tuned.example/api", Some(16), 5));
     }
 
     #[test]
@@ -248,11 +281,21 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["base_url", "ca_file", "concurrency", "max_response_bytes", "org", "requests_per_second", "retry_budget"]
+            [
+                "base_url",
+                "ca_file",
+                "concurrency",
+                "max_concurrency",
+                "max_response_bytes",
+                "org",
+                "requests_per_second",
+                "retry_budget"
+            ]
         );
         assert_eq!(props["max_response_bytes"]["default"], json!(64 * 1024 * 1024));
         assert_eq!(props["base_url"]["default"], json!("https://tuned.example/api"));
         assert_eq!(props["concurrency"]["default"], json!(16));
+        assert_eq!(props["max_concurrency"]["default"], json!(64));
         assert_eq!(props["retry_budget"]["default"], json!(5));
         assert_eq!(s["additionalProperties"], json!(false));
         assert_eq!(s["required"], json!(["org"]));

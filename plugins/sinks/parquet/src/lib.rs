@@ -11,8 +11,10 @@
 //!   final name only at the next commit, so `**/*.parquet` never matches a partial or
 //!   uncommitted file. `abort` deletes what was not committed.
 //! * Runs only add files: names carry the run id, and an existing name is never replaced.
-//! * Memory stays bounded: the writer flushes a row group every `row_group_rows` rows or
-//!   32 MiB of encoded data, and at most `max_open_files` files are open at once.
+//! * Memory stays flat whatever the size of the export: the writer flushes a row group every
+//!   `row_group_rows` rows or once it holds `row_group_bytes` bytes (encoded, or in memory,
+//!   whichever is larger), and at most `max_open_files` files are open at once: the row groups
+//!   being filled take at most about `max_open_files × row_group_bytes`.
 //!
 //! Partitioning, rolling, staging, publishing (locally or to object storage) and abort are the
 //! SDK's file-sink core (`pipe_plugin_sdk::file_sink`); this crate is its Parquet encoder
@@ -53,10 +55,15 @@ pub struct ParquetConfig {
     /// as the writer estimates it) reaches this many bytes. Default 134217728 (128 MiB).
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
-    /// Rows per row group (a row group is also flushed at 32 MiB of encoded data, whichever
-    /// comes first). Default 131072.
+    /// Rows per row group (a row group is also flushed at `row_group_bytes`, whichever comes
+    /// first). Default 131072.
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
+    /// A row group is flushed once it holds this many bytes, encoded or in the writer's
+    /// memory, whichever is larger (checked after each batch, so one batch can pass it): the
+    /// memory of one open file does not grow with the export. Default 8388608 (8 MiB).
+    #[serde(default = "default_row_group_bytes")]
+    pub row_group_bytes: u64,
     /// Hive partition columns, outermost first: each file lands in
     /// `<stream>/<key>=<value>/...`. Any string, integer, boolean or date column of the
     /// stream, or `date`: the UTC date (`YYYY-MM-DD`) of `sent_at` for messages and of
@@ -92,6 +99,9 @@ fn default_max_file_bytes() -> u64 {
 fn default_row_group_rows() -> usize {
     128 * 1024
 }
+fn default_row_group_bytes() -> u64 {
+    8 * 1024 * 1024
+}
 fn default_max_open_files() -> usize {
     16
 }
@@ -108,6 +118,7 @@ impl ParquetConfig {
             ("max_file_rows", self.max_file_rows),
             ("max_file_bytes", self.max_file_bytes),
             ("row_group_rows", self.row_group_rows as u64),
+            ("row_group_bytes", self.row_group_bytes),
             ("max_open_files", self.max_open_files as u64),
         ] {
             if value == 0 {

@@ -16,10 +16,6 @@ use pipe_plugin_sdk::{PluginError, Result, SinkContext};
 
 use crate::{Compression, ParquetConfig};
 
-/// A row group is flushed at this much encoded data even before `row_group_rows`, so wide rows
-/// (long `raw` JSON) cannot make one open file hold hundreds of MB in memory.
-const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
-
 /// The Parquet sink: the file-sink core with [`Parquet`] files. See the [crate docs](crate).
 pub type ParquetSink = FileSink<Parquet>;
 
@@ -36,11 +32,12 @@ pub fn open(cfg: ParquetConfig, ctx: SinkContext) -> Result<ParquetSink> {
         Compression::Zstd => Codec::ZSTD(ZstdLevel::try_new(3).map_err(parquet_error)?),
         Compression::None => Codec::UNCOMPRESSED,
     };
+    let budget = row_group_bytes(&cfg);
     let props = WriterProperties::builder()
         .set_compression(codec)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
-        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .set_max_row_group_bytes(Some(budget))
         .build();
     let destination = Destination::open(&cfg.path, "path")?;
     let options = FileSinkOptions {
@@ -48,17 +45,26 @@ pub fn open(cfg: ParquetConfig, ctx: SinkContext) -> Result<ParquetSink> {
         max_open_files: cfg.max_open_files,
         partition_by: cfg.partition_by,
     };
-    FileSink::open(Parquet { props }, destination, options, &ctx)
+    FileSink::open(Parquet { props, row_group_bytes: budget }, destination, options, &ctx)
+}
+
+/// `row_group_bytes` as the writer takes it (at least 1).
+fn row_group_bytes(cfg: &ParquetConfig) -> usize {
+    usize::try_from(cfg.row_group_bytes).unwrap_or(usize::MAX).max(1)
 }
 
 /// Parquet files with fixed writer properties.
 pub struct Parquet {
     props: WriterProperties,
+    /// The row group's memory budget (`row_group_bytes`).
+    row_group_bytes: usize,
 }
 
 /// One open Parquet file.
 pub struct ParquetFile {
     writer: ArrowWriter<File>,
+    /// The row group is flushed once the writer's memory passes this.
+    row_group_bytes: usize,
     /// The temporary path, for messages.
     path: String,
 }
@@ -72,13 +78,20 @@ impl FileFormat for Parquet {
 
     fn create(&self, file: File, path: &Path, schema: &SchemaRef) -> Result<ParquetFile> {
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(self.props.clone())).map_err(parquet_error)?;
-        Ok(ParquetFile { writer, path: path.display().to_string() })
+        Ok(ParquetFile { writer, row_group_bytes: self.row_group_bytes, path: path.display().to_string() })
     }
 }
 
 impl FileWriter for ParquetFile {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).map_err(|e| PluginError::other(format!("writing {}: {e}", self.path)))
+        let error = |e: ParquetError| PluginError::other(format!("writing {}: {e}", self.path));
+        self.writer.write(batch).map_err(error)?;
+        // The writer splits at the encoded size (`max_row_group_bytes`); what it holds in
+        // memory (unencoded dictionary keys, page buffers) can be larger: bound that too.
+        if self.writer.memory_size() >= self.row_group_bytes {
+            self.writer.flush().map_err(error)?;
+        }
+        Ok(())
     }
 
     /// Bytes written plus the encoded size of the row group in memory.

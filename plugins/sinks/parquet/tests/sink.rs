@@ -328,8 +328,16 @@ fn config_errors_name_the_key() {
     let schema = (d.config_schema)();
     assert_eq!(schema["required"], json!(["path"]));
     for key in
-        ["path", "compression", "max_file_rows", "max_file_bytes", "row_group_rows", "partition_by", "max_open_files"]
-    {
+    [
+        "path",
+        "compression",
+        "max_file_rows",
+        "max_file_bytes",
+        "row_group_rows",
+        "row_group_bytes",
+        "partition_by",
+        "max_open_files",
+    ] {
         assert!(schema["properties"][key].is_object(), "{key} missing from the schema");
     }
 }

@@ -21,8 +21,9 @@ impl HttpDefaults for GiosgHttp {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GiosgConfig {
-    // `base_url` (the API root without `/api/v5`), `concurrency` (also: chats fetched at the
-    // same time), `requests_per_second`, `retry_budget`, `ca_file`; flat in `[source]`.
+    // `base_url` (the API root without `/api/v5`), `concurrency` / `max_concurrency` (also:
+    // chats fetched at the same time), `requests_per_second`, `retry_budget`, `ca_file`; flat in
+    // `[source]`.
     #[serde(flatten)]
     pub http: HttpConfig<GiosgHttp>,
     /// The organization whose chats are exported (a UUID; giosg console → Settings → Company).
