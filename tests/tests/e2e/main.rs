@@ -17,6 +17,7 @@ mod hostile_times;
 mod http;
 mod incremental;
 mod json_sink;
+mod metrics;
 mod runsafe;
 mod scale;
 mod unwritable_values;
