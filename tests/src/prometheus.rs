@@ -38,11 +38,7 @@ pub fn promtool_bin() -> PathBuf {
 }
 
 fn runs_or_panic(bin: &PathBuf) {
-    let ok = std::process::Command::new(bin)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = std::process::Command::new(bin).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
     assert!(
         ok,
         "{} does not run: install Prometheus (`apt-get install -y prometheus`; `.ci/run` does), or set \

@@ -607,6 +607,7 @@ fn metrics_table() -> String {
     let mut out = String::from("| name | type | labels | meaning |\n|---|---|---|---|\n");
     for m in pipe_engine::telemetry::catalog::CATALOG {
         let labels = m.labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+        let labels = if labels.is_empty() { "—".to_string() } else { labels };
         out.push_str(&format!("| `{}` | {} | {} | {} |\n", m.name, m.kind.as_str(), labels, m.help));
     }
     out
@@ -617,8 +618,8 @@ fn readme_metrics_table_matches_the_catalog() {
     let path = workspace().join("README.md");
     let doc = read(&path);
     let expected = metrics_table();
-    let (current, range) =
-        between_markers(&doc, "metrics").expect("README.md: no `<!-- metrics:begin -->` / `<!-- metrics:end -->` markers");
+    let (current, range) = between_markers(&doc, "metrics")
+        .expect("README.md: no `<!-- metrics:begin -->` / `<!-- metrics:end -->` markers");
     if current == expected {
         return;
     }

@@ -34,7 +34,17 @@ use crate::runtime::RunOptions;
 pub async fn dispatch(cli: Cli) -> Exit {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run { file, limit, full_refresh, report, shard, window, metrics_addr, metrics_linger, metrics_file } => {
+        Command::Run {
+            file,
+            limit,
+            full_refresh,
+            report,
+            shard,
+            window,
+            metrics_addr,
+            metrics_linger,
+            metrics_file,
+        } => {
             let opts = RunOptions { limit, full_refresh, shard: shard.map(|s| (s.index, s.count)), window };
             let metrics = run::MetricsOptions {
                 addr: metrics_addr,

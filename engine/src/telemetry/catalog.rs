@@ -150,12 +150,7 @@ pub const CATALOG: &[MetricInfo] = &[
         labels: &["sink"],
         help: "Files a sink published under their final names.",
     },
-    MetricInfo {
-        name: BYTES_PUBLISHED_TOTAL,
-        kind: Kind::Counter,
-        labels: &["sink"],
-        help: "Bytes of those files.",
-    },
+    MetricInfo { name: BYTES_PUBLISHED_TOTAL, kind: Kind::Counter, labels: &["sink"], help: "Bytes of those files." },
     MetricInfo {
         name: WATERMARK_TIMESTAMP_SECONDS,
         kind: Kind::Gauge,

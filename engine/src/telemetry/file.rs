@@ -19,11 +19,8 @@ pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         _ => Path::new("."),
     };
     let name = path.file_name().ok_or_else(|| fail(&"it names no file"))?.to_string_lossy().into_owned();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| fail(&e))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir).map_err(|e| fail(&e))?;
     tmp.write_all(text.as_bytes()).map_err(|e| fail(&e))?;
     tmp.as_file().sync_all().map_err(|e| fail(&e))?;
     #[cfg(unix)]

@@ -44,7 +44,8 @@ impl Server {
         let app = Router::new().route("/metrics", get(metrics)).with_state(telemetry.clone());
         let (serve_stop, upkeep_stop, upkeep) = (stop.clone(), stop.clone(), telemetry.clone());
         let task = tokio::spawn(async move {
-            let serve = async move { axum::serve(listener, app).with_graceful_shutdown(serve_stop.cancelled_owned()).await };
+            let serve =
+                async move { axum::serve(listener, app).with_graceful_shutdown(serve_stop.cancelled_owned()).await };
             let keep = async move {
                 while tokio::time::timeout(UPKEEP_EVERY, upkeep_stop.cancelled()).await.is_err() {
                     upkeep.upkeep();

@@ -144,7 +144,10 @@ fn the_dashboard_queries_parse_and_use_only_exported_metrics() {
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for (i, e) in exprs.iter().enumerate() {
         let e = e.replace("$__rate_interval", "5m").replace("$pipeline", ".*");
-        rules.push_str(&format!("      - record: dashboard:query{i}\n        expr: {}\n", serde_json::to_string(&e).unwrap()));
+        rules.push_str(&format!(
+            "      - record: dashboard:query{i}\n        expr: {}\n",
+            serde_json::to_string(&e).unwrap()
+        ));
     }
     std::fs::write(dir.path().join("dashboard.yml"), rules).unwrap();
     let out = std::process::Command::new(promtool_bin())

@@ -94,8 +94,18 @@ async fn prometheus_scrapes_a_slowed_batch_run_and_its_final_values_equal_the_re
     let prom = Prometheus::start(&[format!("127.0.0.1:{port}")]).await;
     let dir = giosg_dir(&sim, &d);
     let addr = format!("127.0.0.1:{port}");
-    let args =
-        ["run", "p.toml", "--report", "r.json", "--metrics-addr", &addr, "--metrics-linger", "30", "--metrics-file", "pipe.prom"];
+    let args = [
+        "run",
+        "p.toml",
+        "--report",
+        "r.json",
+        "--metrics-addr",
+        &addr,
+        "--metrics-linger",
+        "30",
+        "--metrics-file",
+        "pipe.prom",
+    ];
     let out = run_pipe(dir.path(), &args, &[("E2E_GIOSG_TOKEN", &d.token)]).await;
     let records = sim.request_records();
     sim.shutdown().await;
@@ -159,23 +169,19 @@ async fn prometheus_scrapes_a_slowed_batch_run_and_its_final_values_equal_the_re
     let files = prom.vector(&last("pipe_files_published_total")).await;
     let bytes = prom.vector(&last("pipe_bytes_published_total")).await;
     let sink_name = sink["sink"].as_str().unwrap();
-    assert_eq!(files.iter().map(|(l, v)| (l["sink"].as_str(), *v)).collect::<Vec<_>>(), [(
-        sink_name,
-        sink["files"].as_f64().unwrap()
-    )]);
-    assert_eq!(bytes.iter().map(|(l, v)| (l["sink"].as_str(), *v)).collect::<Vec<_>>(), [(
-        sink_name,
-        sink["bytes"].as_f64().unwrap()
-    )]);
+    assert_eq!(
+        files.iter().map(|(l, v)| (l["sink"].as_str(), *v)).collect::<Vec<_>>(),
+        [(sink_name, sink["files"].as_f64().unwrap())]
+    );
+    assert_eq!(
+        bytes.iter().map(|(l, v)| (l["sink"].as_str(), *v)).collect::<Vec<_>>(),
+        [(sink_name, sink["bytes"].as_f64().unwrap())]
+    );
     let encrypted = d.encrypted_messages().count() as f64;
     assert_eq!(prom.scalar(&last("pipe_decrypt_messages_failed_total")).await, 1.0);
     assert_eq!(prom.scalar(&last("pipe_decrypt_messages_decrypted_total")).await, encrypted - 1.0);
-    let outcome: BTreeMap<String, f64> = prom
-        .vector(&last("pipe_run_outcome"))
-        .await
-        .into_iter()
-        .map(|(l, v)| (l["outcome"].clone(), v))
-        .collect();
+    let outcome: BTreeMap<String, f64> =
+        prom.vector(&last("pipe_run_outcome")).await.into_iter().map(|(l, v)| (l["outcome"].clone(), v)).collect();
     assert_eq!(outcome["success"], 1.0);
     assert_eq!(outcome.values().sum::<f64>(), 1.0, "{outcome:?}");
     let duration = prom.scalar(&last("pipe_run_duration_seconds")).await;
@@ -240,7 +246,8 @@ async fn prometheus_scrapes_a_webhook_run_and_its_final_values_equal_the_report(
         assert!(matches!(outcome, PostOutcome::Acked { attempts: 1 }), "{outcome:?}");
     }
     for _ in 0..2 {
-        let outcome = sender.send_raw(serde_json::to_vec(&events[..1]).unwrap(), &[("X-Webhook-Secret", "wrong")]).await;
+        let outcome =
+            sender.send_raw(serde_json::to_vec(&events[..1]).unwrap(), &[("X-Webhook-Secret", "wrong")]).await;
         assert_eq!(outcome, PostOutcome::Refused(401));
     }
     assert_eq!(sender.send_raw(b"not json {".to_vec(), &hdr).await, PostOutcome::Refused(400));
@@ -266,7 +273,10 @@ async fn prometheus_scrapes_a_webhook_run_and_its_final_values_equal_the_report(
     let dead = prom.vector(&last("pipe_dead_letters_total")).await;
     assert_eq!(dead.values().sum::<f64>(), r["dead_letters"].as_f64().unwrap());
     assert_eq!(dead.keys().map(|l| l["reason"].as_str()).collect::<Vec<_>>(), ["malformed_body"]);
-    assert_eq!(prom.scalar(&format!("sum({})", last("pipe_http_requests_total"))).await, r["requests"].as_f64().unwrap());
+    assert_eq!(
+        prom.scalar(&format!("sum({})", last("pipe_http_requests_total"))).await,
+        r["requests"].as_f64().unwrap()
+    );
 
     // Answers by code (GET /healthz answers 200 too), and one acknowledgement per accepted POST.
     let by_code: BTreeMap<String, f64> = prom
@@ -283,7 +293,10 @@ async fn prometheus_scrapes_a_webhook_run_and_its_final_values_equal_the_report(
     assert!(acked_in > 0.0 && acked_in < 30.0, "{acked_in} s for 10 acknowledgements");
     assert_eq!(prom.scalar("last_over_time(pipe_run_outcome{outcome=\"success\"}[10m])").await, 1.0);
     assert!(!prom.query(&last("pipe_rows_written_total")).await.is_empty());
-    assert!(prom.query(&last("pipe_watermark_timestamp_seconds")).await.is_empty(), "a webhook listener has no watermark");
+    assert!(
+        prom.query(&last("pipe_watermark_timestamp_seconds")).await.is_empty(),
+        "a webhook listener has no watermark"
+    );
     let log = service_log(dir.path());
     assert!(log.contains(&format!("metrics on http://{metrics_addr}/metrics")), "{log}");
     prom.stop().await;
@@ -349,8 +362,8 @@ async fn series_of_export(chats: usize) -> (BTreeSet<String>, String, Arc<Datase
     let d = Arc::new(generate(&SimConfig { encrypted_every: 3, ..SimConfig::small(chats) }));
     let sim = GiosgSim::start(d.clone(), SimOptions::default()).await.unwrap();
     let dir = giosg_dir(&sim, &d);
-    let out = run_pipe(dir.path(), &["run", "p.toml", "--metrics-file", "pipe.prom"], &[("E2E_GIOSG_TOKEN", &d.token)])
-        .await;
+    let out =
+        run_pipe(dir.path(), &["run", "p.toml", "--metrics-file", "pipe.prom"], &[("E2E_GIOSG_TOKEN", &d.token)]).await;
     sim.shutdown().await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(dir.path().join("pipe.prom")).unwrap();
