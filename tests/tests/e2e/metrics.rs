@@ -269,7 +269,7 @@ async fn prometheus_scrapes_a_webhook_run_and_its_final_values_equal_the_report(
     let want_rows: BTreeMap<String, f64> =
         r["rows"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect();
     assert_eq!(rows, want_rows);
-    assert_eq!(want_rows["messages"], 30.0);
+    assert!(want_rows["messages"] >= 30.0, "30 events, their replies too: {want_rows:?}");
     let dead = prom.vector(&last("pipe_dead_letters_total")).await;
     assert_eq!(dead.values().sum::<f64>(), r["dead_letters"].as_f64().unwrap());
     assert_eq!(dead.keys().map(|l| l["reason"].as_str()).collect::<Vec<_>>(), ["malformed_body"]);
@@ -302,9 +302,10 @@ async fn prometheus_scrapes_a_webhook_run_and_its_final_values_equal_the_report(
     prom.stop().await;
 }
 
-/// Runs a 30 s slowed export as a child process with `--metrics-file pipe.prom` in `dir`, and
+/// Runs a slowed export as a child process with `--metrics-file pipe.prom` in `dir`, and
 /// returns it once the simulator has seen its first requests.
 async fn slow_run(dir: &Path, sim: &GiosgSim, token: &str) -> tokio::process::Child {
+    let before = sim.request_records().len();
     let log = std::fs::File::create(dir.join("pipe.log")).unwrap();
     let child = tokio::process::Command::new(pipe_bin())
         .args(["run", "p.toml", "--metrics-file", "pipe.prom"])
@@ -317,7 +318,7 @@ async fn slow_run(dir: &Path, sim: &GiosgSim, token: &str) -> tokio::process::Ch
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while sim.request_records().len() < 3 {
+    while sim.request_records().len() < before + 3 {
         assert!(Instant::now() < deadline, "the run made no request:\n{}", service_log(dir));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -326,7 +327,7 @@ async fn slow_run(dir: &Path, sim: &GiosgSim, token: &str) -> tokio::process::Ch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_file_is_replaced_atomically_and_a_killed_run_leaves_the_previous_one() {
-    let d = Arc::new(generate(&SimConfig { encrypted_every: 0, ..SimConfig::small(60) }));
+    let d = Arc::new(generate(&SimConfig { encrypted_every: 5, ..SimConfig::small(60) }));
     let sim = GiosgSim::start(d.clone(), SimOptions::default()).await.unwrap();
     sim.set_faults(HttpFaults { latency: Duration::from_millis(400), ..Default::default() });
     let dir = giosg_dir(&sim, &d);
