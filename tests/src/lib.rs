@@ -5,7 +5,8 @@
 //! This library is what the tests share: finding and running the binary ([`pipe_bin`],
 //! [`run_pipe`]), the Python reader ([`python`], [`python_json`]), the one read-back of a
 //! Parquet dataset ([`Parquet`] → [`Table`]), the plugin libraries the workspace builds
-//! ([`libraries`]), and [`alone_in_process`] for measurements that need a process of their own.
+//! ([`libraries`]), a real Prometheus server and `promtool` ([`prometheus`]), and
+//! [`alone_in_process`] for measurements that need a process of their own.
 //!
 //! The tests compile into a few binaries by theme, one directory each under `tests/tests/`
 //! with a `main.rs` that lists its modules (cargo finds `tests/*/main.rs` by itself):
@@ -26,6 +27,7 @@
 mod isolation;
 pub mod libraries;
 mod pipe;
+pub mod prometheus;
 mod python;
 pub mod read_back;
 mod service;

@@ -18,6 +18,9 @@
 //!   library has been built (CI builds it), and skipped with a note otherwise.
 //! * **Pinned keys.** A plugin with `tests/fixtures/config_schema.json` keeps exactly those keys,
 //!   types and defaults.
+//! * **Metrics.** The README's "Monitoring" table (between `<!-- metrics:begin -->` and
+//!   `<!-- metrics:end -->`) is exactly the one generated from `pipe_engine::telemetry::catalog`
+//!   (name, type, labels, meaning); `PIPE_UPDATE_DOCS=1` regenerates it too.
 //! * **Citations.** Every `docs/<file>.md §N` cited in the tree names a file and a section that
 //!   exist, and nothing cites a document outside the repository.
 
@@ -594,4 +597,41 @@ fn repository_paths_named_in_comments_and_docs_exist() {
     }
     assert!(named > 20, "only {named} repository paths found: is the scan broken?");
     assert!(problems.is_empty(), "stale paths:\n{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README's metrics table.
+
+/// The markdown table of every metric `pipe run` exports: `| name | type | labels | meaning |`.
+fn metrics_table() -> String {
+    let mut out = String::from("| name | type | labels | meaning |\n|---|---|---|---|\n");
+    for m in pipe_engine::telemetry::catalog::CATALOG {
+        let labels = m.labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+        let labels = if labels.is_empty() { "—".to_string() } else { labels };
+        out.push_str(&format!("| `{}` | {} | {} | {} |\n", m.name, m.kind.as_str(), labels, m.help));
+    }
+    out
+}
+
+#[test]
+fn readme_metrics_table_matches_the_catalog() {
+    let path = workspace().join("README.md");
+    let doc = read(&path);
+    let expected = metrics_table();
+    let (current, range) = between_markers(&doc, "metrics")
+        .expect("README.md: no `<!-- metrics:begin -->` / `<!-- metrics:end -->` markers");
+    if current == expected {
+        return;
+    }
+    if std::env::var("PIPE_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        let mut new = doc.clone();
+        new.replace_range(range, &expected);
+        std::fs::write(&path, new).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        eprintln!("README.md: metrics table regenerated");
+        return;
+    }
+    panic!(
+        "README.md's metrics table differs from pipe_engine::telemetry::catalog; regenerate with \
+         `PIPE_UPDATE_DOCS=1 cargo test --release -p pipe-tests --test docs_contract`. Expected:\n{expected}"
+    );
 }

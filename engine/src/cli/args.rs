@@ -67,6 +67,20 @@ pub enum Command {
         /// The source must have `start` and `end` keys (giosg does).
         #[arg(long, value_name = "FROM..TO")]
         window: Option<Window>,
+        /// Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts (a webhook
+        /// service, a long backfill). Binds exactly there: use 127.0.0.1 unless a scraper on
+        /// another host must reach it. Port 0 picks a free port (logged).
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
+        /// With --metrics-addr: after the run, keep serving /metrics until one scrape has read
+        /// the final values, for at most SECONDS (a batch run scraped by Prometheus).
+        #[arg(long, value_name = "SECONDS", default_value_t = 0.0, requires = "metrics_addr")]
+        metrics_linger: f64,
+        /// Write the final metrics to FILE at the end of the run, in the Prometheus text format,
+        /// replaced atomically (for node_exporter's textfile collector: a `*.prom` file in its
+        /// directory).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
     /// Check a pipeline file without running it: TOML, plugin names, every plugin's keys and
     /// types, `${VAR}` references. No network.

@@ -34,9 +34,24 @@ use crate::runtime::RunOptions;
 pub async fn dispatch(cli: Cli) -> Exit {
     let registry = Registry::builtin();
     match cli.command {
-        Command::Run { file, limit, full_refresh, report, shard, window } => {
+        Command::Run {
+            file,
+            limit,
+            full_refresh,
+            report,
+            shard,
+            window,
+            metrics_addr,
+            metrics_linger,
+            metrics_file,
+        } => {
             let opts = RunOptions { limit, full_refresh, shard: shard.map(|s| (s.index, s.count)), window };
-            run::command(&file, &opts, report.as_deref(), cli.quiet, &registry).await
+            let metrics = run::MetricsOptions {
+                addr: metrics_addr,
+                file: metrics_file,
+                linger: std::time::Duration::from_secs_f64(metrics_linger.clamp(0.0, 3600.0)),
+            };
+            run::command(&file, &opts, report.as_deref(), &metrics, cli.quiet, &registry).await
         }
         Command::Validate { file, check } => validate::command(&file, check, &registry).await,
         Command::Plugins { plugin_dir } => plugins::command(plugin_dir, &registry),

@@ -1,7 +1,9 @@
-//! `pipe run FILE`: run a pipeline, print its summary, map its outcome to an exit code and
-//! write the `--report` JSON.
+//! `pipe run FILE`: run a pipeline, print its summary, map its outcome to an exit code, write
+//! the `--report` JSON and, when asked, the Prometheus metrics (`--metrics-addr`,
+//! `--metrics-file`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cli::errors::config_errors;
 use crate::config::{self, Pipeline, env_var};
@@ -9,19 +11,79 @@ use crate::exit::Exit;
 use crate::registry::Registry;
 use crate::runtime::progress::Progress;
 use crate::runtime::{self, Outcome, RunError, RunOptions, RunReport};
+use crate::telemetry::{self, Telemetry, serve::Server};
+
+/// `--metrics-addr`, `--metrics-linger` and `--metrics-file` of `pipe run`.
+#[derive(Debug, Default)]
+pub struct MetricsOptions {
+    /// Serve `/metrics` on this `HOST:PORT` while the run lasts.
+    pub addr: Option<String>,
+    /// Write the final values here at the end (atomically).
+    pub file: Option<PathBuf>,
+    /// After the run, serve until one scrape has read the final values, at most this long.
+    pub linger: Duration,
+}
 
 /// Loads the pipeline `file` (every configuration problem printed, exit 2) and runs it with
-/// [`run_pipeline`].
+/// [`run_pipeline`], with Prometheus metrics when `metrics` asks for them: served while the
+/// run lasts and written to a file at its end (`crate::telemetry`).
+///
+/// Exit 2 also when `--metrics-addr` cannot be bound; exit 1 when the metrics file cannot be
+/// written (the run's own outcome is still in the file's `pipe_run_outcome` when it can).
 pub async fn command(
     file: &Path,
     opts: &RunOptions,
     report_file: Option<&Path>,
+    metrics: &MetricsOptions,
     quiet: bool,
     registry: &Registry,
 ) -> Exit {
-    match config::load_file_all(file, registry, &env_var) {
-        Ok(p) => run_pipeline(&p, opts, quiet, false, report_file).await,
-        Err(errors) => config_errors(errors),
+    let p = match config::load_file_all(file, registry, &env_var) {
+        Ok(p) => p,
+        Err(errors) => return config_errors(errors),
+    };
+    if metrics.addr.is_none() && metrics.file.is_none() {
+        return run_pipeline(&p, opts, quiet, false, report_file).await;
+    }
+    let telemetry = match Telemetry::install(&p.name, opts.shard) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failed;
+        }
+    };
+    let server = match &metrics.addr {
+        Some(addr) => match Server::start(addr, telemetry.clone()).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Config;
+            }
+        },
+        None => None,
+    };
+    let mut exit = run_pipeline(&p, opts, quiet, false, report_file).await;
+    telemetry.finish(outcome_label(exit));
+    if let Some(path) = &metrics.file
+        && let Err(e) = telemetry::file::write_atomically(path, &telemetry.render())
+    {
+        eprintln!("error: {e}");
+        exit = Exit::Failed;
+    }
+    if let Some(server) = server {
+        server.linger(metrics.linger).await;
+    }
+    exit
+}
+
+/// The `outcome` label of `pipe_run_outcome` for how the run exits.
+fn outcome_label(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Ok => "success",
+        Exit::Partial => "partial",
+        Exit::DeadLetters => "dead_letters",
+        Exit::Interrupted => "interrupted",
+        Exit::Failed | Exit::Config => "failed",
     }
 }
 

@@ -1,9 +1,10 @@
 //! A source of a loaded library as the SDK's [`Source`]: the consumer side of the source vtable
 //! that `pipe_plugin_sdk::ffi`'s `source.rs` produces. `next_event` runs on tokio's blocking pool
 //! (`spawn_blocking`), never on a runtime worker; open uses `block_in_place`. The library's own
-//! counters (`counters`) are added to the engine's [`Metrics`] after every event. The instance
-//! is closed by whichever thread lets go of it last, so a call still running when the engine
-//! drops the source finishes (interrupted by `cancel`) before `close`.
+//! counters (`counters`) are added to the engine's [`Metrics`] after every event (requests and
+//! retries also to the Prometheus metrics, `crate::telemetry`). The instance is closed by
+//! whichever thread lets go of it last, so a call still running when the engine drops the
+//! source finishes (interrupted by `cancel`) before `close`.
 
 use std::sync::Arc;
 
@@ -106,8 +107,11 @@ impl ExternalSource {
     /// Adds what the library counted since the last call to the engine's metrics.
     fn add_counters(&mut self, c: Counters) {
         let m = &self.metrics;
-        Metrics::add(&m.requests, c.requests.saturating_sub(self.seen.requests));
-        Metrics::add(&m.retries, c.retries.saturating_sub(self.seen.retries));
+        let (requests, retries) =
+            (c.requests.saturating_sub(self.seen.requests), c.retries.saturating_sub(self.seen.retries));
+        Metrics::add(&m.requests, requests);
+        Metrics::add(&m.retries, retries);
+        crate::telemetry::record_library_counters(self.inst.plugin.name, requests, retries);
         Metrics::add(&m.conversations, c.conversations.saturating_sub(self.seen.conversations));
         Metrics::add(&m.messages, c.messages.saturating_sub(self.seen.messages));
         m.throttled_until_ms.store(c.throttled_until_ms, std::sync::atomic::Ordering::Relaxed);

@@ -24,6 +24,10 @@
 //!   previous checkpoint, so the next run re-fetches what was not committed (at-least-once)
 //! ```
 //!
+//! Every step is also counted in the run's Prometheus metrics (`crate::telemetry`): rows per
+//! stream and dead letters per reason as they are written, each commit and its duration, what
+//! each sink has published, and the committed state's watermark.
+//!
 //! A source that ends without a last checkpoint still has its output committed (steps 1–2),
 //! but there is no state to save. Dead letters are written as they reach the sinks and
 //! classified by kind for the outcome ([`RunReport::note_dead_letter`]).
@@ -66,6 +70,7 @@ use crate::runtime::report::RunReport;
 use crate::runtime::signals::Signals;
 use crate::runtime::topology::{Item, Running, SinkStage};
 use crate::state;
+use crate::telemetry;
 
 /// The engine's side of [`SourceControl`].
 pub struct Control {
@@ -333,6 +338,7 @@ impl Coordinator {
         match event {
             Event::Batch { stream, batch } => {
                 *self.report.rows.entry(stream.clone()).or_default() += batch.num_rows() as u64;
+                telemetry::record_rows(&stream, batch.num_rows() as u64);
                 for SinkStage { name, sink } in self.sinks.iter_mut() {
                     sink.write(&stream, &batch).await.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
                 }
@@ -345,6 +351,7 @@ impl Coordinator {
                 tracing::warn!(stream = %dl.stream, stage = %dl.stage, reason = %dl.reason, "dead letter: {}", dl.message);
                 self.report.note_dead_letter(&dl);
                 self.dead_letters.write(&dl)?;
+                telemetry::record_dead_letter(&dl.stream, &dl.reason);
             }
             Event::Checkpoint(_) | Event::End => unreachable!("barriers are not held"),
         }
@@ -354,8 +361,11 @@ impl Coordinator {
     /// Commits every sink, then (only then) saves the checkpoint's state and tells the source.
     async fn commit_checkpoint(&mut self, cp: Option<Checkpoint>) -> anyhow::Result<()> {
         let Some(cp) = cp else { return Ok(()) };
+        let started = Instant::now();
         self.commit_sinks(&cp).await?;
         self.state.save(&cp.state).await?;
+        telemetry::record_commit(started.elapsed());
+        telemetry::record_committed_state(&cp.state);
         // Now durable: a service source may acknowledge what this state covers.
         self.control.committed.send_replace(Some(cp.state.clone()));
         self.report.state_after = Some(cp.state);
@@ -367,6 +377,8 @@ impl Coordinator {
     async fn commit_sinks(&mut self, cp: &Checkpoint) -> anyhow::Result<()> {
         for SinkStage { name, sink } in self.sinks.iter_mut() {
             sink.commit(cp).await.map_err(|e| anyhow::anyhow!("{name}: commit failed: {e}"))?;
+            let stats = sink.stats();
+            telemetry::record_sink_totals(name, stats.files, stats.bytes);
         }
         self.uncommitted = false;
         self.dead_letters.sync()

@@ -391,7 +391,9 @@ impl HttpClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let failure = match request.send().await {
+            let sent = request.send().await;
+            crate::metrics::record_http_request(&s.vendor, sent.as_ref().ok().map(|r| r.status().as_u16()));
+            let failure = match sent {
                 Err(e) if e.is_redirect() => {
                     return Err(match find_source::<CrossOriginRedirect>(&e) {
                         Some(r) => cross_origin(
@@ -492,6 +494,7 @@ impl HttpClient {
             }
             let delay = failure.wait.unwrap_or_else(|| backoff(s, attempt)).min(s.max_backoff);
             Metrics::add(&self.metrics.retries, 1);
+            crate::metrics::record_http_retry(&s.vendor, failure.wait.map(|_| delay));
             if failure.wait.is_some() {
                 let until = chrono::Utc::now().timestamp_millis().max(0) as u64 + delay.as_millis() as u64;
                 self.paused_until_ms.fetch_max(until, std::sync::atomic::Ordering::Relaxed);

@@ -19,6 +19,7 @@ mod hostile_times;
 mod http;
 mod incremental;
 mod json_sink;
+mod metrics;
 mod rate_limits;
 mod runsafe;
 mod scale;

@@ -5,7 +5,7 @@
 //! ```json
 //! {"mode": "history", "version": 2,
 //!  "clients": {"client-42": {"ms": 1715677923517, "ids": ["4b0a"]}},
-//!  "done": ["client-42"]}
+//!  "done": ["client-42"], "watermark": "2024-05-14T09:12:03.517000Z"}
 //! ```
 //!
 //! * `clients`: per client id, `ms` = the largest item `timestamp` exported so far, epoch
@@ -14,6 +14,9 @@
 //!   `questionId` not in `ids`). Only configured client ids are kept, so the state is bounded
 //!   by the client list. A bare number (`"client-42": 1715677923517`) is accepted as `ms` with
 //!   no `ids`.
+//! * `watermark`: the newest of the clients' `ms`, as RFC 3339: the source's newest committed
+//!   watermark, which `pipe run`'s metrics report (`pipe_watermark_timestamp_seconds`). Written
+//!   for them only; never read back (the per-client `ms` are the cursor).
 //! * `done`: present only in the checkpoints of a run that has not finished: the clients that
 //!   run has already exported, skipped when the run is resumed. A finished run drops it.
 //!
@@ -24,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pipe_plugin_sdk::source_kit::MAX_CLOCK_SKEW_US;
-use pipe_plugin_sdk::time::now_micros;
+use pipe_plugin_sdk::time::{format_micros, now_micros};
 use pipe_plugin_sdk::{PluginError, Result};
 use serde_json::{Map, Value, json};
 
@@ -166,10 +169,14 @@ impl HistoryState {
         }
     }
 
-    /// The JSON of the state, with `done` only when `finished` is false.
+    /// The JSON of the state, with `done` only when `finished` is false, and `watermark`: the
+    /// newest client watermark as RFC 3339 (what the engine's metrics report; not read back).
     pub fn to_json(&self, finished: bool) -> Value {
         let clients: Map<String, Value> = self.clients.iter().map(|(id, w)| (id.clone(), w.to_json())).collect();
         let mut v = json!({"mode": "history", "version": VERSION, "clients": clients});
+        if let Some(newest) = self.clients.values().map(|w| w.ms).max() {
+            v["watermark"] = json!(format_micros(newest.saturating_mul(1000)));
+        }
         if !finished {
             v["done"] = json!(self.done.clone().unwrap_or_default());
         }
@@ -211,7 +218,8 @@ mod tests {
         let v = s.to_json(false);
         assert_eq!(
             v,
-            json!({"mode": "history", "version": 2, "clients": {"c1": {"ms": 12, "ids": ["b", "c"]}}, "done": ["c1"]})
+            json!({"mode": "history", "version": 2, "clients": {"c1": {"ms": 12, "ids": ["b", "c"]}}, "done": ["c1"],
+                   "watermark": "1970-01-01T00:00:00.012000Z"})
         );
         let back = HistoryState::from_state(Some(&v)).unwrap();
         assert_eq!((back.clients, back.done), (s.clients.clone(), s.done.clone()));

@@ -162,6 +162,7 @@ impl Decryptor {
         self.stats.encrypted += rows.len() as u64;
         self.stats.failed += failed;
         self.stats.decrypted += rows.len() as u64 - failed;
+        pipe_plugin_sdk::metrics::record_decrypt(rows.len() as u64 - failed, failed);
         Ok(out)
     }
 

@@ -149,9 +149,26 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: Limit
     }
 }
 
-/// The router: `POST path` and `GET /healthz`.
+/// The router: `POST path` and `GET /healthz`, every answer counted by [`measure`].
 pub fn router(path: &str, shared: Arc<Shared>) -> Router {
-    Router::new().route(path, post(receive)).route("/healthz", get(health)).with_state(shared)
+    Router::new()
+        .route(path, post(receive))
+        .route("/healthz", get(health))
+        .with_state(shared)
+        .layer(axum::middleware::from_fn(measure))
+}
+
+/// Records every answer by its code (`pipe_webhook_requests_total`) and, for a POST answered
+/// 200 (acknowledged once a commit covers it), the time from its arrival to the answer
+/// (`pipe_webhook_ack_duration_seconds`).
+async fn measure(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let arrived = Instant::now();
+    let is_post = request.method() == axum::http::Method::POST;
+    let response = next.run(request).await;
+    let code = response.status();
+    let ack = (is_post && code == StatusCode::OK).then(|| arrived.elapsed());
+    pipe_plugin_sdk::metrics::record_webhook_answer(VENDOR, code.as_u16(), ack);
+    response
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Json<Value> {
