@@ -26,6 +26,8 @@ struct Shared {
     log: Mutex<Vec<String>>,
     /// The client whose history ignores `offset` ([`AimylogicSim::ignore_offset`]).
     ignore_offset: Mutex<Option<String>>,
+    /// The most items a history page holds, whatever `limit` asks ([`AimylogicSim::max_page_size`]).
+    max_page_size: Mutex<Option<usize>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -79,7 +81,7 @@ async fn history(
         } else {
             q.offset.unwrap_or(0)
         })
-        .take(q.limit.unwrap_or(usize::MAX))
+        .take(q.limit.unwrap_or(usize::MAX).min(s.max_page_size.lock().expect("fault").unwrap_or(usize::MAX)))
         .collect();
     Json(json!({"clientId": c.id, "messages": items})).into_response()
 }
@@ -93,6 +95,7 @@ impl AimylogicSim {
             requests: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             ignore_offset: Mutex::new(None),
+            max_page_size: Mutex::new(None),
         });
         let app = axum::Router::new()
             .route("/chatapi/{token}/client/{client}/history", get(history))
@@ -116,6 +119,13 @@ impl AimylogicSim {
     /// switches it off.
     pub fn ignore_offset(&self, client: Option<&str>) {
         *self.shared.ignore_offset.lock().expect("fault") = client.map(str::to_string);
+    }
+
+    /// From now on (`Some(n)`) every history page holds at most `n` items, however many
+    /// `limit` asks for, as a server with a smaller page cap than documented; `None` switches
+    /// it off.
+    pub fn max_page_size(&self, cap: Option<usize>) {
+        *self.shared.max_page_size.lock().expect("fault") = cap;
     }
 
     /// Requests received so far.
