@@ -8,6 +8,7 @@
 mod aimylogic;
 mod aimylogic_webhook;
 mod alli;
+mod alli_contract;
 mod bounded_paging;
 mod credentials;
 mod decrypt_tags;
@@ -20,5 +21,6 @@ mod json_sink;
 mod runsafe;
 mod scale;
 mod unwritable_values;
+mod validate_check;
 mod vanished_chats;
 mod webhook_hostile;
