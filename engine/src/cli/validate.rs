@@ -46,12 +46,13 @@ fn builtin_contract(name: &str) -> Option<ContractProbe> {
     if plugin_host::loader::library_of(name).is_some() {
         return None;
     }
-    match name {
-        "giosg" => Some(std::sync::Arc::new(pipe_plugin_giosg::contract::probe)),
-        "alli" => Some(std::sync::Arc::new(pipe_plugin_alli::contract::probe)),
-        "aimylogic" => Some(std::sync::Arc::new(pipe_plugin_aimylogic::contract::probe)),
-        _ => None,
-    }
+    let probe: ContractProbe = match name {
+        "giosg" => std::sync::Arc::new(pipe_plugin_giosg::contract::probe),
+        "alli" => std::sync::Arc::new(pipe_plugin_alli::contract::probe),
+        "aimylogic" => std::sync::Arc::new(pipe_plugin_aimylogic::contract::probe),
+        _ => return None,
+    };
+    Some(probe)
 }
 
 /// `pipe validate --check`: a built-in source's contract report (printed line by line, then a

@@ -83,7 +83,13 @@ pub struct Check {
 impl Check {
     /// A required check, not yet decided (status [`Status::Unchecked`], nothing seen).
     pub fn required(name: impl Into<String>, assumed: impl Into<String>) -> Self {
-        Check { name: name.into(), assumed: assumed.into(), status: Status::Unchecked, seen: String::new(), required: true }
+        Check {
+            name: name.into(),
+            assumed: assumed.into(),
+            status: Status::Unchecked,
+            seen: String::new(),
+            required: true,
+        }
     }
 
     /// A check the source adapts to (its failure is reported, not fatal).
@@ -273,7 +279,13 @@ pub fn fields_check(check: Check, records: &[Value], needed: &[&str]) -> Check {
         check.confirmed(format!("{} record(s) with {}", records.len(), needed.join(", ")))
     } else {
         let list: Vec<String> = missing.iter().map(|(f, n)| format!("`{f}` missing in {n}")).collect();
-        check.absent(format!("{} of {} record(s): {}; fields seen: {}", list.len(), records.len(), list.join(", "), keys_of(&records[0])))
+        check.absent(format!(
+            "{} of {} record(s): {}; fields seen: {}",
+            list.len(),
+            records.len(),
+            list.join(", "),
+            keys_of(&records[0])
+        ))
     }
 }
 

@@ -50,7 +50,10 @@ impl SchemaMode {
         if self != SchemaMode::Assumed {
             cut("  modifiedAt: DateTime\n  lastChatTime: DateTime\n", "");
             cut("type ChatConnection {\n  pageInfo: PageInfo!\n", "type ChatConnection {\n");
-            cut("chats(before: String, after: String, first: Int, last: Int): ChatConnection", "chats(after: ID, first: Int): ChatConnection");
+            cut(
+                "chats(before: String, after: String, first: Int, last: Int): ChatConnection",
+                "chats(after: ID, first: Int): ChatConnection",
+            );
             cut("  firstName: String\n  name: String\n", "  firstName: String\n");
         }
         if self == SchemaMode::Unpaged {

@@ -286,7 +286,9 @@ async fn in_seconds(response: Response) -> Response {
         }
     }
     let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else { return (parts, axum::body::Body::empty()).into_response() };
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (parts, axum::body::Body::empty()).into_response();
+    };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(mut v) => {
             walk(&mut v);

@@ -126,7 +126,8 @@ async fn graphql_without_the_assumed_fields_exports_everything_and_stays_increme
     }
     // Long conversations have no derived time (their nested page is full): fetched again;
     // every other unchanged conversation is skipped.
-    let long: BTreeSet<&str> = d1.conversations.iter().filter(|c| c.chats.len() >= 100).map(|c| c.id.as_str()).collect();
+    let long: BTreeSet<&str> =
+        d1.conversations.iter().filter(|c| c.chats.len() >= 100).map(|c| c.id.as_str()).collect();
     let expected: BTreeSet<&str> = changed.into_iter().chain(long.iter().copied()).collect();
     assert_eq!(emitted, expected);
     let mut all = rows(&read(&dir.path().join("out1")).0);
@@ -144,10 +145,12 @@ async fn graphql_that_cannot_page_chats_dead_letters_the_long_conversations() {
     sim.shutdown().await;
     assert_eq!(out.status.code(), Some(3), "partial: {}", stderr(&out));
     assert!(sim_free_of_invalid(&out));
-    let long: BTreeSet<String> = d.conversations.iter().filter(|c| c.chats.len() >= 100).map(|c| c.id.clone()).collect();
+    let long: BTreeSet<String> =
+        d.conversations.iter().filter(|c| c.chats.len() >= 100).map(|c| c.id.clone()).collect();
     assert_eq!(long.len(), 3, "the 100-, 101- and 250-chat conversations");
     let dls = dead_letters(&dir.path().join("out"));
-    let named: BTreeSet<String> = dls.iter().map(|d| d["key"]["conversation_id"].as_str().unwrap().to_string()).collect();
+    let named: BTreeSet<String> =
+        dls.iter().map(|d| d["key"]["conversation_id"].as_str().unwrap().to_string()).collect();
     assert!(dls.iter().all(|d| d["reason"] == "incomplete"), "{dls:?}");
     assert_eq!(named, long, "exactly the conversations with a full first page");
     for id in &long {
@@ -196,8 +199,7 @@ async fn rest_incremental_runs_do_not_depend_on_the_started_at_unit() {
         let (m2, c2) = read(&dir.path().join("out2"));
         let emitted: Vec<&str> = c2.iter().map(|c| c["conversation_id"].as_str().unwrap()).collect();
         assert_eq!(emitted, vec![d1.conversations[2].id.as_str()], "{mode}: the changed conversation, and only it");
-        let new: BTreeSet<String> =
-            d1.conversations[2].chats.iter().rev().take(3).map(|m| m.id.clone()).collect();
+        let new: BTreeSet<String> = d1.conversations[2].chats.iter().rev().take(3).map(|m| m.id.clone()).collect();
         let got: BTreeSet<String> = m2.iter().map(|m| m["message_id"].as_str().unwrap().to_string()).collect();
         assert!(new.is_subset(&got), "{mode}: the new chats are exported");
         let mut all = rows(&read(&dir.path().join("out1")).0);
@@ -245,7 +247,9 @@ async fn validate_check_reports_the_alli_contract() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
     assert!(!stdout.contains("✗ absent") && !stdout.contains("≠ different"), "{stdout}");
-    for name in ["alli.graphql.Conversation.lastChatTime", "alli.graphql.chats.paging", "alli.graphql.conversations.query"] {
+    for name in
+        ["alli.graphql.Conversation.lastChatTime", "alli.graphql.chats.paging", "alli.graphql.conversations.query"]
+    {
         assert_eq!(status(&stdout, name), "✓ confirmed", "{name}:\n{stdout}");
     }
 

@@ -33,7 +33,9 @@ fn checks(report: &Value) -> Vec<(String, String, bool)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["name"].as_str().unwrap().into(), c["status"].as_str().unwrap().into(), c["required"].as_bool().unwrap()))
+        .map(|c| {
+            (c["name"].as_str().unwrap().into(), c["status"].as_str().unwrap().into(), c["required"].as_bool().unwrap())
+        })
         .collect()
 }
 
@@ -151,7 +153,12 @@ mod aimylogic {
         sim.shutdown().await;
         assert_eq!(code, Some(1), "{stdout}\n{err}");
         assert_eq!(status(&stdout, "aimylogic.history.limit"), "≠ different");
-        assert!(stdout.contains("limit=3 answered 2 item(s) (the server caps the page below what was asked: offset=2 answered 2 more)"), "{stdout}");
+        assert!(
+            stdout.contains(
+                "limit=3 answered 2 item(s) (the server caps the page below what was asked: offset=2 answered 2 more)"
+            ),
+            "{stdout}"
+        );
         assert!(!stdout.contains(TOKEN) && !err.contains(TOKEN), "the token leaked");
     }
 }

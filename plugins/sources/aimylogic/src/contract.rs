@@ -81,7 +81,13 @@ async fn page(http: &HttpClient, url: &str) -> Result<std::result::Result<Option
     }
 }
 
-async fn history(http: &HttpClient, root: &str, clients: &[String], page_size: usize, r: &mut ContractReport) -> Result<()> {
+async fn history(
+    http: &HttpClient,
+    root: &str,
+    clients: &[String],
+    page_size: usize,
+    r: &mut ContractReport,
+) -> Result<()> {
     let shape = Check::required(
         "aimylogic.history",
         "GET /chatapi/{token}/client/{clientId}/history answers the items (an array, or under messages/history/items/events)",
@@ -92,7 +98,9 @@ async fn history(http: &HttpClient, root: &str, clients: &[String], page_size: u
     for client in clients.iter().take(CLIENTS_TRIED) {
         match page(http, &page_url(root, client, page_size, 0)).await? {
             Err(why) => {
-                r.push(shape.absent(http.scrub(&format!("client {}: {why}", clients.iter().position(|c| c == client).unwrap_or(0) + 1))));
+                r.push(shape.absent(
+                    http.scrub(&format!("client {}: {why}", clients.iter().position(|c| c == client).unwrap_or(0) + 1)),
+                ));
                 return Ok(());
             }
             Ok(None) => unknown += 1,
@@ -108,7 +116,10 @@ async fn history(http: &HttpClient, root: &str, clients: &[String], page_size: u
         }
     }
     let Some((client, items)) = chosen else {
-        r.push(shape.unchecked(format!("none of the first {} configured client(s) is known to the channel (HTTP 404)", unknown)));
+        r.push(shape.unchecked(format!(
+            "none of the first {} configured client(s) is known to the channel (HTTP 404)",
+            unknown
+        )));
         return Ok(());
     };
     let which = clients.iter().position(|c| *c == client).map_or(0, |i| i + 1);
@@ -121,7 +132,10 @@ async fn history(http: &HttpClient, root: &str, clients: &[String], page_size: u
     r.push(zone(&items));
 
     // Page size: a page asked for PROBE_PAGE items.
-    let size = Check::required("aimylogic.history.limit", format!("limit=k answers k items while there are more (k = {PROBE_PAGE})"));
+    let size = Check::required(
+        "aimylogic.history.limit",
+        format!("limit=k answers k items while there are more (k = {PROBE_PAGE})"),
+    );
     let first = match page(http, &page_url(root, &client, PROBE_PAGE, 0)).await? {
         Ok(Some(p)) => p,
         _ => {
@@ -131,7 +145,10 @@ async fn history(http: &HttpClient, root: &str, clients: &[String], page_size: u
     };
     let offset = Check::required(
         "aimylogic.history.offset",
-        format!("offset=k-1 starts at the k-th item: pages at offset 0 and {} overlap by exactly one item", PROBE_PAGE - 1),
+        format!(
+            "offset=k-1 starts at the k-th item: pages at offset 0 and {} overlap by exactly one item",
+            PROBE_PAGE - 1
+        ),
     );
     // A short page: the history's end, or a cap below `limit` (then more follow it).
     let after_short = if first.len() < PROBE_PAGE {

@@ -23,9 +23,7 @@ use serde_json::{Value, json};
 
 use crate::client::graphql::{GraphqlClient, MAX_PAGE};
 use crate::client::rest::RestClient;
-use crate::client::schema::{
-    CAMPAIGN_FIELDS, CHAT_KINDS, CONVERSATION_FIELDS, Paging, Plan, Schema, USER_FIELDS,
-};
+use crate::client::schema::{CAMPAIGN_FIELDS, CHAT_KINDS, CONVERSATION_FIELDS, Paging, Plan, Schema, USER_FIELDS};
 use crate::mapping::{TimeUnit, epoch_micros, unit_of};
 use crate::{Api, parse_config};
 
@@ -61,7 +59,8 @@ async fn rest(client: &RestClient) -> Result<ContractReport> {
     // The listing and its cursor, two small pages.
     let first_url = client.list_url(&[("pageSize", "2".into())]);
     let body = http.get_json(&first_url).await?;
-    let listing = Check::required("alli.rest.listing", "GET /webapi/v2/conversations answers {conversations: [...], cursor}");
+    let listing =
+        Check::required("alli.rest.listing", "GET /webapi/v2/conversations answers {conversations: [...], cursor}");
     let Some(page1) = conversations(&body) else {
         r.push(listing.absent(scrub(format!("no `conversations` array; body keys {}", keys_of(&body)))));
         return Ok(r);
@@ -81,7 +80,8 @@ async fn rest(client: &RestClient) -> Result<ContractReport> {
             }
         ),
     ));
-    let cursor_check = Check::required("alli.rest.listing.cursor", "`cursor` of a full page fetches the next page, disjoint");
+    let cursor_check =
+        Check::required("alli.rest.listing.cursor", "`cursor` of a full page fetches the next page, disjoint");
     let mut listed = page1.clone();
     match cursor.as_ref().and_then(Value::as_str).filter(|c| !c.is_empty()) {
         Some(c) if page1.len() == 2 => {
@@ -123,7 +123,9 @@ async fn rest(client: &RestClient) -> Result<ContractReport> {
     // Order and units of the listed times.
     let times: Vec<(String, Value)> = listed
         .iter()
-        .filter_map(|c| Some((c.get("id")?.as_str()?.to_string(), c.get("lastChatTime").filter(|t| !t.is_null())?.clone())))
+        .filter_map(|c| {
+            Some((c.get("id")?.as_str()?.to_string(), c.get("lastChatTime").filter(|t| !t.is_null())?.clone()))
+        })
         .collect();
     let micros: Vec<i64> = times.iter().filter_map(|(_, t)| epoch_micros(t).ok().flatten()).collect();
     let order = Check::optional("alli.rest.listing.order", "newest last chat first (the default order)");
@@ -134,14 +136,22 @@ async fn rest(client: &RestClient) -> Result<ContractReport> {
         order.confirmed_if(
             sorted,
             Status::Different,
-            format!("lastChatTime of {} conversations: {}", micros.len(), micros.iter().map(|t| format_micros(*t)).collect::<Vec<_>>().join(", ")),
+            format!(
+                "lastChatTime of {} conversations: {}",
+                micros.len(),
+                micros.iter().map(|t| format_micros(*t)).collect::<Vec<_>>().join(", ")
+            ),
         )
     });
     let unit = times.first().and_then(|(_, t)| unit_of(t));
     let unit_check = Check::optional("alli.rest.time_unit", "numeric times are epoch milliseconds");
     r.push(match unit {
         None => unit_check.unchecked("no numeric lastChatTime listed"),
-        Some(u) => unit_check.confirmed_if(u == TimeUnit::Ms, Status::Different, format!("epoch {} ({})", u.label(), times[0].1)),
+        Some(u) => unit_check.confirmed_if(
+            u == TimeUnit::Ms,
+            Status::Different,
+            format!("epoch {} ({})", u.label(), times[0].1),
+        ),
     });
     r.push(started_at_unit(client, times.first(), unit).await?);
 
@@ -164,17 +174,26 @@ async fn rest(client: &RestClient) -> Result<ContractReport> {
 /// `startedAt`'s unit: the newest listed conversation's own time, minus and plus one unit, in
 /// milliseconds and in seconds; which filter keeps it says the unit (none: the filter is
 /// ignored).
-async fn started_at_unit(client: &RestClient, newest: Option<&(String, Value)>, unit: Option<TimeUnit>) -> Result<Check> {
+async fn started_at_unit(
+    client: &RestClient,
+    newest: Option<&(String, Value)>,
+    unit: Option<TimeUnit>,
+) -> Result<Check> {
     let check = Check::optional(
         "alli.rest.started_at_unit",
         "`startedAt` (last chat time after) is in the unit of the responses; the source sends no time filter and does not depend on it",
     );
-    let (Some((id, t)), Some(unit)) = (newest, unit) else { return Ok(check.unchecked("no listed conversation with a numeric lastChatTime")) };
+    let (Some((id, t)), Some(unit)) = (newest, unit) else {
+        return Ok(check.unchecked("no listed conversation with a numeric lastChatTime"));
+    };
     let Some(us) = epoch_micros(t).ok().flatten() else { return Ok(check.unchecked("lastChatTime is not a time")) };
     let (ms, s) = (us.div_euclid(1_000), us.div_euclid(1_000_000));
     let mut kept = Vec::new();
     for at in [ms - 1, ms + 1_000, s - 1, s + 1] {
-        let body = client.http().get_json(&client.list_url(&[("pageSize", "50".into()), ("startedAt", at.to_string())])).await?;
+        let body = client
+            .http()
+            .get_json(&client.list_url(&[("pageSize", "50".into()), ("startedAt", at.to_string())]))
+            .await?;
         kept.push(conversations(&body).is_some_and(|c| ids(&c).contains(id)));
     }
     let seen = format!(
@@ -203,7 +222,8 @@ async fn started_at_unit(client: &RestClient, newest: Option<&(String, Value)>, 
 async fn chats(client: &RestClient, r: &mut ContractReport, id: &str, conv: &Value) -> Result<()> {
     let http = client.http();
     let body = http.get_json(&client.chats_url(id, 1)).await?;
-    let check = Check::required("alli.rest.chats", "GET …/conversations/{id}/chats answers {chats, pageNo, totalCount}");
+    let check =
+        Check::required("alli.rest.chats", "GET …/conversations/{id}/chats answers {chats, pageNo, totalCount}");
     let Some(page1) = body.get("chats").and_then(Value::as_array).cloned() else {
         r.push(check.absent(http.scrub(&format!("no `chats` array; body keys {}", keys_of(&body)))));
         return Ok(());
@@ -220,8 +240,12 @@ async fn chats(client: &RestClient, r: &mut ContractReport, id: &str, conv: &Val
         &["id", "sender", "message", "timestamp"],
     ));
     let senders: Vec<String> = {
-        let mut s: Vec<String> =
-            page1.iter().filter_map(|c| c.get("sender")?.as_str().map(str::to_string)).collect::<HashSet<_>>().into_iter().collect();
+        let mut s: Vec<String> = page1
+            .iter()
+            .filter_map(|c| c.get("sender")?.as_str().map(str::to_string))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         s.sort();
         s
     };
@@ -242,7 +266,11 @@ async fn chats(client: &RestClient, r: &mut ContractReport, id: &str, conv: &Val
             r.push(paging.confirmed_if(
                 page1.len() == MAX_PAGE as usize && overlap == 0 && !page2.is_empty(),
                 Status::Different,
-                format!("page 1: {} chats, page 2: {} chats, {overlap} repeated (totalCount {t})", page1.len(), page2.len()),
+                format!(
+                    "page 1: {} chats, page 2: {} chats, {overlap} repeated (totalCount {t})",
+                    page1.len(),
+                    page2.len()
+                ),
             ));
             all.extend(ids(&page2));
         }
@@ -274,7 +302,10 @@ async fn chats(client: &RestClient, r: &mut ContractReport, id: &str, conv: &Val
 /// The GraphQL checks.
 async fn graphql(client: GraphqlClient) -> Result<ContractReport> {
     let mut r = ContractReport::new("alli");
-    r.push(Check::required("alli.graphql.login", "the login mutation (or the given token) authenticates").confirmed("authenticated"));
+    r.push(
+        Check::required("alli.graphql.login", "the login mutation (or the given token) authenticates")
+            .confirmed("authenticated"),
+    );
     let intro = Check::optional("alli.graphql.introspection", "the server answers __type(name:) introspection");
     let Some(schema) = client.introspect().await? else {
         r.push(intro.different("refused (GraphQL errors): the source sends the queries of the assumed schema"));
@@ -304,7 +335,9 @@ fn field_checks(schema: &Schema, plan: &Plan, r: &mut ContractReport) {
         let want = want.as_deref().unwrap_or_default();
         let c = Check::optional(format!("alli.graphql.type.{want}"), format!("the type is called {want}"));
         r.push(match found.as_deref() {
-            Some(f) if f == want => c.confirmed(format!("{f} ({})", schema.get(f).map_or("not introspected", |t| t.kind.as_str()))),
+            Some(f) if f == want => {
+                c.confirmed(format!("{f} ({})", schema.get(f).map_or("not introspected", |t| t.kind.as_str())))
+            }
             Some(f) => c.different(format!("called {f}; the queries use the server's name")),
             None => c.absent("not reachable from Query.conversations"),
         });
@@ -313,7 +346,11 @@ fn field_checks(schema: &Schema, plan: &Plan, r: &mut ContractReport) {
     let mut field = |ty: Option<&str>, default: &str, f: &str, required: bool| {
         let t = ty.unwrap_or(default);
         let name = format!("alli.graphql.{default}.{f}");
-        let c = if required { Check::required(name, format!("{default}.{f} exists")) } else { Check::optional(name, format!("{default}.{f} exists")) };
+        let c = if required {
+            Check::required(name, format!("{default}.{f} exists"))
+        } else {
+            Check::optional(name, format!("{default}.{f} exists"))
+        };
         r.push(match schema.field(t, f) {
             Some(def) => c.confirmed(format!(
                 "{t}.{f}: {}{}",
@@ -321,10 +358,16 @@ fn field_checks(schema: &Schema, plan: &Plan, r: &mut ContractReport) {
                 if def.args.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", def.args.iter().map(|(k, v)| format!("{k}: {}", v.sdl)).collect::<Vec<_>>().join(", "))
+                    format!(
+                        " ({})",
+                        def.args.iter().map(|(k, v)| format!("{k}: {}", v.sdl)).collect::<Vec<_>>().join(", ")
+                    )
                 }
             )),
-            None => c.absent(format!("{t} has no `{f}`{}", if required_fields.iter().any(|m| m.ends_with(&format!(".{f}"))) { "" } else { "; not selected" })),
+            None => c.absent(format!(
+                "{t} has no `{f}`{}",
+                if required_fields.iter().any(|m| m.ends_with(&format!(".{f}"))) { "" } else { "; not selected" }
+            )),
         });
     };
     field(Some("Query"), "Query", "conversations", true);
@@ -360,18 +403,24 @@ fn field_checks(schema: &Schema, plan: &Plan, r: &mut ContractReport) {
     field(Some("BotChat"), "BotChat", "chatOptions", false);
     field(names.agent.as_deref(), "Agent", "name", false);
     let members = names.chat.as_deref().and_then(|c| schema.get(c)).map(|t| t.possible.clone()).unwrap_or_default();
-    r.push(Check::required("alli.graphql.Chat.members", "the chat union has UserChat, AgentChat, BotChat").confirmed_if(
-        CHAT_KINDS.iter().all(|k| members.iter().any(|m| m == k)),
-        Status::Different,
-        format!("members: {}", if members.is_empty() { "none".into() } else { members.join(", ") }),
-    ));
+    r.push(
+        Check::required("alli.graphql.Chat.members", "the chat union has UserChat, AgentChat, BotChat").confirmed_if(
+            CHAT_KINDS.iter().all(|k| members.iter().any(|m| m == k)),
+            Status::Different,
+            format!("members: {}", if members.is_empty() { "none".into() } else { members.join(", ") }),
+        ),
+    );
     let args = |ty: Option<&str>, f: &str| -> String {
         ty.and_then(|t| schema.field(t, f))
             .map(|d| d.args.iter().map(|(k, v)| format!("{k}: {}", v.sdl)).collect::<Vec<_>>().join(", "))
             .unwrap_or_default()
     };
     r.push(
-        Check::required("alli.graphql.conversations.paging", "conversations(after:) pages the listing (pageInfo.endCursor)").with(
+        Check::required(
+            "alli.graphql.conversations.paging",
+            "conversations(after:) pages the listing (pageInfo.endCursor)",
+        )
+        .with(
             match plan.list_paging {
                 Paging::Cursor => Status::Confirmed,
                 Paging::LastId => Status::Different,
@@ -389,8 +438,15 @@ fn field_checks(schema: &Schema, plan: &Plan, r: &mut ContractReport) {
         ),
     );
     r.push(
-        Check::optional("alli.graphql.conversations.order", "order: LAST_CHAT_TIME_DESC (incremental runs stop below the watermark)")
-            .confirmed_if(plan.ordered, Status::Absent, if plan.ordered { "accepted".to_string() } else { "not offered: every run reads the whole listing".into() }),
+        Check::optional(
+            "alli.graphql.conversations.order",
+            "order: LAST_CHAT_TIME_DESC (incremental runs stop below the watermark)",
+        )
+        .confirmed_if(
+            plan.ordered,
+            Status::Absent,
+            if plan.ordered { "accepted".to_string() } else { "not offered: every run reads the whole listing".into() },
+        ),
     );
     r.push(
         Check::optional(
@@ -449,7 +505,11 @@ async fn live_query(client: &GraphqlClient, r: &mut ContractReport) -> Result<()
                 .and_then(Value::as_array)
                 .map(|e| e.iter().filter_map(|e| e.get("node")).cloned().collect())
                 .unwrap_or_default();
-            r.push(check.confirmed(format!("{} conversation(s); fields {}", nodes.len(), nodes.first().map_or("-".into(), keys_of))));
+            r.push(check.confirmed(format!(
+                "{} conversation(s); fields {}",
+                nodes.len(),
+                nodes.first().map_or("-".into(), keys_of)
+            )));
             let unit = nodes
                 .first()
                 .and_then(|n| n.get("createdAt").or_else(|| n.pointer("/chats/edges/0/node/createdAt")))

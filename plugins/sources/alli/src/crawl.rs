@@ -124,7 +124,10 @@ impl AlliCrawl {
         let mut listing = client.listing();
         let mut sorted = client.ordered();
         if floor.is_some() && !sorted {
-            tracing::warn!(vendor = VENDOR, "the conversation listing has no newest-first order: every run reads all of it");
+            tracing::warn!(
+                vendor = VENDOR,
+                "the conversation listing has no newest-first order: every run reads all of it"
+            );
         }
         let mut lowest_seen: Option<i64> = None;
         let mut newest: Option<i64> = None;
@@ -165,6 +168,25 @@ impl AlliCrawl {
                     continue;
                 }
                 any_above = true;
+                if state.unit.is_none()
+                    && let Some(unit) =
+                        conv.get("lastChatTime").and_then(unit_of).or_else(|| conv.get("createdAt").and_then(unit_of))
+                {
+                    tracing::info!(vendor = VENDOR, unit = ?unit, "numeric timestamps are epoch {}", unit.label());
+                    state.unit = Some(unit);
+                }
+                if let (None, Some(top)) = (newest, t) {
+                    state.cursor.begin_scan(top, None);
+                    window_floor = state.cursor.window_floor(top, self.lookback_us);
+                }
+                if let Some(t) = t {
+                    newest = Some(newest.map_or(t, |n| n.max(t)));
+                }
+                let id = conv.get("id").and_then(Value::as_str).unwrap_or_default();
+                if state.cursor.needs_emit(id, t.map(Mark::at)) {
+                    pending.push((conv, t));
+                }
+            }
             if pending.len() >= self.concurrency * 8
                 && !self.emit(client, std::mem::take(&mut pending), state, out, window_floor).await?
             {

@@ -12,8 +12,8 @@ use pipe_plugin_sdk::time::{EpochUnit, format_micros, now_micros, vendor_time};
 use pipe_plugin_sdk::{Metrics, PluginError, Result};
 use serde_json::Value;
 
-use crate::client::GiosgClient;
 use crate::GiosgConfig;
+use crate::client::GiosgClient;
 
 /// The contract probe of the `giosg` source (a [`pipe_plugin_sdk::contract::ContractProbe`]).
 ///
@@ -55,7 +55,10 @@ async fn run(client: &GiosgClient) -> Result<ContractReport> {
     drop(pages);
     r.push(listing.confirmed(format!("{} chat(s) on the first page", chats.len())));
     r.push(fields_check(
-        Check::required("giosg.chats.fields", "chats carry id, created_at, updated_at, is_ended, room_id, message_count"),
+        Check::required(
+            "giosg.chats.fields",
+            "chats carry id, created_at, updated_at, is_ended, room_id, message_count",
+        ),
         &chats,
         &["id", "created_at", "updated_at", "is_ended", "room_id", "message_count"],
     ));
@@ -63,14 +66,21 @@ async fn run(client: &GiosgClient) -> Result<ContractReport> {
         .iter()
         .filter_map(|c| vendor_time(c.get("created_at"), EpochUnit::ByMagnitude, now_micros()).ok().flatten())
         .collect();
-    let order = Check::required("giosg.chats.order", "ordering=-created_at lists newest first (the scan stops below the watermark)");
+    let order = Check::required(
+        "giosg.chats.order",
+        "ordering=-created_at lists newest first (the scan stops below the watermark)",
+    );
     r.push(if times.len() < 2 {
         order.unchecked("fewer than 2 chats with a created_at")
     } else {
         order.confirmed_if(
             times.windows(2).all(|w| w[0] >= w[1]),
             Status::Different,
-            format!("created_at of the first page from {} to {}", format_micros(times[0]), format_micros(times[times.len() - 1])),
+            format!(
+                "created_at of the first page from {} to {}",
+                format_micros(times[0]),
+                format_micros(times[times.len() - 1])
+            ),
         )
     });
 
@@ -98,7 +108,9 @@ async fn run(client: &GiosgClient) -> Result<ContractReport> {
             Status::Different,
             format!("the listed chat's object: fields {}", keys_of(&one)),
         ),
-        Err(PluginError::NotFound { message, .. }) => get.absent(format!("a listed chat answers {}", client.scrub(&message))),
+        Err(PluginError::NotFound { message, .. }) => {
+            get.absent(format!("a listed chat answers {}", client.scrub(&message)))
+        }
         Err(PluginError::Http(message)) => get.different(client.scrub(&message)),
         Err(e) => return Err(e),
     });
@@ -161,7 +173,11 @@ async fn run(client: &GiosgClient) -> Result<ContractReport> {
         Some(visitor) => match collection(client, client.variables(&id, &visitor).await).await? {
             Ok(items) => {
                 r.push(variables.confirmed(format!("{} variable(s)", items.len())));
-                r.push(fields_check(Check::optional("giosg.variables.fields", "variables carry key, value"), &items, &["key", "value"]));
+                r.push(fields_check(
+                    Check::optional("giosg.variables.fields", "variables carry key, value"),
+                    &items,
+                    &["key", "value"],
+                ));
             }
             Err(why) => r.push(variables.absent(why)),
         },

@@ -151,7 +151,11 @@ impl GraphqlClient {
                 vendor = VENDOR,
                 "the GraphQL schema lacks {}; not selected{}{}",
                 plan.absent.join(", "),
-                if columns.is_empty() { String::new() } else { format!("; null or filled otherwise: {}", columns.join("; ")) },
+                if columns.is_empty() {
+                    String::new()
+                } else {
+                    format!("; null or filled otherwise: {}", columns.join("; "))
+                },
                 match plan.chat_paging {
                     Paging::Cursor => String::new(),
                     Paging::LastId => "; chats are paged with `after` = the last chat's id".into(),
@@ -334,11 +338,9 @@ impl GraphqlClient {
                 let plan = &client.plan.plan;
                 guard.position("after", after.as_deref().unwrap_or(""))?;
                 let mut vars = serde_json::Map::new();
-                for (name, value) in [
-                    ("filter", client.filter.clone()),
-                    ("first", json!(client.page_size)),
-                    ("after", json!(after)),
-                ] {
+                for (name, value) in
+                    [("filter", client.filter.clone()), ("first", json!(client.page_size)), ("after", json!(after))]
+                {
                     if plan.list_args.contains_key(name) {
                         vars.insert(name.into(), value);
                     }
@@ -346,8 +348,7 @@ impl GraphqlClient {
                 if plan.chat_args.contains_key("first") {
                     vars.insert("chats".into(), json!(MAX_PAGE));
                 }
-                let data =
-                    client.request("AlliConversations", &client.plan.conversations, Value::Object(vars)).await?;
+                let data = client.request("AlliConversations", &client.plan.conversations, Value::Object(vars)).await?;
                 let conn =
                     data.get("conversations").filter(|c| c.is_object()).ok_or_else(|| PluginError::Protocol {
                         vendor: VENDOR.into(),
@@ -379,7 +380,12 @@ impl GraphqlClient {
                         } else {
                             !nodes.is_empty()
                         };
-                        nodes.last().and_then(|n| n.get("id")).and_then(Value::as_str).filter(|_| full).map(str::to_string)
+                        nodes
+                            .last()
+                            .and_then(|n| n.get("id"))
+                            .and_then(Value::as_str)
+                            .filter(|_| full)
+                            .map(str::to_string)
                     }
                     Paging::None => None,
                 };

@@ -41,7 +41,8 @@ pub const ASSUMED_TYPES: [&str; 15] = [
 ];
 
 /// Type references three wrappers deep (`[Chat!]!` is `NON_NULL(LIST(NON_NULL(Chat)))`).
-const TYPE_REF: &str = "fragment AlliTypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
+const TYPE_REF: &str =
+    "fragment AlliTypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
 
 /// The selection of one `__Type`.
 const TYPE_FIELDS: &str = "fragment AlliType on __Type { name kind possibleTypes { name } enumValues(includeDeprecated: true) { name } fields(includeDeprecated: true) { name args { name type { ...AlliTypeRef } } type { ...AlliTypeRef } } }";
@@ -152,7 +153,10 @@ impl Schema {
                                     .map(|a| {
                                         a.iter()
                                             .filter_map(|a| {
-                                                Some((a.get("name")?.as_str()?.to_string(), TypeRef::parse(a.get("type")?)?))
+                                                Some((
+                                                    a.get("name")?.as_str()?.to_string(),
+                                                    TypeRef::parse(a.get("type")?)?,
+                                                ))
                                             })
                                             .collect()
                                     })
@@ -351,14 +355,13 @@ impl Plan {
         let mut absent = Vec::new();
         let mut missing_required = Vec::new();
         let has = |ty: &Option<String>, field: &str| ty.as_deref().is_some_and(|t| schema.field(t, field).is_some());
-        let label = |ty: &Option<String>, default: &str, field: &str| {
-            format!("{}.{field}", ty.as_deref().unwrap_or(default))
-        };
-        let mut pick = |ty: &Option<String>, default: &str, fields: &[&'static str], absent: &mut Vec<String>| {
+        let label =
+            |ty: &Option<String>, default: &str, field: &str| format!("{}.{field}", ty.as_deref().unwrap_or(default));
+        let pick = |ty: &Option<String>, default: &str, fields: &[&'static str], absent: &mut Vec<String>| {
             let mut out = Vec::new();
-            for f in fields {
+            for &f in fields {
                 if has(ty, f) {
-                    out.push(*f);
+                    out.push(f);
                 } else {
                     absent.push(label(ty, default, f));
                 }
@@ -419,7 +422,8 @@ impl Plan {
             chat_fields.push((kind.to_string(), fields));
         }
         if chat_fields.is_empty() && names.chat.is_some() {
-            missing_required.push(format!("{} members UserChat, AgentChat or BotChat", names.chat.as_deref().unwrap_or("Chat")));
+            missing_required
+                .push(format!("{} members UserChat, AgentChat or BotChat", names.chat.as_deref().unwrap_or("Chat")));
         }
 
         let args_of = |ty: &str, field: &str| -> BTreeMap<String, TypeRef> {
@@ -428,21 +432,28 @@ impl Plan {
         let mut list_args = args_of("Query", "conversations");
         list_args.retain(|k, _| ["filter", "order", "first", "after"].contains(&k.as_str()));
         let ordered = list_args.get("order").is_some_and(|t| {
-            schema.get(&t.name).is_none_or(|e| e.enum_values.is_empty() || e.enum_values.iter().any(|v| v == "LAST_CHAT_TIME_DESC"))
+            schema
+                .get(&t.name)
+                .is_none_or(|e| e.enum_values.is_empty() || e.enum_values.iter().any(|v| v == "LAST_CHAT_TIME_DESC"))
         });
         if !ordered {
             list_args.remove("order");
             absent.push("Query.conversations(order: LAST_CHAT_TIME_DESC)".into());
         }
-        let page_info_ok =
-            |pi: &Option<String>| has(pi, "hasNextPage") && has(pi, "endCursor");
-        let list_paging = match (has(&names.connection, "pageInfo") && page_info_ok(&names.page_info), list_args.contains_key("after")) {
+        let page_info_ok = |pi: &Option<String>| has(pi, "hasNextPage") && has(pi, "endCursor");
+        let list_paging = match (
+            has(&names.connection, "pageInfo") && page_info_ok(&names.page_info),
+            list_args.contains_key("after"),
+        ) {
             (true, true) => Paging::Cursor,
             (false, true) => Paging::LastId,
             (_, false) => Paging::None,
         };
         if list_paging != Paging::Cursor {
-            absent.push(format!("{}.pageInfo {{ hasNextPage endCursor }}", names.connection.as_deref().unwrap_or("ConversationConnection")));
+            absent.push(format!(
+                "{}.pageInfo {{ hasNextPage endCursor }}",
+                names.connection.as_deref().unwrap_or("ConversationConnection")
+            ));
         }
         if !list_args.contains_key("after") {
             missing_required.push("Query.conversations(after:)".into());
@@ -461,7 +472,10 @@ impl Plan {
             _ => Paging::None,
         };
         if !chat_page_info {
-            absent.push(format!("{}.pageInfo {{ hasNextPage endCursor }}", names.chat_connection.as_deref().unwrap_or("ChatConnection")));
+            absent.push(format!(
+                "{}.pageInfo {{ hasNextPage endCursor }}",
+                names.chat_connection.as_deref().unwrap_or("ChatConnection")
+            ));
         }
         for arg in ["first", "after"] {
             if !chat_args.contains_key(arg) {
@@ -623,7 +637,8 @@ impl Plan {
             }
             None => String::new(),
         };
-        let mut q = format!("query AlliConversations({}) {{\n  conversations({}) {{\n", decls.join(", "), args.join(", "));
+        let mut q =
+            format!("query AlliConversations({}) {{\n  conversations({}) {{\n", decls.join(", "), args.join(", "));
         if self.list_paging == Paging::Cursor {
             q.push_str("    pageInfo {\n      hasNextPage\n      endCursor\n    }\n");
         }
