@@ -172,7 +172,7 @@ impl GraphqlClient {
 
     /// The introspected schema (every [`schema::ASSUMED_TYPES`] name in one request, then the
     /// names the server uses instead, if any), or `None` when the server refuses introspection
-    /// (GraphQL errors).
+    /// (GraphQL errors, or no `Query` type in the answer).
     ///
     /// Errors: HTTP errors of the requests.
     pub async fn introspect(&self) -> Result<Option<Schema>> {
@@ -189,6 +189,12 @@ impl GraphqlClient {
                 }
             };
             schema.absorb(&names, &data);
+            // `__type(name: "Query")` answered null: introspection is off (some servers answer
+            // null rather than an error), not a schema without queries.
+            if schema.get("Query").is_none() {
+                tracing::debug!(vendor = VENDOR, "introspection answered no `Query` type");
+                return Ok(None);
+            }
             names = Names::resolve(&schema).missing(&schema);
             if names.is_empty() {
                 break;
