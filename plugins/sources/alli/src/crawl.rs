@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::mapping::{TimeUnit, map_conversation, unit_of};
-use crate::{AlliConfig, Api, VENDOR};
+use crate::{AlliConfig, VENDOR};
 
 /// Layout version of the saved state (a state of another version is refused).
 pub const STATE_VERSION: u32 = 1;
