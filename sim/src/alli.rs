@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 pub use generate::generate;
-pub use graphql::{SCHEMA_SDL, schema, validate_document};
+pub use graphql::{SCHEMA_SDL, SchemaMode, execute, schema, schema_of, validate_document, validate_document_in};
 pub use server::AlliSim;
 
 /// Creation time of the first generated conversation (epoch ms): 2026-01-05T07:00:00Z.

@@ -87,10 +87,15 @@ pub enum Command {
     Validate {
         /// The pipeline file (TOML).
         file: PathBuf,
-        /// Also probe the source: open it and make its first authenticated request (network),
-        /// proving the credentials and the endpoint work. Nothing is written or committed.
+        /// Also check the source against the live account (network, read-only): for the
+        /// built-in sources a contract report, one line per assumption about the vendor's API
+        /// (confirmed, absent, different), exit 1 when a required one fails; for a library
+        /// source its first authenticated request. Nothing is written or committed.
         #[arg(long)]
         check: bool,
+        /// With `--check`: also write the contract report as JSON to FILE.
+        #[arg(long, value_name = "FILE", requires = "check")]
+        report: Option<PathBuf>,
     },
     /// List the plugins: built-ins and the libraries found in `--plugin-dir` and
     /// `$PIPE_PLUGIN_PATH`, with kind, version, ABI, origin and build info.

@@ -32,6 +32,7 @@
 
 pub mod config;
 pub mod conformance;
+pub mod contract;
 pub mod error;
 pub mod ffi;
 #[cfg(feature = "file-sink")]

@@ -336,8 +336,10 @@ pub trait Source: Send {
     /// shutdown token and the commit notifications. Default: ignored.
     fn attach_control(&mut self, _control: SourceControl) {}
 
-    /// For `pipe validate --check`, on a freshly opened source: proves the credentials and the
-    /// endpoint work, and says how in one line (`authenticated; first page: 100 chats`).
+    /// For `pipe validate --check` on a source without a contract probe (the built-in sources
+    /// have one: [`crate::contract`]; plugins loaded from libraries do not), on a freshly opened
+    /// source: proves the credentials and the endpoint work, and says how in one line
+    /// (`authenticated; first page: 100 chats`).
     /// Nothing is committed and the source is dropped afterwards. The engine bounds it with a
     /// timeout.
     ///

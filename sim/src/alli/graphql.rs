@@ -23,17 +23,85 @@ pub const SCHEMA_SDL: &str = include_str!("schema.graphql");
 /// graphene-django's default `RELAY_CONNECTION_MAX_LIMIT`.
 pub const MAX_LIMIT: i64 = 100;
 
+/// Which schema the GraphQL endpoint serves ([`crate::alli::AlliSim::graphql_schema`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SchemaMode {
+    /// [`SCHEMA_SDL`]: everything docs/vendors/alli.md §3 assumes.
+    #[default]
+    Assumed,
+    /// Only what the onboarding guide shows plus Relay basics: no `Conversation.modifiedAt`
+    /// or `lastChatTime`, no `User.name`, no `pageInfo` on `ChatConnection`, and
+    /// `chats(after: ID, first: Int)` where `after` is a chat's *id* (the guide: "after: ID for
+    /// pagination").
+    Sparse,
+    /// [`SchemaMode::Sparse`] without `chats(after:)` and without `Query.node`: a
+    /// conversation's chats cannot be paged past the first 100.
+    Unpaged,
+}
+
+impl SchemaMode {
+    /// The SDL of this mode.
+    pub fn sdl(self) -> String {
+        let mut sdl = SCHEMA_SDL.to_string();
+        let mut cut = |from: &str, to: &str| {
+            assert!(sdl.contains(from), "the Alli SDL has `{from}`");
+            sdl = sdl.replace(from, to);
+        };
+        if self != SchemaMode::Assumed {
+            cut("  modifiedAt: DateTime\n  lastChatTime: DateTime\n", "");
+            cut("type ChatConnection {\n  pageInfo: PageInfo!\n", "type ChatConnection {\n");
+            cut(
+                "chats(before: String, after: String, first: Int, last: Int): ChatConnection",
+                "chats(after: ID, first: Int): ChatConnection",
+            );
+            cut("  firstName: String\n  name: String\n", "  firstName: String\n");
+        }
+        if self == SchemaMode::Unpaged {
+            cut("chats(after: ID, first: Int): ChatConnection", "chats(first: Int): ChatConnection");
+            cut("  node(id: ID!): Node\n", "");
+        }
+        sdl
+    }
+}
+
 /// The parsed and validated [`SCHEMA_SDL`].
 pub fn schema() -> &'static Valid<Schema> {
-    static SCHEMA: OnceLock<Valid<Schema>> = OnceLock::new();
-    SCHEMA.get_or_init(|| Schema::parse_and_validate(SCHEMA_SDL, "alli.graphql").expect("the Alli SDL is valid"))
+    schema_of(SchemaMode::Assumed)
+}
+
+/// The parsed and validated schema of `mode`.
+pub fn schema_of(mode: SchemaMode) -> &'static Valid<Schema> {
+    static SCHEMAS: OnceLock<[Valid<Schema>; 3]> = OnceLock::new();
+    let all = SCHEMAS.get_or_init(|| {
+        [SchemaMode::Assumed, SchemaMode::Sparse, SchemaMode::Unpaged]
+            .map(|m| Schema::parse_and_validate(m.sdl(), "alli.graphql").expect("the Alli SDL is valid"))
+    });
+    match mode {
+        SchemaMode::Assumed => &all[0],
+        SchemaMode::Sparse => &all[1],
+        SchemaMode::Unpaged => &all[2],
+    }
 }
 
 /// Parses and validates an executable document against [`schema`]; on failure, the GraphQL
 /// errors (`{"message", "locations"}`) the server answers with.
 pub fn validate_document(query: &str) -> Result<Valid<ExecutableDocument>, Vec<Value>> {
-    ExecutableDocument::parse_and_validate(schema(), query, "query.graphql")
+    validate_document_in(SchemaMode::Assumed, query)
+}
+
+/// [`validate_document`] against the schema of `mode`.
+pub fn validate_document_in(mode: SchemaMode, query: &str) -> Result<Valid<ExecutableDocument>, Vec<Value>> {
+    ExecutableDocument::parse_and_validate(schema_of(mode), query, "query.graphql")
         .map_err(|e| e.errors.iter().map(|d| serde_json::to_value(d.to_json()).expect("errors serialize")).collect())
+}
+
+/// Executes one request body against the project as the server of `mode` would (also
+/// introspection), without the HTTP layer: for tests of the documents a client builds.
+pub fn execute(data: &Dataset, mode: SchemaMode, body: &Value) -> Value {
+    match answer(data, body, true, mode) {
+        Answer::Ok(v) | Answer::Invalid(v) | Answer::BadRequest(v) => v,
+        Answer::Unauthorized => json!({"errors": [{"message": "unauthorized"}]}),
+    }
 }
 
 /// What the server does with one GraphQL request.
@@ -49,11 +117,11 @@ pub(crate) enum Answer {
 }
 
 /// Executes one request body `{"query", "variables", "operationName"}`.
-pub(crate) fn answer(data: &Dataset, body: &Value, authorized: bool) -> Answer {
+pub(crate) fn answer(data: &Dataset, body: &Value, authorized: bool, mode: SchemaMode) -> Answer {
     let Some(query) = body.get("query").and_then(Value::as_str) else {
         return Answer::BadRequest(json!({"errors": [{"message": "Must provide query string."}]}));
     };
-    let doc = match validate_document(query) {
+    let doc = match validate_document_in(mode, query) {
         Ok(d) => d,
         Err(errors) => return Answer::Invalid(json!({"errors": errors})),
     };
@@ -78,7 +146,10 @@ pub(crate) fn answer(data: &Dataset, body: &Value, authorized: bool) -> Answer {
         OperationType::Mutation => Obj::Mutation(data),
         _ => Obj::Query(data),
     };
-    let execution = Execution::new(schema(), &doc).operation(operation).raw_variable_values(&variables);
+    let execution = Execution::new(schema_of(mode), &doc)
+        .operation(operation)
+        .raw_variable_values(&variables)
+        .enable_schema_introspection(true);
     match execution.execute_sync(&root) {
         Ok(response) => Answer::Ok(serde_json::to_value(&response).expect("response serializes")),
         Err(e) => Answer::Ok(
@@ -346,7 +417,19 @@ impl ObjectValue for Obj<'_> {
                     "lastChatTime" => leaf(json!(c.last_chat_time_ms())),
                     "campaign" => Obj::Campaign(&data.apps[c.app]).boxed(),
                     "user" => Obj::User(&c.user).boxed(),
-                    "chats" => Obj::ChatConnection { conv: c, slice: slice(c.chats.len(), &args, "chats")? }.boxed(),
+                    "chats" => {
+                        // `after` given as a chat's id (the sparse schema's `after: ID`): the
+                        // chats after that one.
+                        let mut args = args.clone();
+                        if let Some(pos) = args
+                            .get("after")
+                            .and_then(Value::as_str)
+                            .and_then(|after| c.chats.iter().position(|m| m.id == after))
+                        {
+                            args["after"] = json!(encode_cursor(pos));
+                        }
+                        Obj::ChatConnection { conv: c, slice: slice(c.chats.len(), &args, "chats")? }.boxed()
+                    }
                     _ => return Err(self.unknown_field_error(info)),
                 }
             }
@@ -404,15 +487,15 @@ mod tests {
     fn paging_and_limits() {
         let data = generate(&SimConfig::small(5));
         let q = json!({"query": "query($a: String) { conversations(first: 3, after: $a) { pageInfo { hasNextPage endCursor } edges { node { id } } } }"});
-        let Answer::Ok(page) = answer(&data, &q, true) else { panic!("not ok") };
+        let Answer::Ok(page) = answer(&data, &q, true, SchemaMode::Assumed) else { panic!("not ok") };
         assert_eq!(page["data"]["conversations"]["edges"].as_array().unwrap().len(), 3);
         assert_eq!(page["data"]["conversations"]["pageInfo"]["hasNextPage"], true);
         let too_many = json!({"query": "{ conversations(first: 101) { edges { node { id } } } }"});
-        let Answer::Ok(body) = answer(&data, &too_many, true) else { panic!("not ok") };
+        let Answer::Ok(body) = answer(&data, &too_many, true, SchemaMode::Assumed) else { panic!("not ok") };
         assert!(body["errors"][0]["message"].as_str().unwrap().contains("exceeds the `first` limit"), "{body}");
-        assert!(matches!(answer(&data, &too_many, false), Answer::Unauthorized));
+        assert!(matches!(answer(&data, &too_many, false, SchemaMode::Assumed), Answer::Unauthorized));
         let login = json!({"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }", "variables": {"e": data.email, "p": "wrong"}});
-        let Answer::Ok(body) = answer(&data, &login, false) else { panic!("not ok") };
+        let Answer::Ok(body) = answer(&data, &login, false, SchemaMode::Assumed) else { panic!("not ok") };
         assert!(body["data"]["login"].is_null() && body["errors"].is_array(), "{body}");
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::graphql::{self, Answer};
+use super::graphql::{self, Answer, SchemaMode};
 use super::{ConversationTruth, Dataset};
 use crate::serve::LoopbackServer;
 
@@ -39,6 +39,12 @@ struct Shared {
     appended: AtomicU64,
     /// The conversation listings hand back the cursor they were asked with ([`AlliSim::repeat_cursor`]).
     repeat_cursor: std::sync::atomic::AtomicBool,
+    /// The schema GraphQL serves ([`AlliSim::graphql_schema`]).
+    schema_mode: Mutex<SchemaMode>,
+    /// REST `startedAt` is read as epoch seconds ([`AlliSim::started_at_in_seconds`]).
+    started_at_seconds: std::sync::atomic::AtomicBool,
+    /// REST times are served as epoch seconds ([`AlliSim::times_in_seconds`]).
+    times_seconds: std::sync::atomic::AtomicBool,
 }
 
 impl AlliSim {
@@ -53,6 +59,9 @@ impl AlliSim {
             lossy: Mutex::new(HashSet::new()),
             appended: AtomicU64::new(0),
             repeat_cursor: std::sync::atomic::AtomicBool::new(false),
+            schema_mode: Mutex::new(SchemaMode::Assumed),
+            started_at_seconds: std::sync::atomic::AtomicBool::new(false),
+            times_seconds: std::sync::atomic::AtomicBool::new(false),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
         Ok(AlliSim { server: LoopbackServer::serve(listener, app)?, shared })
@@ -94,6 +103,27 @@ impl AlliSim {
     /// that makes a client loop on its second page; `false` switches it off.
     pub fn repeat_cursor(&self, on: bool) {
         self.shared.repeat_cursor.store(on, SeqCst);
+    }
+
+    /// From now on GraphQL validates and answers against the schema of `mode` (and answers
+    /// introspection of it): [`SchemaMode::Sparse`] lacks the fields and paging alli.md §3
+    /// assumes, [`SchemaMode::Unpaged`] cannot page chats at all.
+    pub fn graphql_schema(&self, mode: SchemaMode) {
+        *self.shared.schema_mode.lock().expect("schema mode") = mode;
+    }
+
+    /// From now on (`true`) REST reads `startedAt`/`endAt` as epoch **seconds** while its
+    /// responses still carry milliseconds: a client sending the floor in the responses' unit
+    /// asks for a time ~50,000 years ahead and gets nothing.
+    pub fn started_at_in_seconds(&self, on: bool) {
+        self.shared.started_at_seconds.store(on, SeqCst);
+    }
+
+    /// From now on (`true`) REST serves every time (`createdAt`, `lastChatTime`, chat
+    /// `timestamp`) in epoch **seconds** (whole, rounded down) while `startedAt`/`endAt` are
+    /// still read as milliseconds: the reverse mismatch.
+    pub fn times_in_seconds(&self, on: bool) {
+        self.shared.times_seconds.store(on, SeqCst);
     }
 
     /// Appends `n` new chats to conversation `index` (creation order), one minute apart from
@@ -160,7 +190,8 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
             }
             let data = s.data.read().expect("dataset").clone();
             let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(data.token.as_str());
-            match graphql::answer(&data, &body, authorized) {
+            let mode = *s.schema_mode.lock().expect("schema mode");
+            match graphql::answer(&data, &body, authorized, mode) {
                 Answer::Ok(mut v) => {
                     let after = body.pointer("/variables/after").and_then(Value::as_str);
                     if let (true, Some(after), Some(info)) = (
@@ -193,8 +224,9 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
             } else {
                 let query: Vec<(String, String)> =
                     url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-                match rest {
-                    [] => list(&data, &query, s.repeat_cursor.load(SeqCst)),
+                let filter_scale = if s.started_at_seconds.load(SeqCst) { 1_000 } else { 1 };
+                let response = match rest {
+                    [] => list(&data, &query, s.repeat_cursor.load(SeqCst), filter_scale),
                     [id] => match data.conversation(id) {
                         Some(c) => {
                             (StatusCode::OK, Json(data.rest_conversation(c, EMBEDDED_CHATS, &variables_param(&query))))
@@ -207,7 +239,8 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
                         None => alli_error(StatusCode::NOT_FOUND, 7003, "Conversation not found"),
                     },
                     _ => (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"}))).into_response(),
-                }
+                };
+                if s.times_seconds.load(SeqCst) { in_seconds(response).await } else { response }
             }
         }
         _ => (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"}))).into_response(),
@@ -235,8 +268,39 @@ fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
     Some((v.get("lastChatTime")?.as_i64()?, v.get("id")?.as_str()?.to_string()))
 }
 
-/// `GET /webapi/v2/conversations`: keyset pagination on (last chat time, id).
-fn list(data: &Dataset, query: &[(String, String)], repeat_cursor: bool) -> Response {
+/// A REST response with every time field (`createdAt`, `lastChatTime`, `timestamp`) in epoch
+/// seconds instead of milliseconds.
+async fn in_seconds(response: Response) -> Response {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    match (k.as_str(), x.as_i64()) {
+                        ("createdAt" | "lastChatTime" | "timestamp", Some(ms)) => *x = json!(ms.div_euclid(1_000)),
+                        _ => walk(x),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (parts, axum::body::Body::empty()).into_response();
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            walk(&mut v);
+            (parts.status, Json(v)).into_response()
+        }
+        Err(_) => (parts, axum::body::Body::from(bytes)).into_response(),
+    }
+}
+
+/// `GET /webapi/v2/conversations`: keyset pagination on (last chat time, id); `startedAt` and
+/// `endAt` are multiplied by `filter_scale` (1000: read as seconds).
+fn list(data: &Dataset, query: &[(String, String)], repeat_cursor: bool, filter_scale: i64) -> Response {
     let page_size = match param(query, "pageSize").map(str::parse::<usize>) {
         None => 50,
         Some(Ok(n)) if (1..=50).contains(&n) => n,
@@ -246,7 +310,7 @@ fn list(data: &Dataset, query: &[(String, String)], repeat_cursor: bool) -> Resp
     let number = |name: &'static str| -> Result<Option<i64>, &'static str> {
         match param(query, name) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse::<f64>().map(|f| Some(f as i64)).map_err(|_| name),
+            Some(v) => v.parse::<f64>().map(|f| Some((f as i64).saturating_mul(filter_scale))).map_err(|_| name),
         }
     };
     let (started_at, end_at) = match (number("startedAt"), number("endAt")) {

@@ -51,6 +51,10 @@ pub struct PagingFaults {
     /// answer this status: 404 for a chat deleted between listing and fetching, 403 for a room
     /// the token may not read.
     pub chat_status: Vec<(String, u16)>,
+    /// The single-chat GET (`owned_chats/<id>`, an assumed path: giosg.md §2.3) answers 404
+    /// for every chat, as on a server without that route; the listing and every collection
+    /// below a chat still answer.
+    pub no_single_chat: bool,
 }
 
 /// A running giosg simulator on a loopback port.
@@ -391,6 +395,9 @@ impl Shared {
 
         match route {
             Route::Chats => self.list_chats(&page),
+            Route::Chat(_) if self.paging_faults.lock().expect("paging faults").no_single_chat => {
+                Err(ApiError::not_found())
+            }
             Route::Chat(id) => Ok(self.chat(id)?.chat.clone()),
             Route::Messages(id) => {
                 let chat = self.chat(id)?;

@@ -171,7 +171,8 @@ async fn validate_check_probes_the_source() {
     let out = run_pipe(dir.path(), &["validate", "p.toml", "--check"], &[("T", &dataset.token)]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
-    assert!(stdout.contains("source `giosg`: ok — read a first"), "{stdout}");
+    assert!(stdout.contains("✓ confirmed  giosg.chats.listing"), "{stdout}");
+    assert!(stdout.contains("every required check passed"), "{stdout}");
     assert!(!dir.path().join("out").exists(), "validate --check wrote output");
 
     let before = sim.request_log().len();

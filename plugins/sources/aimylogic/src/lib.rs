@@ -27,6 +27,7 @@
 
 pub mod client;
 pub mod config;
+pub mod contract;
 pub mod crawl;
 pub mod mapping;
 pub mod watermark;

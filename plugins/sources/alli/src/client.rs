@@ -4,6 +4,7 @@
 
 pub mod graphql;
 pub mod rest;
+pub mod schema;
 
 use std::sync::Arc;
 
@@ -35,12 +36,30 @@ impl Client {
         })
     }
 
-    /// The conversation listing, newest last chat first, one `Vec` per page. `started_at`
-    /// (REST only) is the "last chat time after" filter, in the API's own unit.
-    pub fn listing(&self, started_at: Option<i64>) -> BoxStream<'static, Result<Vec<Value>>> {
+    /// The conversation listing, one `Vec` per page, newest last chat first when
+    /// [`Self::ordered`]. No time filter is sent: REST's `startedAt` unit is not documented
+    /// (alli.md §1), so the incremental scan stops client-side.
+    pub fn listing(&self) -> BoxStream<'static, Result<Vec<Value>>> {
         match self {
-            Client::Rest(c) => c.listing(started_at),
+            Client::Rest(c) => c.listing(None),
             Client::Graphql(c) => c.listing(),
+        }
+    }
+
+    /// Whether the listing is sorted newest last chat first: REST's documented default order
+    /// (alli.md §2.1); GraphQL when the server has `order: LAST_CHAT_TIME_DESC`.
+    pub fn ordered(&self) -> bool {
+        match self {
+            Client::Rest(_) => true,
+            Client::Graphql(c) => c.ordered(),
+        }
+    }
+
+    /// A listed conversation's last chat time (µs) for the incremental scan, if known.
+    pub fn listing_time(&self, conversation: &Value) -> Option<i64> {
+        match self {
+            Client::Rest(_) => crate::mapping::listing_time(conversation),
+            Client::Graphql(c) => c.listing_time(conversation),
         }
     }
 

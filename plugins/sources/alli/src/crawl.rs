@@ -6,9 +6,14 @@
 //! GraphQL's `LAST_CHAT_TIME_DESC`). A new chat moves a conversation's last chat time up, so a
 //! run only needs the conversations whose last chat is at or above the **watermark** (the
 //! newest last chat time of the last complete scan) minus `lookback_hours` (late writes,
-//! clock skew). REST also sends that floor as `startedAt` ("last chat time after"), in the
-//! unit the API was seen to use; GraphQL's date filters are too loosely documented to rely
-//! on, so its scan stops client-side, after a whole page below the floor.
+//! clock skew). Neither API gets a time filter: REST's `startedAt` takes a number in a unit no
+//! public page states (alli.md §1), and a wrong unit would filter everything out and end the
+//! run with success; GraphQL's date filters are as loosely documented. The scan stops
+//! client-side, after a whole page below the floor — and only while the listing is seen in
+//! order: a conversation listed with a later last chat time than one before it turns the early
+//! stop off for the rest of the run (every conversation is read, none is lost). Without
+//! `Conversation.lastChatTime` (GraphQL), a conversation's time is its newest chat's when the
+//! nested page holds them all, else unknown (always fetched).
 //!
 //! The cursor is the SDK's [`WatermarkCursor`] keyed by last chat time (an entry is a bare
 //! time), plus the unit of the API's numeric timestamps: [`AlliState`], layout version 1, as
@@ -24,13 +29,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::mapping::{TimeUnit, listing_time, map_conversation, unit_of};
-use crate::{AlliConfig, Api, VENDOR};
+use crate::mapping::{TimeUnit, map_conversation, unit_of};
+use crate::{AlliConfig, VENDOR};
 
 /// Layout version of the saved state (a state of another version is refused).
 pub const STATE_VERSION: u32 = 1;
 
-/// The saved state: `{"version", "watermark", "unit", "seen": {id: last chat time µs}, "scan"}`.
+/// The saved state: `{"version", "watermark", "unit", "seen": {id: last chat time µs}, "scan"}`
+/// (`unit` is informational since no filter is sent in it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlliState {
     /// Watermark, lookback window and interrupted scan, by last chat time.
@@ -112,13 +118,18 @@ impl AlliCrawl {
     /// Newest last chat first down to the floor; ends with a checkpoint.
     async fn scan(&self, client: &Client, out: &mut Emitter, state: &mut AlliState) -> Result<()> {
         let floor = state.cursor.floor(self.lookback_us, self.start_us);
-        // REST filters server-side too, in the unit a previous run saw the API use; on a first
-        // run the unit is unknown, and a wrong guess would filter everything out.
-        let started_at = match (self.cfg.api, floor, state.unit) {
-            (Api::Rest, Some(f), Some(unit)) => Some(unit.from_micros(f)),
-            _ => None,
-        };
-        let mut listing = client.listing(started_at);
+        // No server-side time filter: REST's `startedAt` unit is undocumented and a wrong guess
+        // would filter everything out (alli.md §1). The scan stops client-side instead, and
+        // only while the listing is seen sorted newest first.
+        let mut listing = client.listing();
+        let mut sorted = client.ordered();
+        if floor.is_some() && !sorted {
+            tracing::warn!(
+                vendor = VENDOR,
+                "the conversation listing has no newest-first order: every run reads all of it"
+            );
+        }
+        let mut lowest_seen: Option<i64> = None;
         let mut newest: Option<i64> = None;
         let mut window_floor = i64::MIN;
         let mut pending: Vec<(Value, Option<i64>)> = Vec::new();
@@ -138,7 +149,19 @@ impl AlliCrawl {
             };
             let mut any_above = page.is_empty();
             for conv in page {
-                let t = listing_time(&conv);
+                let t = client.listing_time(&conv);
+                if let Some(t) = t {
+                    // A time above one listed earlier: the order is not what the early stop
+                    // relies on, so this scan reads the whole listing.
+                    if sorted && lowest_seen.is_some_and(|low| t > low) {
+                        tracing::warn!(
+                            vendor = VENDOR,
+                            "the conversation listing is not sorted newest last chat first: this run reads all of it"
+                        );
+                        sorted = false;
+                    }
+                    lowest_seen = Some(lowest_seen.map_or(t, |low| low.min(t)));
+                }
                 if let (Some(f), Some(t)) = (floor, t)
                     && t < f
                 {
@@ -171,7 +194,7 @@ impl AlliCrawl {
                 break;
             }
             // Sorted newest first: a page entirely below the floor ends the scan.
-            if floor.is_some() && !any_above {
+            if floor.is_some() && !any_above && sorted {
                 break;
             }
         }

@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod config;
+pub mod contract;
 pub mod crawl;
 pub mod mapping;
 

@@ -381,7 +381,13 @@ pub fn map_conversation(account_id: &str, b: &Bundle, extracted_at: i64) -> Mapp
                 title: non_empty(s(c, "title")),
                 is_ended: state.as_deref().map(|st| ENDED_STATES.contains(&st)),
                 state: state.map(|x| x.to_lowercase()),
-                updated_at: [last_chat, times.read(c, "modifiedAt")].into_iter().flatten().max().or(created_at),
+                // A server without `lastChatTime`/`modifiedAt` (introspected away): the last chat.
+                updated_at: [last_chat, times.read(c, "modifiedAt")]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .or(last_message_at)
+                    .or(created_at),
                 ..Default::default()
             }
         }

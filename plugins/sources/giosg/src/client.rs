@@ -36,6 +36,11 @@ impl GiosgClient {
         Ok(GiosgClient { http, org_root: format!("{base}/api/v5/orgs/{org}"), page_size: cfg.page_size.clamp(1, 100) })
     }
 
+    /// `text` without the token.
+    pub fn scrub(&self, text: &str) -> String {
+        self.http.scrub(text)
+    }
+
     /// First page URL of the organization's chats, newest first (the incremental scan stops
     /// below the watermark).
     pub fn owned_chats_url(&self) -> String {

@@ -17,6 +17,7 @@
 
 mod client;
 pub mod config;
+pub mod contract;
 pub mod crawl;
 pub mod mapping;
 

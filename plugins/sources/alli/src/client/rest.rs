@@ -55,6 +55,26 @@ impl RestClient {
         Ok(RestClient { http, root: format!("{}/webapi/v2/conversations", cfg.http.base_url()?), list_query })
     }
 
+    /// The first listing page's URL with `extra` parameters on top of the configured ones
+    /// (`pageSize` replaced when given), for the contract probe.
+    pub fn list_url(&self, extra: &[(&str, String)]) -> String {
+        let mut query: Vec<(String, String)> =
+            self.list_query.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).cloned().collect();
+        query.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let qs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        format!("{}?{}", self.root, qs.join("&"))
+    }
+
+    /// The URL of page `page_no` of a conversation's chats.
+    pub fn chats_url(&self, id: &str, page_no: u64) -> String {
+        format!("{}/{}/chats?pageNo={page_no}", self.root, encode(id).replace('+', "%20"))
+    }
+
+    /// The HTTP client (its `scrub` hides the API key).
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     /// The listing, newest last chat first, one `Vec` per page; `started_at` is the
     /// "last chat time after" filter in the API's own unit.
     pub fn listing(&self, started_at: Option<i64>) -> BoxStream<'static, Result<Vec<Value>>> {
