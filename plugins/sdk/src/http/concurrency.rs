@@ -386,12 +386,12 @@ mod tests {
     /// What a scripted server answers to a request sent at `at` (since the start) with
     /// `in_flight` requests in flight (this one included): its latency and whether it pushes
     /// back.
-    type Server = dyn FnMut(Duration, usize) -> (Duration, bool);
+    type Server<'a> = dyn FnMut(Duration, usize) -> (Duration, bool) + 'a;
 
     /// A closed loop on a virtual clock: as many requests in flight as the controller allows
     /// (there is always more work), each answered as `server` says. Returns the limit after
     /// each response and the most requests ever in flight.
-    fn drive(settings: AimdSettings, server: &mut Server, run_for: Duration) -> (Vec<(Duration, usize)>, usize) {
+    fn drive(settings: AimdSettings, server: &mut Server<'_>, run_for: Duration) -> (Vec<(Duration, usize)>, usize) {
         let start = Instant::now();
         let mut aimd = Aimd::new(settings);
         let mut now = Duration::ZERO;

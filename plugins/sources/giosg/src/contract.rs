@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use pipe_plugin_sdk::contract::{Check, ContractFuture, ContractReport, Status, fields_check, keys_of};
-use pipe_plugin_sdk::time::{EpochUnit, format_micros, now_micros, vendor_time};
+use pipe_plugin_sdk::time::{EpochUnit, Zone, format_micros, now_micros, vendor_time};
 use pipe_plugin_sdk::{Metrics, PluginError, Result};
 use serde_json::Value;
 
@@ -64,7 +64,7 @@ async fn run(client: &GiosgClient) -> Result<ContractReport> {
     ));
     let times: Vec<i64> = chats
         .iter()
-        .filter_map(|c| vendor_time(c.get("created_at"), EpochUnit::ByMagnitude, now_micros()).ok().flatten())
+        .filter_map(|c| vendor_time(c.get("created_at"), EpochUnit::ByMagnitude, Zone::UTC, now_micros()).ok().flatten())
         .collect();
     let order = Check::required(
         "giosg.chats.order",
