@@ -143,7 +143,7 @@ impl Dataset {
         for c in &mut d.chats {
             let chat_id = c.id().to_string();
             for m in c.messages.iter_mut().filter(|m| m.json["type"] == "msg") {
-                if n % every.max(1) == 0 {
+                if n.is_multiple_of(every.max(1)) {
                     m.json["sender_type"] = json!("bot");
                     changed.push((chat_id.clone(), m.json["id"].as_str().unwrap_or_default().to_string()));
                 }

@@ -160,7 +160,7 @@ impl ChatApiClient {
                 Err(History::Unrecognized(body)) => return Ok(History::Unrecognized(body)),
                 Err(_) => return Err(self.cut(client_id, "a later page answered 404")),
             };
-            if offset > 0 && page.first().is_some() && page.first() == items.first() {
+            if offset > 0 && !page.is_empty() && page.first() == items.first() {
                 tracing::info!(
                     vendor = crate::VENDOR,
                     "the history of client `{client_id}` answers offset {offset} with its first page again: the server ignores `offset`; paging by time (`from`)"
