@@ -53,7 +53,9 @@ pub async fn dispatch(cli: Cli) -> Exit {
             };
             run::command(&file, &opts, report.as_deref(), &metrics, cli.quiet, &registry).await
         }
-        Command::Validate { file, check, report } => validate::command(&file, check, report.as_deref(), &registry).await,
+        Command::Validate { file, check, report } => {
+            validate::command(&file, check, report.as_deref(), &registry).await
+        }
         Command::Plugins { plugin_dir } => plugins::command(plugin_dir, &registry),
         Command::Plugin { action: PluginAction::Check { lib, config, cycles } } => {
             plugin::command(&lib, config.as_deref(), cycles, &registry).await

@@ -304,7 +304,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "✓ confirmed  x.a            required  seen a");
         assert_eq!(lines[1], "≠ different  x.longer_name  optional  b is s");
-        assert_eq!(lines[2], "                             assumed: b is ms");
+        assert_eq!(lines[2], format!("{:28}assumed: b is ms", ""));
         assert!(lines[3].starts_with("source `x`: 2 checks: 1 confirmed, 0 absent, 1 different, 0 unchecked; every"));
         assert_eq!(r.to_json()["passed"], true);
         assert_eq!(r.to_json()["checks"][1]["status"], "different");

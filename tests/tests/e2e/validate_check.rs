@@ -114,7 +114,7 @@ mod aimylogic {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn history_paging_is_checked_and_a_server_ignoring_offset_or_capping_pages_fails() {
-        let d = Arc::new(generate(&SimConfig { seed: 5, clients: 4, max_turns: 20, token: TOKEN.into() }));
+        let d = Arc::new(generate(&SimConfig { seed: 5, clients: 6, max_turns: 20, token: TOKEN.into() }));
         let long = d.clients.iter().find(|c| c.items.len() > 6).expect("a long history").id.clone();
         let sim = AimylogicSim::start(d.clone()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -133,7 +133,9 @@ mod aimylogic {
             vec![
                 ("aimylogic.history", "confirmed"),
                 ("aimylogic.history.fields", "confirmed"),
-                ("aimylogic.history.time_zone", "confirmed"),
+                // The simulator, like the seed's examples, sends ISO times without a zone: reported,
+                // not fatal (the source reads them in its configured zone).
+                ("aimylogic.history.time_zone", "different"),
                 ("aimylogic.history.limit", "confirmed"),
                 ("aimylogic.history.offset", "confirmed"),
             ],
