@@ -67,7 +67,7 @@ pub enum Command {
         /// The source must have `start` and `end` keys (giosg does).
         #[arg(long, value_name = "FROM..TO")]
         window: Option<Window>,
-        /// Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts (a webhook
+        /// Serve Prometheus metrics on HOST:PORT at /metrics while the run lasts (a webhook
         /// service, a long backfill). Binds exactly there: use 127.0.0.1 unless a scraper on
         /// another host must reach it. Port 0 picks a free port (logged).
         #[arg(long, value_name = "HOST:PORT")]

@@ -1,6 +1,6 @@
 //! Prometheus metrics of a run: `pipe run --metrics-addr HOST:PORT` serves them at `/metrics`
 //! while the run lasts ([`serve`]), `--metrics-file PATH` writes their final values at the end
-//! ([`file`], for node_exporter's textfile collector).
+//! ([`mod@file`], for node_exporter's textfile collector).
 //!
 //! Recording goes through the `metrics` facade. [`Telemetry::install`] sets a Prometheus
 //! recorder (metrics-exporter-prometheus, text format 0.0.4) as the process's global recorder,

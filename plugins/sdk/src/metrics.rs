@@ -55,7 +55,7 @@ impl Metrics {
 // A plugin loaded as a C-ABI library has its own copy of the facade and no recorder, so these
 // calls are no-ops there; the engine records what the ABI carries back for it (requests and
 // retries, `status_class="unknown"`). The full list, with the engine's own metrics, is the
-// engine's catalog (`pipe_engine::telemetry::CATALOG`) and the README's "Monitoring" table.
+// engine's catalog (`pipe_engine::telemetry::catalog::CATALOG`) and the README's "Monitoring" table.
 //
 // Labels are bounded by construction: `vendor` is the plugin's name, `status_class` one of
 // [`STATUS_CLASSES`], `code` an HTTP status code; never a conversation id, URL or secret.
