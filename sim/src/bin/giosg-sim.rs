@@ -107,7 +107,12 @@ async fn main() -> ExitCode {
     }
     pipe_sim::serve_until_stdin_closes().await;
     for sim in sims {
-        eprintln!("giosg-sim: {} requests served at {} ({} answered 429)", sim.requests(), sim.base_url(), sim.throttled());
+        eprintln!(
+            "giosg-sim: {} requests served at {} ({} answered 429)",
+            sim.requests(),
+            sim.base_url(),
+            sim.throttled()
+        );
         sim.shutdown().await;
     }
     ExitCode::SUCCESS

@@ -148,6 +148,8 @@ pub struct Pacer {
     /// Spacing between sends that spreads a stated quota over its window, kept across windows
     /// (the steady `limit / window` rate) so a new window does not start with a burst.
     quota_interval: Option<Duration>,
+    /// Earliest and latest end of the current window, as the answers so far bound it.
+    end_bounds: Option<(Instant, Instant)>,
     /// The longest reset seen: the window's length, as far as we know.
     window_len: Duration,
     /// A rate cap learned from 429s (requests per second).
@@ -169,6 +171,7 @@ impl Default for Pacer {
             most_remaining: 0,
             window: None,
             quota_interval: None,
+            end_bounds: None,
             window_len: Duration::ZERO,
             learned: None,
             learned_since: None,
@@ -230,11 +233,30 @@ impl Pacer {
         let stated_end = now + reset;
         let sent_since = self.sent.saturating_sub(seq + 1) as f64;
         let budget = quota.remaining as f64 - sent_since;
-        let end = match self.window {
-            // Same window (remaining did not go up): the earliest stated end is the tightest.
-            Some(w) if quota.remaining <= w.remaining && w.end > now => w.end.min(stated_end),
-            _ => stated_end,
+        // A reset in whole seconds, rounded up, puts the end in (stated − 1 s, stated]: every
+        // answer narrows the bounds, and a new window inherits the last one's shifted by the
+        // window's length (fixed windows follow each other), so the end is known to within
+        // the spacing of answers after a few windows, not to within a second.
+        let stated = (stated_end.checked_sub(Duration::from_secs(1)).unwrap_or(now), stated_end);
+        let same_window = self.window.is_some_and(|w| quota.remaining <= w.remaining && w.end > now);
+        let prior = match self.end_bounds {
+            Some(b) if same_window => Some(b),
+            Some((lo, hi)) if !self.window_len.is_zero() => {
+                // The same bounds, as many windows later as it takes to pass now.
+                let behind = now.saturating_duration_since(hi);
+                let windows = (behind.as_secs_f64() / self.window_len.as_secs_f64()).floor() + 1.0;
+                let shift = self.window_len.mul_f64(windows);
+                Some((lo + shift, hi + shift))
+            }
+            _ => None,
         };
+        let bounds = match prior {
+            Some((lo, hi)) if lo.max(stated.0) <= hi.min(stated.1) => (lo.max(stated.0), hi.min(stated.1)),
+            _ => stated,
+        };
+        self.end_bounds = Some(bounds);
+        // The latest the window can end: never spend a budget faster than it allows.
+        let end = bounds.1;
         self.window = Some(Window { end, remaining: quota.remaining, budget });
         self.most_remaining = self.most_remaining.max(quota.remaining);
         let limit = quota.limit.filter(|l| *l > 0).unwrap_or(self.most_remaining + 1);

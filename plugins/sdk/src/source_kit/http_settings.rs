@@ -230,7 +230,10 @@ mod tests {
     fn defaults_come_from_the_vendor() {
         let p: Cfg<Plain> = config::parse(json!({"org": "o"})).unwrap();
         let s = p.http.settings();
-        assert_eq!((p.http.base_url.as_str(), s.max_concurrency, s.retry_budget), ("https://plain.example", Some(64), 200));
+        assert_eq!(
+            (p.http.base_url.as_str(), s.max_concurrency, s.retry_budget),
+            ("https://plain.example", Some(64), 200)
+        );
         assert_eq!(p.http.concurrency(), 64, "items fetched at once never cap the adaptive limit");
         assert_eq!((s.vendor.as_str(), s.timeout, s.requests_per_second), ("plain", Duration::from_secs(60), None));
         assert_eq!(s.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);

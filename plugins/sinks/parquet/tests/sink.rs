@@ -327,8 +327,7 @@ fn config_errors_name_the_key() {
     assert!((d.check_config)(&json!({"path": "x", "compression": "gzip"})).is_err());
     let schema = (d.config_schema)();
     assert_eq!(schema["required"], json!(["path"]));
-    for key in
-    [
+    for key in [
         "path",
         "compression",
         "max_file_rows",
