@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHATS=${1:-300}; LATENCY=${2:-30}; CONC=${3:-adaptive}
-work=$(mktemp -d)
+mkdir -p target; work=$(mktemp -d "$PWD/target/bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 . benches/giosg_sim.sh
 

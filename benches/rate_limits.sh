@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHATS=${1:-600}; LIMIT=${2:-100}; LATENCY=${3:-10}
-work=$(mktemp -d)
+mkdir -p target; work=$(mktemp -d "$PWD/target/bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 . benches/giosg_sim.sh
 cargo build --release -q --workspace --bins

@@ -487,7 +487,7 @@ fn tree_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.expect("a directory entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if path.is_dir() {
-            if !matches!(name, "target" | ".venv" | ".git" | "node_modules") {
+            if !matches!(name, "target" | ".venv" | ".venv-bench" | ".git" | "node_modules") {
                 tree_files(&path, out);
             }
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("rs" | "toml" | "md" | "sh" | "py")) {
