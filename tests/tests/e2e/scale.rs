@@ -246,7 +246,7 @@ async fn parquet_and_state_on_s3_and_a_killed_run_leaves_no_partial_object() {
     let sim = GiosgSim::start(d.clone(), SimOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = format!(
-        "name = \"s3run\"\ncommit_interval_seconds = 0\n[source]\nplugin = \"giosg\"\nbase_url = \"{}\"\norganization_id = \"{}\"\ntoken = \"{}\"\npage_size = 5\ncheckpoint_every = 5\n\n[[sinks]]\nplugin = \"parquet\"\npath = \"s3://lake/exports/giosg\"\npartition_by = [\"date\"]\n\n[state]\npath = \"s3://lake/state\"\n",
+        "name = \"s3run\"\ncommit_interval_seconds = 0\n[source]\nplugin = \"giosg\"\nbase_url = \"{}\"\norganization_id = \"{}\"\ntoken = \"{}\"\npage_size = 5\ncheckpoint_every = 5\n# A fixed limit: adaptive concurrency would finish before the kill.\nconcurrency = 4\n\n[[sinks]]\nplugin = \"parquet\"\npath = \"s3://lake/exports/giosg\"\npartition_by = [\"date\"]\n\n[state]\npath = \"s3://lake/state\"\n",
         sim.base_url(),
         d.organization_id,
         d.token

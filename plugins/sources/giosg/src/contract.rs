@@ -64,7 +64,9 @@ async fn run(client: &GiosgClient) -> Result<ContractReport> {
     ));
     let times: Vec<i64> = chats
         .iter()
-        .filter_map(|c| vendor_time(c.get("created_at"), EpochUnit::ByMagnitude, Zone::UTC, now_micros()).ok().flatten())
+        .filter_map(|c| {
+            vendor_time(c.get("created_at"), EpochUnit::ByMagnitude, Zone::UTC, now_micros()).ok().flatten()
+        })
         .collect();
     let order = Check::required(
         "giosg.chats.order",
