@@ -29,6 +29,7 @@ use axum::{Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use pipe_plugin_sdk::DeadLetter;
+use pipe_plugin_sdk::contract::json_kind;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -288,7 +289,7 @@ async fn receive(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, header
         // One object instead of the documented array: take it as one event.
         Ok(obj @ Value::Object(_)) => vec![obj],
         Ok(other) => {
-            let message = format!("webhook body is JSON but not an array of events (a {})", kind(&other));
+            let message = format!("webhook body is JSON but not an array of events (a {})", json_kind(&other));
             let _ = s.work.send(rejected(&s, "malformed_body", message, raw_text(&s, &bytes))).await;
             return answer(StatusCode::BAD_REQUEST, "expected a JSON array of events");
         }
@@ -326,16 +327,5 @@ async fn receive(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, header
     match tokio::time::timeout(s.ack_timeout, acked.wait_for(|c| *c >= seq)).await {
         Ok(Ok(_)) => (StatusCode::OK, Json(json!({"ok": true, "accepted": n, "rejected": n_refused}))).into_response(),
         _ => answer(StatusCode::SERVICE_UNAVAILABLE, "not committed in time; retry later"),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
