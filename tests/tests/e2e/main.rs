@@ -17,6 +17,7 @@ mod hostile_times;
 mod http;
 mod incremental;
 mod json_sink;
+mod rest_spec;
 mod runsafe;
 mod scale;
 mod unwritable_values;
