@@ -7,7 +7,7 @@
 //! | column type | accepted | refused |
 //! |---|---|---|
 //! | utf8 | a string; a number or boolean as its JSON text | an object or array (JSON text is kept for `raw`) |
-//! | timestamp | an epoch number in the spec's `time_unit`, a numeric string, RFC 3339 or a zone-less ISO time (UTC), through the SDK's `vendor_time` | anything else, or more than 24 h in the future: the row is dead-lettered (`sent_at`) or the column left null with a dead letter |
+//! | timestamp | an epoch number in the spec's `time_unit`, a numeric string, RFC 3339 or a zone-less ISO time (UTC), through the SDK's `vendor_time`; for a conversation column also an array of candidates (the first usable one) | anything else, or more than 24 h in the future: the row is dead-lettered (`sent_at`) or the column left null with a dead letter |
 //! | uint32 | a non-negative number (capped at 4294967295) | anything else |
 //! | bool | a boolean | anything else |
 //! | list | an array; items as utf8 | |
@@ -336,13 +336,24 @@ fn conversation_row(
     let o = object(v, "conversation", &CONVERSATION_KEYS)?;
     let get = |k: &str| o.get(k).unwrap_or(&Value::Null);
     let mut bad = Vec::new();
-    let mut time = |k: &str| match vendor_time(Some(get(k)), ctx.unit, ctx.now) {
-        Ok(t) => t,
-        Err(problem) => {
-            let message = format!("conversation {conv_id}: `{k}` {} {}", get(k), problem.describe());
-            bad.push(ctx.dead_letter(CONVERSATIONS, ctx.key(conv_id, None), problem.reason(), message, record));
-            None
+    // An array is a list of candidates: the first usable time; each unusable one before it is
+    // a dead letter (`[.lastChatTime, .createdAt]`).
+    let mut time = |k: &str| {
+        let candidates = match get(k) {
+            Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        for v in candidates {
+            match vendor_time(Some(v), ctx.unit, ctx.now) {
+                Ok(Some(t)) => return Some(t),
+                Ok(None) => {}
+                Err(problem) => {
+                    let message = format!("conversation {conv_id}: `{k}` {v} {}", problem.describe());
+                    bad.push(ctx.dead_letter(CONVERSATIONS, ctx.key(conv_id, None), problem.reason(), message, record));
+                }
+            }
         }
+        None
     };
     let created_at = time("created_at");
     let updated_at = time("updated_at");
