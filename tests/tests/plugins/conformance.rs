@@ -244,7 +244,7 @@ async fn a_vendor_spec_passes_the_kit_like_a_library_source() {
     let alli =
         pipe_sim::alli::AlliSim::start(pipe_sim::alli::generate(&pipe_sim::alli::SimConfig::small(12))).await.unwrap();
     let d = alli.dataset();
-    let spec = workspace().join("pipelines/specs/alli-rest.toml");
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/specs/alli-rest.toml");
     let table = format!("[rest]\nbase_url = \"{}\"\naccount_id = \"proj\"\ncheckpoint_every = 3\n", alli.base_url());
     std::fs::write(dir.path().join("check.toml"), table).unwrap();
     let env = [("ALLI_API_KEY", d.api_key.as_str())];
