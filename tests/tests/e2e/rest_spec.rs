@@ -124,10 +124,11 @@ async fn the_alli_spec_exports_what_the_native_source_does_on_first_and_second_r
     assert_same_export(&dir.path().join("out/native1"), &dir.path().join("out/spec1"), "first run");
     assert_eq!(requests(&spec_log), requests(&native_log), "first run: the same requests");
 
-    // Changes: two older conversations get new chats after the newest activity.
-    let newest = d0.conversations.iter().map(|c| c.sort_key()).filter(|t| *t < 4_000_000_000_000).max().unwrap();
-    sim.add_chats(3, 3, newest + 86_400_000);
-    sim.add_chats(17, 2, newest + 86_400_000 + 600_000);
+    // Changes: two older conversations get new chats now (the 2100 chat holds the watermark
+    // at the first run's now + skew, so "now" is above the next floor).
+    let now_ms = pipe_plugin_sdk::time::now_micros() / 1000;
+    sim.add_chats(3, 3, now_ms - 600_000);
+    sim.add_chats(17, 2, now_ms - 300_000);
     let d1 = sim.dataset();
     let before = sim.request_log().len();
     let native = run(dir.path(), "n2.toml", &native_pipeline("native", &sim, "out/native2", ""), &d1).await;
