@@ -346,7 +346,12 @@ impl HttpClient {
         Ok(self.request_json(reqwest::Method::POST, url, Some(body)).await?.0)
     }
 
-    async fn request_json(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(Value, HeaderMap)> {
+    async fn request_json(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(Value, HeaderMap)> {
         let s = &self.settings;
         self.check_origin(url)?;
         let mut attempt: u32 = 0;

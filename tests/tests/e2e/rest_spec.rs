@@ -340,7 +340,11 @@ async fn validate_check_probes_the_spec_against_the_api() {
     std::fs::write(dir.path().join("p.toml"), spec_pipeline("probe", &sim, spec.to_str().unwrap(), "out", "")).unwrap();
     let ok = run_pipe(dir.path(), &["validate", "p.toml", "--check"], &[("ALLI_API_KEY", d.api_key.as_str())]).await;
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("source `rest`: ok"), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("source `rest`: ok"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     let wrong = "wrong-key-5e6f";
     let bad = run_pipe(dir.path(), &["validate", "p.toml", "--check"], &[("ALLI_API_KEY", wrong)]).await;
     sim.shutdown().await;

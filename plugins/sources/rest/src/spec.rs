@@ -630,14 +630,17 @@ message = "{message_id: .id, sent_at: .ts, sender_role: .author.type, text: .bod
     fn errors(text: &str) -> Vec<(String, Option<(usize, usize)>, String)> {
         match Spec::parse(text) {
             Ok(_) => panic!("accepted:\n{text}"),
-            Err(errs) => errs.into_iter().map(|e| (e.key, e.span.map(|s| line_col(text, s.start)), e.message)).collect(),
+            Err(errs) => {
+                errs.into_iter().map(|e| (e.key, e.span.map(|s| line_col(text, s.start)), e.message)).collect()
+            }
         }
     }
 
     #[test]
     fn the_shipped_specs_and_a_minimal_one_load() {
-        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../pipelines/specs/alli-rest.toml"))
-            .expect("the shipped Alli spec");
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../pipelines/specs/alli-rest.toml"))
+                .expect("the shipped Alli spec");
         let spec = Spec::parse(&shipped).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(spec.file.vendor, "alli");
         assert!(spec.programs.time.is_some() && spec.programs.count.is_some() && spec.programs.unique.is_some());
@@ -672,7 +675,10 @@ message = "{message_id: .id, sent_at: .ts, sender_role: .author.type, text: .bod
         // A global a program may not read there.
         let e = errors(&MINIMAL.replace("records = \".messages\"", "records = \"$records\""));
         assert_eq!(e[0].0, "messages.records", "{e:?}");
-        let e = errors(&MINIMAL.replace("base_url = \"https://api.acme.example\"", "timezone = \"Europe/Helsinki\"\nbase_url = \"ftp://x\""));
+        let e = errors(&MINIMAL.replace(
+            "base_url = \"https://api.acme.example\"",
+            "timezone = \"Europe/Helsinki\"\nbase_url = \"ftp://x\"",
+        ));
         let keys: Vec<&str> = e.iter().map(|(k, _, _)| k.as_str()).collect();
         assert_eq!(keys, ["base_url", "timezone"]);
     }
