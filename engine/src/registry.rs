@@ -40,6 +40,7 @@ impl Registry {
             pipe_plugin_giosg::descriptor(),
             pipe_plugin_alli::descriptor(),
             pipe_plugin_aimylogic::descriptor(),
+            pipe_plugin_rest::descriptor(),
             pipe_plugin_decrypt::descriptor(),
             pipe_plugin_tags::descriptor(),
             pipe_plugin_parquet::descriptor(),

@@ -111,8 +111,9 @@ fn design_md_column_tables_match_the_canonical_schemas() {
 // Plugin READMEs: keys tables generated from the config JSON Schemas
 
 /// Which README documents each plugin.
-const READMES: [(&str, &str); 9] = [
+const READMES: [(&str, &str); 10] = [
     ("giosg", "plugins/sources/giosg/README.md"),
+    ("rest", "plugins/sources/rest/README.md"),
     ("alli", "plugins/sources/alli/README.md"),
     ("aimylogic", "plugins/sources/aimylogic/README.md"),
     ("decrypt", "plugins/transforms/decrypt/README.md"),
@@ -375,6 +376,33 @@ fn plugin_readme_keys_tables_match_the_config_schemas() {
         "keys tables differ from the config schemas; regenerate with \
          `PIPE_UPDATE_DOCS=1 cargo test --release -p pipe-tests --test docs_contract`:\n\n{}",
         drifted.join("\n")
+    );
+}
+
+/// The reference of the `rest` source's vendor spec keys (between `<!-- spec-keys:begin -->`
+/// and `<!-- spec-keys:end -->` of its README) is generated from the spec's JSON Schema, like
+/// the keys tables.
+#[test]
+fn rest_spec_key_reference_matches_the_spec_schema() {
+    let readme = "plugins/sources/rest/README.md";
+    let path = workspace().join(readme);
+    let doc = read(&path);
+    let expected = keys_table(&pipe_plugin_rest::spec_schema());
+    let (current, range) = between_markers(&doc, "spec-keys")
+        .unwrap_or_else(|| panic!("{readme}: no `<!-- spec-keys:begin -->` / `<!-- spec-keys:end -->` markers"));
+    if current == expected {
+        return;
+    }
+    if std::env::var("PIPE_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        let mut new = doc.clone();
+        new.replace_range(range, &expected);
+        std::fs::write(&path, new).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        eprintln!("{readme}: spec key reference regenerated");
+        return;
+    }
+    panic!(
+        "{readme}: the spec key reference differs from the spec schema; regenerate with \
+         `PIPE_UPDATE_DOCS=1 cargo test --release -p pipe-tests --test docs_contract`, expected:\n{expected}"
     );
 }
 

@@ -28,6 +28,9 @@ pub async fn command(target: &str, config: Option<&Path>, cycles: Option<usize>,
         Err(e) => return config_error(e),
     };
     let path = Path::new(target);
+    if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+        return check_spec(target, tables.as_ref(), cycles, registry).await;
+    }
     // Each plugin, with its library's side when it has one (for the ABI-level cancel check).
     let plugins: Vec<(PluginDescriptor, Option<Arc<ExternalPlugin>>)> = if path.is_file() {
         match plugin_host::loader::load(path) {
@@ -121,6 +124,53 @@ pub fn without_thread_caches() {
         let e =
             std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("GLIBC_TUNABLES", tunables).exec();
         tracing::warn!("the memory check may read allocator caches as growth: cannot restart without them ({e})");
+    }
+}
+
+/// `pipe plugin check SPEC.toml`: a vendor spec of the `rest` source gets the checks of a
+/// library source. The spec must load (`spec` line: every problem with its line); with
+/// `--config` (the `rest` table of a pipeline, or bare keys: `base_url`, `account_id`, ...)
+/// the source is opened and read with that spec as `spec`.
+async fn check_spec(target: &str, tables: Option<&ConfigTables>, cycles: Option<usize>, registry: &Registry) -> Exit {
+    let Some(d) = registry.get("rest") else {
+        eprintln!("error: this pipe has no `rest` source to check a vendor spec with");
+        return Exit::Config;
+    };
+    let only_spec = serde_json::json!({ "spec": target });
+    match (d.check_config)(&only_spec) {
+        Ok(()) => println!("{:<20} {:<14} PASS  {target} is a vendor spec of the `rest` source", d.name, "spec"),
+        Err(e) => {
+            let message = match e {
+                pipe_plugin_sdk::PluginError::Config { message, .. } => message,
+                other => other.to_string(),
+            };
+            println!(
+                "{:<20} {:<14} FAIL  {}",
+                d.name,
+                "spec",
+                message.replace('\n', "\n                                          ")
+            );
+            return Exit::Failed;
+        }
+    }
+    let config = tables.and_then(|t| t.for_plugin("rest", true)).map(|mut c| {
+        if let Some(o) = c.as_object_mut() {
+            o.insert("spec".into(), serde_json::Value::String(target.to_string()));
+        }
+        c
+    });
+    let mut opts = Options { config, ..Options::default() };
+    if let Some(n) = cycles {
+        opts.cycles = n;
+        opts.warm_up_cycles = opts.warm_up_cycles.min(n);
+    }
+    let report: Report = conformance::check(d, &opts).await;
+    print!("{report}");
+    if report.passed() {
+        Exit::Ok
+    } else {
+        eprintln!("error: conformance check failed (the FAIL lines above say why)");
+        Exit::Failed
     }
 }
 

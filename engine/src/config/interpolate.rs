@@ -47,32 +47,11 @@ impl Substitutions {
     }
 }
 
-/// Resolves every `${VAR}` in `s`. Errors: the unset variable's name, or a malformed reference.
+/// Resolves every `${VAR}` in `s` (the SDK's [`pipe_plugin_sdk::config::resolve_vars`], which
+/// the `rest` source also applies to its vendor spec). Errors: the unset variable's name, or a
+/// malformed reference.
 pub fn resolve(s: &str, vars: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| "unclosed `${` (write `$$` for a literal `$`)".to_string())?;
-            let name = &body[..end];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{name}}}` is not a valid variable reference"));
-            }
-            let value = vars(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
-            out.push_str(&value);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
+    pipe_plugin_sdk::config::resolve_vars(s, vars)
 }
 
 /// [`resolve`] on every string inside a JSON value; errors carry the key path.

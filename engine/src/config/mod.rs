@@ -491,6 +491,15 @@ fn plugin_spec(
             interpolate::resolve_value(v, &key_path, &recording).map_err(|(p, m)| loc.error(&p, m))?,
         );
     }
+    // The `rest` source's vendor spec file is named relative to the pipeline file.
+    if name == "rest"
+        && let Some(Value::String(spec)) = config.get("spec")
+        && Path::new(spec).is_relative()
+        && let Some(dir) = Path::new(loc.file).parent()
+    {
+        let joined = dir.join(spec).to_string_lossy().into_owned();
+        config.insert("spec".into(), Value::String(joined));
+    }
     let config = Value::Object(config);
 
     // Unknown keys first: the schema lists every key the plugin accepts.

@@ -52,6 +52,37 @@ pub fn schema_of<T: JsonSchema>() -> Value {
     serde_json::to_value(schemars::schema_for!(T)).expect("a JSON schema serializes")
 }
 
+/// Resolves every `${VAR}` in `s` through `vars` (the environment, for a pipeline file and the
+/// `rest` source's vendor spec); `$$` is a literal `$`, a `$` before anything else stays.
+///
+/// Errors: `environment variable NAME is not set`, or a malformed reference; never the value.
+pub fn resolve_vars(s: &str, vars: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').ok_or_else(|| "unclosed `${` (write `$$` for a literal `$`)".to_string())?;
+            let name = &body[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`${{{name}}}` is not a valid variable reference"));
+            }
+            let value = vars(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// A secret string (API token, password): deserializes from a plain string, but its `Debug` and
 /// `Display` print `***`, so it cannot leak into logs or errors by accident.
 #[derive(Clone, serde::Deserialize, JsonSchema)]

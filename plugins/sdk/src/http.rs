@@ -369,15 +369,25 @@ impl HttpClient {
     /// scrubbed); [`PluginError::RetryBudgetExhausted`] when the run's retry budget is spent;
     /// [`PluginError::ListingCut`] for a body over `max_response_bytes`.
     pub async fn get_json(&self, url: &str) -> Result<Value> {
+        Ok(self.request_json(reqwest::Method::GET, url, None).await?.0)
+    }
+
+    /// [`Self::get_json`], also giving the response headers (a `Link` header's next page).
+    pub async fn get_json_with_headers(&self, url: &str) -> Result<(Value, HeaderMap)> {
         self.request_json(reqwest::Method::GET, url, None).await
     }
 
     /// POSTs `body` as JSON (GraphQL) and parses the answer, with the retries of [`Self::get_json`].
     pub async fn post_json(&self, url: &str, body: &Value) -> Result<Value> {
-        self.request_json(reqwest::Method::POST, url, Some(body)).await
+        Ok(self.request_json(reqwest::Method::POST, url, Some(body)).await?.0)
     }
 
-    async fn request_json(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<Value> {
+    async fn request_json(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(Value, HeaderMap)> {
         let s = &self.settings;
         self.check_origin(url)?;
         let mut attempt: u32 = 0;
@@ -441,9 +451,10 @@ impl HttpClient {
                         });
                     }
                     if status.is_success() {
+                        let headers = resp.headers().clone();
                         match read_capped(resp, s.max_response_bytes).await {
                             Ok(Ok(body)) => match serde_json::from_slice::<Value>(&body) {
-                                Ok(v) => return Ok(v),
+                                Ok(v) => return Ok((v, headers)),
                                 Err(e) => {
                                     Failure::retry(format!("unparsable JSON body ({} bytes): {e}", body.len()), None)
                                 }

@@ -236,3 +236,37 @@ async fn vendor_sources_pass_the_kit() {
     }
     assert!(!report.contains(token) && !stderr(&out).contains(token), "the token is never printed");
 }
+
+/// A vendor spec of the `rest` source gets the checks of a library source: the shipped Alli
+/// spec passes them against the Alli simulator, and a broken spec fails with its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_spec_passes_the_kit_like_a_library_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let alli =
+        pipe_sim::alli::AlliSim::start(pipe_sim::alli::generate(&pipe_sim::alli::SimConfig::small(12))).await.unwrap();
+    let d = alli.dataset();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/specs/alli-rest.toml");
+    let table = format!("[rest]\nbase_url = \"{}\"\naccount_id = \"proj\"\ncheckpoint_every = 3\n", alli.base_url());
+    std::fs::write(dir.path().join("check.toml"), table).unwrap();
+    let env = [("ALLI_API_KEY", d.api_key.as_str())];
+    let args = ["plugin", "check", spec.to_str().unwrap(), "--config", "check.toml"];
+    let out = run_pipe(dir.path(), &args, &env).await;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_all_pass(&out, &report, "the Alli spec");
+    for c in ["spec", "config_errors", "schema", "checkpoint", "cancel", "memory"] {
+        assert_eq!(line(&report, "rest", c).0, "PASS", "rest {c}:\n{report}");
+    }
+    assert!(!report.contains(&d.api_key) && !stderr(&out).contains(&d.api_key), "the key is never printed");
+
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let bad = text.replace("id = \".id | strings\"", "id = \".id | stringz\"");
+    let at = bad.lines().position(|l| l.contains("stringz")).unwrap() + 1;
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let out = run_pipe(dir.path(), &["plugin", "check", "bad.toml", "--config", "check.toml"], &env).await;
+    alli.shutdown().await;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let (status, detail) = line(&report, "rest", "spec");
+    assert_eq!(status, "FAIL", "{report}");
+    assert!(detail.contains(&format!("bad.toml:{at}:")) && detail.contains("conversations.id"), "{detail}");
+}
