@@ -83,6 +83,11 @@ pub enum Sender {
     Bot,
     /// A human agent (`AGENT`, `AgentChat`).
     Agent,
+    /// A kind docs/vendors/alli.md does not list (`CAMPAIGN`, `CampaignChat`): a proactive
+    /// campaign message, as a real account may add one day. Never generated; put in by
+    /// [`Dataset::with_unknown_senders`] (GraphQL serves it under
+    /// [`SchemaMode::ExtraChatKind`] only).
+    Campaign,
 }
 
 impl Sender {
@@ -92,6 +97,7 @@ impl Sender {
             Sender::User => "USER",
             Sender::Bot => "BOT",
             Sender::Agent => "AGENT",
+            Sender::Campaign => "CAMPAIGN",
         }
     }
     /// The GraphQL `__typename`.
@@ -100,14 +106,17 @@ impl Sender {
             Sender::User => "UserChat",
             Sender::Bot => "BotChat",
             Sender::Agent => "AgentChat",
+            Sender::Campaign => "CampaignChat",
         }
     }
-    /// The canonical `sender_role` (docs/design.md §3.1).
+    /// The canonical `sender_role` (docs/design.md §3.1; an unknown kind's fallback is
+    /// `system`, §6 `unexpected_shape`).
     pub fn role(self) -> &'static str {
         match self {
             Sender::User => "visitor",
             Sender::Bot => "bot",
             Sender::Agent => "agent",
+            Sender::Campaign => "system",
         }
     }
 }
@@ -301,6 +310,28 @@ impl Dataset {
                 c.chats.iter().map(move |m| (c.id.clone(), m.id.clone(), m.sender.role().to_string(), m.text.clone()))
             })
             .collect()
+    }
+
+    /// This project with every `every`-th chat (counted over all conversations, from the
+    /// second) of a sender kind the vendor notes do not list ([`Sender::Campaign`]), as plain
+    /// text; also the `(conversation_id, chat_id)` of those chats.
+    pub fn with_unknown_senders(&self, every: usize) -> (Dataset, Vec<(String, String)>) {
+        let mut d = self.clone();
+        let mut changed = Vec::new();
+        let mut n = 0usize;
+        for c in &mut d.conversations {
+            for chat in &mut c.chats {
+                n += 1;
+                if n % every.max(1) == 0 {
+                    chat.sender = Sender::Campaign;
+                    chat.rest_draftjs = false;
+                    chat.agent_name = None;
+                    chat.chat_options.clear();
+                    changed.push((c.id.clone(), chat.id.clone()));
+                }
+            }
+        }
+        (d, changed)
     }
 
     /// The conversation object of the REST API; `embed` = how many of the latest chats it

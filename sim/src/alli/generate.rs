@@ -145,7 +145,7 @@ pub fn generate(cfg: &SimConfig) -> Dataset {
             let text = match sender {
                 Sender::User => USER_LINES.choose(&mut rng),
                 Sender::Bot => BOT_LINES.choose(&mut rng),
-                Sender::Agent => AGENT_LINES.choose(&mut rng),
+                Sender::Agent | Sender::Campaign => AGENT_LINES.choose(&mut rng),
             }
             .expect("lines")
             .to_string();

@@ -1,7 +1,8 @@
 //! Shape drift is counted, not swallowed (issue 17, part 4; docs/design.md §6,
 //! `unexpected_shape`): simulators that send enum values and shapes the mappings do not know —
 //! giosg messages whose `sender_type` is `bot`, an Aimylogic reply without `type` and an item
-//! with neither request, answer nor type. The real `pipe` binary must export every row with
+//! with neither request, answer nor type, Alli chats of a kind alli.md does not list (REST
+//! `sender` `CAMPAIGN`, GraphQL `CampaignChat` in the `Chat` union). The real `pipe` binary must export every row with
 //! the documented fallback, write one `unexpected_shape` dead letter per drifted record (with
 //! the raw object), count them in the summary and the report, and end 0 (nothing is missing),
 //! or 4 with `fail_on_dead_letters`.
@@ -145,4 +146,67 @@ async fn aimylogic_items_of_unknown_shape_are_exported_with_fallbacks_and_counte
     sim.shutdown().await;
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(dead_letters(dir.path()).len(), 2);
+}
+
+/// Alli chats of a kind the vendor notes do not list, on both APIs: REST `sender: "CAMPAIGN"`,
+/// and GraphQL `CampaignChat`, a union member the source learns of by introspection and
+/// selects by the fields every chat has. Each is exported once as `system` (message type
+/// `campaign`) with one `unexpected_shape` dead letter holding the raw chat; nothing else is
+/// lost and the run ends 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alli_chats_of_an_unknown_kind_are_exported_as_system_and_counted() {
+    use pipe_sim::alli::{AlliSim, SchemaMode, SimConfig, generate};
+    let (d, drifted) = generate(&SimConfig::small(14)).with_unknown_senders(9);
+    assert!(drifted.len() >= 10, "{}", drifted.len());
+    let sim = AlliSim::start(d.clone()).await.unwrap();
+    sim.graphql_schema(SchemaMode::ExtraChatKind);
+    let drifted_set: BTreeSet<(String, String)> = drifted.iter().cloned().collect();
+    let env = [("E2E_ALLI_KEY", d.api_key.as_str()), ("E2E_ALLI_PASSWORD", d.password.as_str())];
+    for (api, auth, field, kind) in [
+        ("rest", "api_key = \"${E2E_ALLI_KEY}\"".to_string(), "sender", "CAMPAIGN"),
+        (
+            "graphql",
+            format!("email = \"{}\"\npassword = \"${{E2E_ALLI_PASSWORD}}\"", d.email),
+            "__typename",
+            "CampaignChat",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "name = \"drift\"\n[source]\nplugin = \"alli\"\napi = \"{api}\"\nbase_url = \"{}\"\n{auth}\n\n[[sinks]]\nplugin = \"parquet\"\npath = \"out\"\n\n[dead_letter]\npath = \"dl\"\n",
+            sim.base_url()
+        );
+        std::fs::write(dir.path().join("p.toml"), toml).unwrap();
+        let out = run_pipe(dir.path(), &["run", "p.toml", "--report", "report.json"], &env).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{api}: every chat is exported: {err}");
+        assert!(
+            err.contains(&format!("({} unexpected shape)", drifted.len())),
+            "{api}: the summary counts them: {err}"
+        );
+
+        let got = roles(dir.path());
+        assert_eq!(got.len(), d.chat_count(), "{api}: every chat exported once");
+        for (key, (role, kind_col)) in &got {
+            if drifted_set.contains(key) {
+                assert_eq!((role.as_str(), kind_col.as_str()), ("system", "campaign"), "{api} {key:?}");
+            } else {
+                assert_ne!(role, "system", "{api} {key:?}");
+            }
+        }
+        let dls = dead_letters(dir.path());
+        assert!(dls.iter().all(|x| x["reason"] == "unexpected_shape"), "{api}: {dls:?}");
+        assert_eq!(keys_of(&dls), drifted_set, "{api}: one dead letter per drifted chat");
+        assert!(dls.iter().all(|x| x["raw"][field] == kind), "{api}: the raw chat is kept");
+        let message = dls[0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("the unknown `{field}` `{kind}`: exported with sender_role `system`")),
+            "{api}: {message}"
+        );
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+        assert_eq!(report["unexpected_shape"]["count"], drifted.len(), "{api}");
+        assert_eq!(report["outcome"], "success", "{api}");
+    }
+    sim.shutdown().await;
 }

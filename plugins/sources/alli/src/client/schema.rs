@@ -421,6 +421,15 @@ impl Plan {
             }
             chat_fields.push((kind.to_string(), fields));
         }
+        // A member the mapping does not know (a kind added after alli.md was written) is still
+        // selected by what every chat has, so its chats are exported (as `system`, reported
+        // `unexpected_shape` by the mapping) rather than arriving as a bare `__typename`.
+        for kind in members.iter().filter(|m| !CHAT_KINDS.contains(&m.as_str())) {
+            let fields = pick(&Some(kind.clone()), kind, &["id", "message", "createdAt"], &mut Vec::new());
+            if !fields.is_empty() {
+                chat_fields.push((kind.clone(), fields));
+            }
+        }
         if chat_fields.is_empty() && names.chat.is_some() {
             missing_required
                 .push(format!("{} members UserChat, AgentChat or BotChat", names.chat.as_deref().unwrap_or("Chat")));
