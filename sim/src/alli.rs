@@ -322,7 +322,7 @@ impl Dataset {
         for c in &mut d.conversations {
             for chat in &mut c.chats {
                 n += 1;
-                if n % every.max(1) == 0 {
+                if n.is_multiple_of(every.max(1)) {
                     chat.sender = Sender::Campaign;
                     chat.rest_draftjs = false;
                     chat.agent_name = None;
