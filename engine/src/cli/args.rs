@@ -140,12 +140,13 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum PluginAction {
-    /// Run the conformance kit against a plugin library (or a built-in, by name): handshake and
-    /// ABI, descriptor, structured config errors, declared vs emitted schema, checkpoint
+    /// Run the conformance kit against a plugin library, a built-in (by name) or a vendor spec
+    /// of the `rest` source (a `.toml` file): handshake and ABI, descriptor, structured config errors, declared vs emitted schema, checkpoint
     /// resume, cancel, panics, memory growth per open/close cycle. One line per check; exit 1
     /// when one fails.
     Check {
-        /// A plugin library file (`./target/release/libacme.so`) or a built-in plugin's name.
+        /// A plugin library file (`./target/release/libacme.so`), a built-in plugin's name, or a
+        /// vendor spec (`specs/acme.toml`; its `[source]` keys, e.g. `base_url`, in `--config`).
         lib: String,
         /// Working configs: a pipeline file, or a TOML file of tables named after the plugins
         /// (`[acme] base_url = "..."`), or a single plugin's keys. Without it, checks that must

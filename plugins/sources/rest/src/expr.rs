@@ -119,13 +119,30 @@ impl Program {
     }
 }
 
-fn describe_load<S: std::fmt::Debug>(e: &jaq_core::load::Error<S>) -> String {
+/// A lex or parse error as a person reads it: what jaq expected and what it found.
+fn describe_load(e: &jaq_core::load::Error<&str>) -> String {
     use jaq_core::load::Error;
+    let found =
+        |s: &str| if s.is_empty() { "the end of the program".to_string() } else { format!("`{}`", first_chars(s)) };
     match e {
         Error::Io(errs) => errs.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>().join(", "),
-        Error::Lex(errs) => errs.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
-        Error::Parse(errs) => errs.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", "),
+        Error::Lex(errs) => errs
+            .iter()
+            .map(|(exp, at)| format!("expected {} at {}", exp.as_str(), found(at)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Error::Parse(errs) => errs
+            .iter()
+            .map(|(exp, at)| format!("expected {} at {}", exp.as_str(), found(at)))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
+}
+
+/// At most the first 20 characters of `s` (where an error is, not the rest of the program).
+fn first_chars(s: &str) -> String {
+    let head: String = s.chars().take(20).collect();
+    if head.len() < s.len() { format!("{head}…") } else { head }
 }
 
 fn to_val(v: &Value) -> Val {
@@ -168,7 +185,12 @@ mod tests {
 
     #[test]
     fn bad_programs_are_refused_at_compile_time() {
-        assert!(Program::compile(".a | (", globals::PLAIN).unwrap_err().contains("not a jq program"));
+        let e = Program::compile(".a | (", globals::PLAIN).unwrap_err();
+        assert_eq!(e, "not a jq program: expected closing parenthesis at the end of the program");
+        let e = Program::compile(".chats[[", globals::PLAIN).unwrap_err();
+        assert!(e.contains("expected closing bracket"), "{e}");
+        let e = Program::compile(".a | )", globals::PLAIN).unwrap_err();
+        assert!(e.contains("at `)`"), "{e}");
         assert!(Program::compile("nosuchfilter", globals::PLAIN).unwrap_err().contains("nosuchfilter"));
         assert!(Program::compile("$records", globals::PLAIN).unwrap_err().contains("records"));
         assert!(Program::compile("$records | length", globals::CONVERSATION).is_ok());
