@@ -91,6 +91,18 @@ async fn validate_accepts_the_shipped_pipelines() {
     assert!(stderr(&out).contains("transforms[0].private_key_file"), "{}", stderr(&out));
 }
 
+/// The shipped Intercom pipeline (the `rest` source with pipelines/specs/intercom.toml)
+/// validates, and names the unset token's variable when it is missing.
+#[tokio::test]
+async fn validate_accepts_the_shipped_intercom_pipeline() {
+    let root = workspace();
+    let out = run_pipe(&root, &["validate", "pipelines/intercom.toml"], &[("INTERCOM_TOKEN", "t")]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_pipe(&root, &["validate", "pipelines/intercom.toml"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("INTERCOM_TOKEN"), "{}", stderr(&out));
+}
+
 #[tokio::test]
 async fn every_problem_is_reported_not_just_the_first() {
     let (code, err) = validate(
