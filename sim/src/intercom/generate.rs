@@ -126,7 +126,12 @@ fn contact_author(rng: &mut ChaCha8Rng, contact_id: &str) -> Author {
 
 fn admin_author(rng: &mut ChaCha8Rng) -> Author {
     let (id, name) = *ADMINS.choose(rng).expect("admins");
-    Author { kind: "admin".into(), id: id.into(), name: Some(name.into()), email: Some(format!("{id}@support.example")) }
+    Author {
+        kind: "admin".into(),
+        id: id.into(),
+        name: Some(name.into()),
+        email: Some(format!("{id}@support.example")),
+    }
 }
 
 fn bot_author() -> Author {

@@ -134,10 +134,8 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
         return error(StatusCode::UNAUTHORIZED, "unauthorized", "Access Token Invalid");
     }
-    let query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query: Vec<(String, String)> =
+        uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     match (&method, segments.as_slice()) {
@@ -180,7 +178,8 @@ fn list(s: &Shared, data: &Dataset, per_page: Option<&str>, after: Option<&str>)
     };
     let page_items = &order[start..(start + per_page).min(order.len())];
     let total_pages = order.len().div_ceil(per_page).max(1);
-    let mut pages = json!({"type": "pages", "page": start / per_page + 1, "per_page": per_page, "total_pages": total_pages});
+    let mut pages =
+        json!({"type": "pages", "page": start / per_page + 1, "per_page": per_page, "total_pages": total_pages});
     let next = if s.repeat_cursor.load(SeqCst) && after.is_some() {
         after.map(str::to_string)
     } else if start + per_page < order.len() {

@@ -112,8 +112,7 @@ fn expected_messages(c: &ConversationTruth, skip: &BTreeSet<String>) -> Vec<Valu
 
 /// The canonical conversation row of `c`, from the ground truth.
 fn expected_conversation(c: &ConversationTruth, messages: &[Value]) -> Value {
-    let mut agents: Vec<&str> =
-        c.admin_ids.iter().map(String::as_str).chain(c.admin_assignee_id.as_deref()).collect();
+    let mut agents: Vec<&str> = c.admin_ids.iter().map(String::as_str).chain(c.admin_assignee_id.as_deref()).collect();
     agents.sort();
     agents.dedup();
     let variables: Map<String, Value> = c
@@ -142,7 +141,10 @@ fn expected_conversation(c: &ConversationTruth, messages: &[Value]) -> Value {
 }
 
 /// Expected (messages, conversations) of `convs`, each sorted by its JSON text.
-fn expected<'a>(convs: impl IntoIterator<Item = &'a ConversationTruth>, skip: &BTreeSet<String>) -> (Vec<Value>, Vec<Value>) {
+fn expected<'a>(
+    convs: impl IntoIterator<Item = &'a ConversationTruth>,
+    skip: &BTreeSet<String>,
+) -> (Vec<Value>, Vec<Value>) {
     let (mut ms, mut cs) = (Vec::new(), Vec::new());
     for c in convs {
         let m = expected_messages(c, skip);
@@ -164,7 +166,10 @@ fn exported(out: &Path) -> (Vec<Value>, Vec<Value>) {
     let pick = |rows: &[Value], cols: &[&str]| -> Vec<Value> {
         rows.iter().map(|r| Value::Object(cols.iter().map(|c| (c.to_string(), r[*c].clone())).collect())).collect()
     };
-    sorted(pick(&streams["messages"].rows, &MESSAGE_COLUMNS), pick(&streams["conversations"].rows, &CONVERSATION_COLUMNS))
+    sorted(
+        pick(&streams["messages"].rows, &MESSAGE_COLUMNS),
+        pick(&streams["conversations"].rows, &CONVERSATION_COLUMNS),
+    )
 }
 
 fn assert_rows(got: &[Value], want: &[Value], what: &str) {
@@ -186,8 +191,11 @@ async fn the_intercom_spec_exports_the_workspace_exactly_then_only_what_changed(
     let dir = tempfile::tempdir().unwrap();
 
     // `validate --check` probes the spec against the workspace first.
-    let check = run(dir.path(), "check.toml", &pipeline("check", &sim, "out/check"), &d0, &["validate", "--check"]).await;
+    let check =
+        run(dir.path(), "check.toml", &pipeline("check", &sim, "out/check"), &d0, &["validate", "--check"]).await;
     assert_eq!(check.status.code(), Some(0), "validate --check: {}", stderr(&check));
+    let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), stderr(&check));
+    assert!(said.contains("read a first batch"), "the probe read from the simulator: {said}");
 
     let before = sim.request_log().len();
     let first = run(dir.path(), "p.toml", &pipeline("ic", &sim, "out/run1"), &d0, &["run"]).await;
@@ -212,17 +220,31 @@ async fn the_intercom_spec_exports_the_workspace_exactly_then_only_what_changed(
 
     // The docs' literal example conversation and part, checked against the docs' values
     // themselves, not the generator's.
-    let m = Parquet::at(dir.path().join("out/run1/messages")).columns(&["message_id", "sent_at", "sender_role", "sender_id", "sender_name", "text", "raw"]).read();
-    let by_id = |id: &str| m.rows.iter().find(|r| r["message_id"] == id).unwrap_or_else(|| panic!("message {id}")).clone();
+    let m = Parquet::at(dir.path().join("out/run1/messages"))
+        .columns(&["message_id", "sent_at", "sender_role", "sender_id", "sender_name", "text", "raw"])
+        .read();
+    let by_id =
+        |id: &str| m.rows.iter().find(|r| r["message_id"] == id).unwrap_or_else(|| panic!("message {id}")).clone();
     let source = by_id("269650473");
-    assert_eq!((source["sent_at"].clone(), source["sender_role"].clone(), source["text"].clone()), (json!(1_539_897_198_000_000i64), json!("visitor"), json!("Hi")));
+    assert_eq!(
+        (source["sent_at"].clone(), source["sender_role"].clone(), source["text"].clone()),
+        (json!(1_539_897_198_000_000i64), json!("visitor"), json!("Hi"))
+    );
     assert_eq!(source["sender_id"], "5bc8f7421ae2d96695c18a");
     let part = by_id("3");
-    assert_eq!((part["sender_role"].clone(), part["sender_name"].clone(), part["text"].clone()), (json!("agent"), json!("Operator"), json!("Okay!")));
+    assert_eq!(
+        (part["sender_role"].clone(), part["sender_name"].clone(), part["text"].clone()),
+        (json!("agent"), json!("Operator"), json!("Okay!"))
+    );
     let raw: Value = serde_json::from_str(part["raw"].as_str().unwrap()).unwrap();
-    assert_eq!(raw["author"], json!({"type": "admin", "id": "274", "name": "Operator", "email": "operator+abcd1234@intercom.io"}));
+    assert_eq!(
+        raw["author"],
+        json!({"type": "admin", "id": "274", "name": "Operator", "email": "operator+abcd1234@intercom.io"})
+    );
     assert_eq!(raw["assigned_to"], json!({"type": "contact", "id": "1a2b3c"}));
-    let c = Parquet::at(dir.path().join("out/run1/conversations")).columns(&["conversation_id", "visitor_id", "agent_ids", "variables", "updated_at"]).read();
+    let c = Parquet::at(dir.path().join("out/run1/conversations"))
+        .columns(&["conversation_id", "visitor_id", "agent_ids", "variables", "updated_at"])
+        .read();
     let example = c.rows.iter().find(|r| r["conversation_id"] == "1911149811").unwrap();
     assert_eq!(example["visitor_id"], "5bc8f7ae2d96695c18a");
     assert_eq!(example["agent_ids"], json!(["814860"]));
@@ -251,7 +273,11 @@ async fn the_intercom_spec_exports_the_workspace_exactly_then_only_what_changed(
         .filter_map(|l| l.strip_prefix("GET /conversations/"))
         .map(|l| l.split('?').next().unwrap())
         .collect();
-    assert_eq!(retrieves, BTreeSet::from([d1.conversations[5].id.as_str(), new_id.as_str()]), "only the changed ones are retrieved");
+    assert_eq!(
+        retrieves,
+        BTreeSet::from([d1.conversations[5].id.as_str(), new_id.as_str()]),
+        "only the changed ones are retrieved"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +286,11 @@ async fn a_blank_author_and_a_conversation_past_500_parts_are_dead_letters_and_t
     let sim = IntercomSim::start(generate(&config)).await.unwrap();
     let d = sim.dataset();
     // A part with a blank author, as the docs say Twitter conversations have.
-    let index = d.conversations.iter().position(|c| c.id != "1911149811" && c.parts.iter().any(|p| p.part_type == "comment")).unwrap();
+    let index = d
+        .conversations
+        .iter()
+        .position(|c| c.id != "1911149811" && c.parts.iter().any(|p| p.part_type == "comment"))
+        .unwrap();
     let blank = sim.blank_author_of(index);
     let d = sim.dataset();
     let long = d.conversations.iter().find(|c| c.parts.len() == 503).unwrap();
@@ -273,7 +303,9 @@ async fn a_blank_author_and_a_conversation_past_500_parts_are_dead_letters_and_t
 
     let mut dls: Vec<(String, String, Value)> = dead_letters(&dir.path().join("out"))
         .into_iter()
-        .map(|d| (d["stream"].as_str().unwrap().to_string(), d["reason"].as_str().unwrap().to_string(), d["key"].clone()))
+        .map(|d| {
+            (d["stream"].as_str().unwrap().to_string(), d["reason"].as_str().unwrap().to_string(), d["key"].clone())
+        })
         .collect();
     dls.sort_by_key(|d| d.1.clone());
     assert_eq!(dls.len(), 2, "{dls:?}");

@@ -154,7 +154,10 @@ impl RestCrawl {
             Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(unit_name),
             _ => None,
         };
-        let t = vendor_time(Some(&v), self.loaded.spec.file.time_unit.epoch_unit(), self.loaded.spec.file.zone(), i64::MAX).ok().flatten();
+        let t =
+            vendor_time(Some(&v), self.loaded.spec.file.time_unit.epoch_unit(), self.loaded.spec.file.zone(), i64::MAX)
+                .ok()
+                .flatten();
         (t.map(|t| t.min(now_micros().saturating_add(MAX_CLOCK_SKEW_US))), unit)
     }
 
