@@ -632,7 +632,10 @@ conversation = "{title: .subject, created_at: .created}"
 message = "{message_id: .id, sent_at: .ts, sender_role: .author.type, text: .body}"
 "#;
 
-    fn errors(text: &str) -> Vec<(String, Option<(usize, usize)>, String)> {
+    /// A spec problem: its key, line and column, and message.
+    type Located = (String, Option<(usize, usize)>, String);
+
+    fn errors(text: &str) -> Vec<Located> {
         match Spec::parse(text) {
             Ok(_) => panic!("accepted:\n{text}"),
             Err(errs) => {
