@@ -5,7 +5,7 @@
 //!
 //! * `GET /conversations?per_page=N&starting_after=C` — `{"type": "conversation.list",
 //!   "conversations": [...], "total_count", "pages": {"type": "pages", "page", "per_page",
-//!   "total_pages", "next": {"page", "starting_after"}}}`, `per_page` default 20 and at most
+//!   "total_pages", "next": {"per_page", "starting_after"}}}`, `per_page` default 20 and at most
 //!   150, newest `updated_at` first; `next` is absent on the last page. Listed conversations have
 //!   no `conversation_parts`.
 //! * `GET /conversations/{id}?display_as=plaintext` — one conversation with its

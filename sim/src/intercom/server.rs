@@ -188,7 +188,7 @@ fn list(s: &Shared, data: &Dataset, per_page: Option<&str>, after: Option<&str>)
         None
     };
     if let Some(next) = next {
-        pages["next"] = json!({"page": start / per_page + 2, "starting_after": next});
+        pages["next"] = json!({"per_page": per_page, "starting_after": next});
     }
     Json(json!({
         "type": "conversation.list",
