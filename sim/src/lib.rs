@@ -4,7 +4,9 @@
 //! (`Dataset`), so the end-to-end tests in `tests/` can run the real `pipe` binary against it
 //! and compare the output with what the vendor "has". `pipe demo` starts them in-process (the
 //! engine's default `demo` feature); the `giosg-sim`, `alli-sim` and `aimylogic-sim` binaries
-//! serve them on their own for manual runs and benchmarks.
+//! serve them on their own for manual runs and benchmarks. `intercom` is a vendor `pipe` has no
+//! native source for: the declarative `rest` source's shipped spec `pipelines/specs/intercom.toml`
+//! is tested against it.
 
 #![warn(missing_docs)]
 
@@ -12,6 +14,7 @@ pub mod aimylogic;
 pub mod alli;
 pub mod demo;
 pub mod giosg;
+pub mod intercom;
 mod serve;
 
 /// Waits until standard input reaches its end (Ctrl-D, or the parent closing the pipe): how

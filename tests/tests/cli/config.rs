@@ -91,6 +91,16 @@ async fn validate_accepts_the_shipped_pipelines() {
     assert!(stderr(&out).contains("transforms[0].private_key_file"), "{}", stderr(&out));
 }
 
+/// The shipped Intercom pipeline (the `rest` source with pipelines/specs/intercom.toml)
+/// validates, its spec found relative to the pipeline file.
+#[tokio::test]
+async fn validate_accepts_the_shipped_intercom_pipeline() {
+    let root = workspace();
+    let out = run_pipe(&root, &["validate", "pipelines/intercom.toml"], &[("INTERCOM_TOKEN", "t")]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("source `rest`"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
 #[tokio::test]
 async fn every_problem_is_reported_not_just_the_first() {
     let (code, err) = validate(

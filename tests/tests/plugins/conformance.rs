@@ -270,3 +270,26 @@ async fn a_vendor_spec_passes_the_kit_like_a_library_source() {
     assert_eq!(status, "FAIL", "{report}");
     assert!(detail.contains(&format!("bad.toml:{at}:")) && detail.contains("conversations.id"), "{detail}");
 }
+
+/// The shipped Intercom spec (a vendor with no native source) passes the kit against the
+/// Intercom simulator, its token never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intercom_spec_passes_the_kit() {
+    use pipe_sim::intercom::{IntercomSim, SimConfig, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = IntercomSim::start(generate(&SimConfig::small(12))).await.unwrap();
+    let d = sim.dataset();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/specs/intercom.toml");
+    let table = format!("[rest]\nbase_url = \"{}\"\naccount_id = \"ws\"\ncheckpoint_every = 3\n", sim.base_url());
+    std::fs::write(dir.path().join("check.toml"), table).unwrap();
+    let env = [("INTERCOM_TOKEN", d.token.as_str())];
+    let args = ["plugin", "check", spec.to_str().unwrap(), "--config", "check.toml"];
+    let out = run_pipe(dir.path(), &args, &env).await;
+    sim.shutdown().await;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_all_pass(&out, &report, "the Intercom spec");
+    for c in ["spec", "config_errors", "schema", "checkpoint", "cancel", "memory"] {
+        assert_eq!(line(&report, "rest", c).0, "PASS", "rest {c}:\n{report}");
+    }
+    assert!(!report.contains(&d.token) && !stderr(&out).contains(&d.token), "the token is never printed");
+}

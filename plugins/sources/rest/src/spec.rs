@@ -5,7 +5,7 @@
 //!
 //! Errors name the spec file, line and column, and the key (`specs/acme.toml:12:1:
 //! conversations.records: not a jq program: ...`); for an inline spec, the key under `spec`.
-//! Strings may hold `${VAR}`; they are resolved when the source opens (the SDK's `config::resolve_vars`), so
+//! Strings may hold `${VAR}`; they are resolved when the source opens ([`crate::config::resolve_env`]), so
 //! a spec file holds references, never secrets.
 
 use std::collections::BTreeMap;
