@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::pager::{Page, Pager};
-use crate::spec::{PagingSpec, Spec, SpecFile};
+use crate::spec::{AuthSpec, PagingSpec, Spec, SpecFile};
 
 /// The conversation listing: the vendor's (pages over HTTP) or the configured one (one page).
 pub enum Listing {
@@ -73,7 +73,7 @@ pub fn configured(spec: &Spec, vars: &Value) -> Result<Vec<Value>> {
         .collect())
 }
 
-/// The problems of a spec's configured listing, per-conversation watermarks and
+/// The problems of a spec's configured listing, per-conversation watermarks, path secret and
 /// `messages.gone_reason`, as (key, message).
 pub fn spec_problems(file: &SpecFile) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -104,6 +104,12 @@ pub fn spec_problems(file: &SpecFile) -> Vec<(String, String)> {
             "conversation_watermarks".into(),
             "is not used with `[incremental]`: choose one watermark per listing or one per conversation".into(),
         ));
+    }
+    if matches!(file.auth, AuthSpec::Path { .. }) {
+        let paths = file.conversations.path.iter().chain(&file.messages.path).chain(file.extras.iter().map(|e| &e.path));
+        if !paths.into_iter().any(|p| p.contains("{auth}")) {
+            out.push(("auth".into(), "a path secret, but no path has `{auth}`: it would never be sent".into()));
+        }
     }
     if let Some(r) = &file.messages.gone_reason
         && (r.is_empty() || !r.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
@@ -163,5 +169,7 @@ message = "{message_id: .id, sent_at: .t, sender_role: \"visitor\"}"
         assert_eq!(keys(&both), ["incremental", "conversation_watermarks"]);
         let bad = SPEC.replace("gone_reason = \"unknown_client\"", "gone_reason = \"Unknown client\"");
         assert_eq!(keys(&bad), ["messages.gone_reason"]);
+        let unsent = SPEC.replace("/api/{auth}/client", "/api/client");
+        assert_eq!(keys(&unsent), ["auth"]);
     }
 }

@@ -102,7 +102,25 @@ mod tests {
     use super::*;
 
     fn message(id: &str, at: i64) -> MessageRow {
-        MessageRow { message_id: id.into(), sent_at: at, ..Default::default() }
+        MessageRow {
+            vendor: "t".into(),
+            account_id: "a".into(),
+            conversation_id: "conv".into(),
+            message_id: id.into(),
+            seq: 0,
+            sent_at: at,
+            sender_role: pipe_plugin_sdk::schema::SenderRole::Visitor,
+            sender_id: None,
+            sender_name: None,
+            message_type: "text".into(),
+            text: None,
+            is_encrypted: false,
+            ciphertext: None,
+            tags: Vec::new(),
+            attributes: BTreeMap::new(),
+            raw: String::new(),
+            extracted_at: 0,
+        }
     }
 
     fn dead_letter(message_id: &str, reason: &str) -> DeadLetter {
