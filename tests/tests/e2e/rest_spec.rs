@@ -139,7 +139,10 @@ async fn the_alli_spec_exports_what_the_native_source_does_on_first_and_second_r
     assert_eq!(spec_run.status.code(), native.status.code(), "second run: {}", stderr(&spec_run));
     assert_same_export(&dir.path().join("out/native2"), &dir.path().join("out/spec2"), "second run");
     assert_eq!(requests(&spec_log), requests(&native_log), "second run: the same requests");
-    assert!(!spec_log.iter().any(|l| l.contains("startedAt=")), "no time filter, as by the native source: {spec_log:?}");
+    assert!(
+        !spec_log.iter().any(|l| l.contains("startedAt=")),
+        "no time filter, as by the native source: {spec_log:?}"
+    );
     let emitted: BTreeSet<String> =
         rows(&dir.path().join("out/spec2")).1.iter().map(|c| c["conversation_id"].as_str().unwrap().into()).collect();
     assert!(emitted.contains(&d1.conversations[3].id) && emitted.contains(&d1.conversations[17].id), "{emitted:?}");

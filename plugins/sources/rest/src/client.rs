@@ -217,9 +217,7 @@ impl Client {
                     });
                 }
             };
-            out.push_str(
-                &encode_segment(&value),
-            );
+            out.push_str(&encode_segment(&value));
             rest = &rest[end + 1..];
         }
         out.push_str(rest);

@@ -106,7 +106,8 @@ pub fn spec_problems(file: &SpecFile) -> Vec<(String, String)> {
         ));
     }
     if matches!(file.auth, AuthSpec::Path { .. }) {
-        let paths = file.conversations.path.iter().chain(&file.messages.path).chain(file.extras.iter().map(|e| &e.path));
+        let paths =
+            file.conversations.path.iter().chain(&file.messages.path).chain(file.extras.iter().map(|e| &e.path));
         if !paths.into_iter().any(|p| p.contains("{auth}")) {
             out.push(("auth".into(), "a path secret, but no path has `{auth}`: it would never be sent".into()));
         }

@@ -55,12 +55,11 @@ pub struct RestState {
 
 impl RestState {
     fn from_state(state: Option<&Value>, vendor: &str) -> Result<Self> {
-        Ok(load_state(state, vendor, |s: &RestState| s.cursor.version == STATE_VERSION)?
-            .unwrap_or_else(|| RestState {
-                cursor: WatermarkCursor::new(STATE_VERSION),
-                unit: None,
-                conversations: BTreeMap::new(),
-            }))
+        Ok(load_state(state, vendor, |s: &RestState| s.cursor.version == STATE_VERSION)?.unwrap_or_else(|| RestState {
+            cursor: WatermarkCursor::new(STATE_VERSION),
+            unit: None,
+            conversations: BTreeMap::new(),
+        }))
     }
 
     fn to_state(&self) -> Value {
@@ -175,7 +174,10 @@ impl RestCrawl {
             Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(unit_name),
             _ => None,
         };
-        let t = vendor_time(Some(&v), self.loaded.spec.file.time_unit.epoch_unit(), self.loaded.spec.file.zone(), i64::MAX).ok().flatten();
+        let t =
+            vendor_time(Some(&v), self.loaded.spec.file.time_unit.epoch_unit(), self.loaded.spec.file.zone(), i64::MAX)
+                .ok()
+                .flatten();
         (t.map(|t| t.min(now_micros().saturating_add(MAX_CLOCK_SKEW_US))), unit)
     }
 

@@ -96,7 +96,9 @@ impl Pager {
                 (with_param(&self.first, param, &n.to_string())?, "page number")
             }
             Next::Offset(o) => {
-                let PagingSpec::Offset { param, limit_param, limit, .. } = &self.paging else { unreachable!("offsets") };
+                let PagingSpec::Offset { param, limit_param, limit, .. } = &self.paging else {
+                    unreachable!("offsets")
+                };
                 let url = with_param(&self.first, limit_param, &limit.to_string())?;
                 (with_param(&url, param, &o.to_string())?, "offset")
             }
@@ -151,11 +153,7 @@ impl Pager {
                     OffsetEnd::ShortPage => records.len() as u64 != *limit,
                     OffsetEnd::EmptyPage => records.is_empty(),
                 };
-                if last {
-                    Next::Done
-                } else {
-                    Next::Offset(self.records_so_far)
-                }
+                if last { Next::Done } else { Next::Offset(self.records_so_far) }
             }
         };
         self.next = next;

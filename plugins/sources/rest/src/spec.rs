@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use pipe_plugin_sdk::time::Zone;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use pipe_plugin_sdk::time::Zone;
 use serde_json::Value;
 
 use crate::expr::{Program, globals};
@@ -738,10 +738,11 @@ message = "{message_id: .id, sent_at: .ts, sender_role: .author.type, text: .bod
         // A global a program may not read there.
         let e = errors(&MINIMAL.replace("records = \".messages\"", "records = \"$records\""));
         assert_eq!(e[0].0, "messages.records", "{e:?}");
-        let e = errors(&MINIMAL.replace(
-            "base_url = \"https://api.acme.example\"",
-            "timezone = \"Mars/Olympus\"\nbase_url = \"ftp://x\"",
-        ));
+        let e =
+            errors(&MINIMAL.replace(
+                "base_url = \"https://api.acme.example\"",
+                "timezone = \"Mars/Olympus\"\nbase_url = \"ftp://x\"",
+            ));
         let keys: Vec<&str> = e.iter().map(|(k, _, _)| k.as_str()).collect();
         assert_eq!(keys, ["base_url", "timezone"]);
     }
