@@ -104,13 +104,13 @@ fn state(dir: &Path, name: &str) -> Value {
     serde_json::from_str::<Value>(&text).unwrap()["source_state"].clone()
 }
 
+/// Per client: the watermark (µs) and the questionIds at it.
+type Watermarks = BTreeMap<String, (i64, BTreeSet<String>)>;
+
 /// The per-client watermarks of both states, as (µs, sorted questionIds): the native
 /// `clients[id] = {ms, ids: [questionId]}`, the spec's `conversations[id] = {at, ids:
 /// [message_id]}` (a message id is `<questionId>:<part>`).
-fn watermarks(
-    native: &Value,
-    spec: &Value,
-) -> (BTreeMap<String, (i64, BTreeSet<String>)>, BTreeMap<String, (i64, BTreeSet<String>)>) {
+fn watermarks(native: &Value, spec: &Value) -> (Watermarks, Watermarks) {
     let n = native["clients"]
         .as_object()
         .unwrap()

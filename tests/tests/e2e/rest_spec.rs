@@ -191,24 +191,25 @@ async fn a_repeating_cursor_is_a_paging_loop_through_a_spec_as_through_the_nativ
 /// One request a loopback server saw: (path and query, headers).
 type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
 
+/// How a loopback server answers a path and query.
+type Reply = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 async fn serve(reply: impl Fn(&str) -> String + Send + Sync + 'static) -> (String, Seen) {
     use axum::extract::{Request, State};
     let seen: Seen = Arc::default();
     let reply = Arc::new(reply);
     let app = axum::Router::new()
-        .fallback(
-            |State((seen, reply)): State<(Seen, Arc<dyn Fn(&str) -> String + Send + Sync>)>, req: Request| async move {
-                let uri = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-                let headers = req
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
-                    .collect();
-                seen.lock().unwrap().push((uri.clone(), headers));
-                ([("content-type", "application/json")], reply(&uri))
-            },
-        )
-        .with_state((seen.clone(), reply as Arc<dyn Fn(&str) -> String + Send + Sync>));
+        .fallback(|State((seen, reply)): State<(Seen, Reply)>, req: Request| async move {
+            let uri = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                .collect();
+            seen.lock().unwrap().push((uri.clone(), headers));
+            ([("content-type", "application/json")], reply(&uri))
+        })
+        .with_state((seen.clone(), reply as Reply));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -17,8 +17,8 @@ use crate::spec::{AuthSpec, PagingSpec, Spec, SpecFile};
 
 /// The conversation listing: the vendor's (pages over HTTP) or the configured one (one page).
 pub enum Listing {
-    /// `conversations.path` read page by page.
-    Http(Pager),
+    /// `conversations.path` read page by page (boxed: one listing per run).
+    Http(Box<Pager>),
     /// The configured conversations, until taken.
     Configured(Option<Vec<Value>>),
 }
@@ -31,7 +31,7 @@ impl Listing {
     /// is [`PluginError::Config`] at `vars`.
     pub fn open(client: &Client, spec: &Spec, floor: Option<(String, String)>) -> Result<Listing> {
         if spec.file.conversations.path.is_some() {
-            return Ok(Listing::Http(client.listing(floor)?));
+            return Ok(Listing::Http(Box::new(client.listing(floor)?)));
         }
         Ok(Listing::Configured(Some(configured(spec, client.vars())?)))
     }

@@ -1,11 +1,11 @@
 //! The vendor spec: a TOML file (or an inline table) describing a plain-REST chat API, its
 //! keys ([`SpecFile`], whose JSON Schema is the reference of plugins/sources/rest/README.md),
 //! and its loading: parse with the position of every problem, then compile every jq program
-//! ([`Spec::load_file`], [`Spec::load_inline`]).
+//! ([`crate::config::load_file`], [`crate::config::load_inline`]).
 //!
 //! Errors name the spec file, line and column, and the key (`specs/acme.toml:12:1:
 //! conversations.records: not a jq program: ...`); for an inline spec, the key under `spec`.
-//! Strings may hold `${VAR}`; they are resolved when the source opens ([`crate::vars`]), so
+//! Strings may hold `${VAR}`; they are resolved when the source opens ([`crate::config::Loaded::vars`]), so
 //! a spec file holds references, never secrets.
 
 use std::collections::BTreeMap;
@@ -684,7 +684,10 @@ conversation = "{title: .subject, created_at: .created}"
 message = "{message_id: .id, sent_at: .ts, sender_role: .author.type, text: .body}"
 "#;
 
-    fn errors(text: &str) -> Vec<(String, Option<(usize, usize)>, String)> {
+    /// (key, line and column, message) of a problem.
+    type Located = (String, Option<(usize, usize)>, String);
+
+    fn errors(text: &str) -> Vec<Located> {
         match Spec::parse(text) {
             Ok(_) => panic!("accepted:\n{text}"),
             Err(errs) => {
