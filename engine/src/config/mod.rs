@@ -500,6 +500,19 @@ fn plugin_spec(
         let joined = dir.join(spec).to_string_lossy().into_owned();
         config.insert("spec".into(), Value::String(joined));
     }
+    // So are its `var_files`.
+    if name == "rest"
+        && let Some(Value::Object(files)) = config.get_mut("var_files")
+        && let Some(dir) = Path::new(loc.file).parent()
+    {
+        for file in files.values_mut() {
+            if let Value::String(f) = file
+                && Path::new(f.as_str()).is_relative()
+            {
+                *f = dir.join(f.as_str()).to_string_lossy().into_owned();
+            }
+        }
+    }
     let config = Value::Object(config);
 
     // Unknown keys first: the schema lists every key the plugin accepts.

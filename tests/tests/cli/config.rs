@@ -89,6 +89,10 @@ async fn validate_accepts_the_shipped_pipelines() {
     let out = run_pipe(&root, &["validate", "pipelines/giosg.toml"], &env).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("transforms[0].private_key_file"), "{}", stderr(&out));
+    // The Aimylogic vendor spec's pipeline (the `rest` source, its spec and clients file named
+    // relative to it).
+    let out = run_pipe(&root, &["validate", "pipelines/aimylogic-rest.toml"], &[("AIMYLOGIC_TOKEN", "T:0")]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// The shipped Intercom pipeline (the `rest` source with pipelines/specs/intercom.toml)

@@ -22,6 +22,7 @@ mod incremental;
 mod json_sink;
 mod metrics;
 mod rate_limits;
+mod rest_aimylogic;
 mod rest_intercom;
 mod rest_spec;
 mod runsafe;

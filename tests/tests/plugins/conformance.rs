@@ -293,3 +293,32 @@ async fn the_intercom_spec_passes_the_kit() {
     }
     assert!(!report.contains(&d.token) && !stderr(&out).contains(&d.token), "the token is never printed");
 }
+
+/// The shipped Aimylogic spec (configured conversations, a token in the path, a watermark per
+/// conversation) passes the kit against the Aimylogic simulator, the token never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aimylogic_spec_passes_the_kit() {
+    use pipe_sim::aimylogic::{AimylogicSim, SimConfig as AimySim, generate as aimy_generate};
+    let dir = tempfile::tempdir().unwrap();
+    let token = "KitSpec1:00112233445566778899aabbccddeeff00112233";
+    let d = aimy_generate(&AimySim { seed: 3, clients: 8, max_turns: 6, token: token.into() });
+    let ids: Vec<String> = d.clients.iter().map(|c| serde_json::to_string(&c.id).unwrap()).collect();
+    let sim = AimylogicSim::start(Arc::new(d)).await.unwrap();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/specs/aimylogic.toml");
+    let table = format!(
+        "[rest]\nbase_url = \"{}\"\naccount_id = \"KitSpec1\"\ncheckpoint_every = 3\nvars = {{ clients = [{}] }}\n",
+        sim.base_url(),
+        ids.join(", ")
+    );
+    std::fs::write(dir.path().join("check.toml"), table).unwrap();
+    let args = ["plugin", "check", spec.to_str().unwrap(), "--config", "check.toml"];
+    let out = run_pipe(dir.path(), &args, &[("AIMYLOGIC_TOKEN", token)]).await;
+    sim.shutdown().await;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_all_pass(&out, &report, "the Aimylogic spec");
+    for c in ["spec", "config_errors", "schema", "checkpoint", "cancel", "memory"] {
+        assert_eq!(line(&report, "rest", c).0, "PASS", "rest {c}:\n{report}");
+    }
+    let secret = token.split_once(':').unwrap().1;
+    assert!(!report.contains(secret) && !stderr(&out).contains(secret), "the token is never printed");
+}

@@ -25,6 +25,8 @@ pub struct Client {
     spec: Arc<Spec>,
     vars: Value,
     auth_query: Option<(String, String)>,
+    /// The path secret (`auth.type = "path"`), percent-encoded: each path's `{auth}`.
+    auth_path: Option<String>,
 }
 
 fn config_err(path: &str, message: impl Into<String>) -> PluginError {
@@ -85,6 +87,7 @@ impl Client {
         }
         let mut secrets: Vec<String> = Vec::new();
         let mut auth_query = None;
+        let mut auth_path = None;
         match &spec.file.auth {
             AuthSpec::None => {}
             AuthSpec::Header { name, value } => {
@@ -110,6 +113,11 @@ impl Client {
                 let value = env("auth.value", value)?;
                 secrets.push(value.clone());
                 auth_query = Some((name.clone(), value));
+            }
+            AuthSpec::Path { value } => {
+                let value = env("auth.value", value)?;
+                auth_path = Some(encode_segment(value.trim()));
+                secrets.push(value.trim().to_string());
             }
             AuthSpec::Login { path, body, header: name, prefix, .. } => {
                 let body = env_value("auth.body", body, &mut secrets)?;
@@ -139,7 +147,12 @@ impl Client {
             .iter()
             .filter(|s| !s.is_empty())
             .fold(HttpClient::new(settings, headers, metrics)?, |c, s| c.redact(s.clone()));
-        Ok(Client { http, base, spec: Arc::new(spec.clone()), vars: loaded.vars()?, auth_query })
+        Ok(Client { http, base, spec: Arc::new(spec.clone()), vars: loaded.vars()?, auth_query, auth_path })
+    }
+
+    /// `$vars`, `${VAR}` resolved.
+    pub fn vars(&self) -> &Value {
+        &self.vars
     }
 
     /// The HTTP client (its scrub removes every credential).
@@ -149,6 +162,10 @@ impl Client {
 
     /// The first URL of a path with its query (values resolved, the query credential added).
     fn url(&self, path: &str, query: &BTreeMap<String, String>, key: &str) -> Result<String> {
+        let path = match &self.auth_path {
+            Some(secret) => path.replace("{auth}", secret),
+            None => path.to_string(),
+        };
         let mut url = format!("{}{path}", self.base);
         for (k, v) in query {
             url = with_param(&url, k, &env(&format!("{key}.query.{k}"), v)?)?;
@@ -163,11 +180,12 @@ impl Client {
     /// (`name`, value), when the spec sends one.
     pub fn listing(&self, floor: Option<(String, String)>) -> Result<Pager> {
         let c = &self.spec.file.conversations;
-        let mut url = self.url(&c.path, &c.query, "conversations")?;
+        let path = c.path.as_deref().unwrap_or_default();
+        let mut url = self.url(path, &c.query, "conversations")?;
         if let Some((name, value)) = floor {
             url = with_param(&url, &name, &value)?;
         }
-        let listing = self.http.scrub(&c.path);
+        let listing = self.http.scrub(path);
         Ok(self.pager(url, c.paging.clone(), self.spec.programs.conversations.clone(), listing))
     }
 
@@ -183,6 +201,12 @@ impl Client {
             out.push_str(&rest[..i]);
             let end = rest[i..].find('}').expect("checked at load") + i;
             let name = &rest[i + 1..end];
+            // The path secret is put in by `url`.
+            if name == "auth" && self.auth_path.is_some() {
+                out.push_str("{auth}");
+                rest = &rest[end + 1..];
+                continue;
+            }
             let value = match conversation.get(name) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -193,9 +217,7 @@ impl Client {
                     });
                 }
             };
-            out.push_str(
-                &url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>().replace('+', "%20"),
-            );
+            out.push_str(&encode_segment(&value));
             rest = &rest[end + 1..];
         }
         out.push_str(rest);
@@ -276,4 +298,9 @@ impl Client {
     fn protocol(&self, message: String) -> PluginError {
         PluginError::Protocol { vendor: self.http.vendor().to_string(), message: self.http.scrub(&message) }
     }
+}
+
+/// Percent-encodes one path segment (ids with spaces, `/`, `:`, Cyrillic).
+fn encode_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }

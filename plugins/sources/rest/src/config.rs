@@ -32,6 +32,16 @@ pub enum SpecRef {
     Inline(serde_json::Map<String, Value>),
 }
 
+/// A value of `vars`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum VarValue {
+    /// A string.
+    Text(String),
+    /// A list of strings.
+    List(Vec<String>),
+}
+
 /// Configuration of the `rest` source (the `[source]` table of a pipeline).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,9 +57,20 @@ pub struct RestConfig {
     /// `vendor`.
     #[serde(default)]
     pub account_id: Option<String>,
-    /// Values the spec's jq programs read as `$vars` (`$vars.app_id`); may be `${VAR}`.
+    /// Values the spec's jq programs read as `$vars` (`$vars.app_id`): strings, or lists of
+    /// strings (`clients = ["client-42", "user@example.com"]`, conversations a spec without a
+    /// listing reads); may be `${VAR}`.
     #[serde(default)]
-    pub vars: BTreeMap<String, String>,
+    pub vars: BTreeMap<String, VarValue>,
+    /// Lists read from files into `$vars`: `clients = "clients.txt"` makes `$vars.clients`
+    /// the file's lines, trimmed, blank lines and lines starting with `#` skipped (a path
+    /// relative to the pipeline file). A missing file is an error.
+    #[serde(default)]
+    pub var_files: BTreeMap<String, String>,
+    /// Replaces the spec's `timezone`: the IANA zone of the vendor's zone-less times, where it
+    /// is a setting of the account (an Aimylogic bot's) rather than of the API.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// Emit a checkpoint after this many conversations. Default 200.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,
@@ -119,11 +140,31 @@ impl Loaded {
         i64::from(hours).saturating_mul(3_600_000_000)
     }
 
-    /// `vars` as a JSON object, `${VAR}` resolved.
+    /// `vars` as a JSON object, `${VAR}` resolved, with the lists of `var_files`.
+    ///
+    /// Errors: an unset `${VAR}`; a var file that cannot be read.
     pub fn vars(&self) -> Result<Value> {
         let mut out = serde_json::Map::new();
         for (k, v) in &self.config.vars {
-            out.insert(k.clone(), Value::String(resolve_env(v).map_err(|m| config_err(&format!("vars.{k}"), m))?));
+            let resolve = |s: &str| resolve_env(s).map_err(|m| config_err(&format!("vars.{k}"), m));
+            let value = match v {
+                VarValue::Text(s) => Value::String(resolve(s)?),
+                VarValue::List(items) => {
+                    Value::Array(items.iter().map(|s| resolve(s).map(Value::String)).collect::<Result<_>>()?)
+                }
+            };
+            out.insert(k.clone(), value);
+        }
+        for (k, path) in &self.config.var_files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| config_err(&format!("var_files.{k}"), format!("cannot read {path}: {e}")))?;
+            let lines = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| Value::String(l.to_string()))
+                .collect();
+            out.insert(k.clone(), Value::Array(lines));
         }
         Ok(Value::Object(out))
     }
@@ -146,7 +187,16 @@ pub fn parse_config(cfg: Value) -> Result<Loaded> {
         SpecRef::File(path) => load_file(Path::new(path))?,
         SpecRef::Inline(table) => load_inline(table)?,
     };
-    let loaded = Loaded { config, spec };
+    let mut loaded = Loaded { config, spec };
+    if let Some(z) = &loaded.config.timezone {
+        pipe_plugin_sdk::time::Zone::named(z).map_err(|m| config_err("timezone", m))?;
+        loaded.spec.file.timezone = Some(z.clone());
+    }
+    for k in loaded.config.var_files.keys() {
+        if loaded.config.vars.contains_key(k) {
+            return Err(config_err(&format!("var_files.{k}"), format!("`{k}` is also in `vars`")));
+        }
+    }
     if let Some(s) = &loaded.config.start
         && pipe_plugin_sdk::time::parse_timestamp_micros(s).is_none()
     {

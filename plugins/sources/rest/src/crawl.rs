@@ -15,13 +15,14 @@
 //! (`unit`: `s`, `ms` or `us`, the unit the listing's numeric times were seen in, for
 //! `format = "auto"`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use pipe_plugin_sdk::schema::CONVERSATIONS;
 use pipe_plugin_sdk::source_kit::{
-    Crawl, CrawlSource, CrawlSpec, Emitter, MAX_CLOCK_SKEW_US, Mark, WatermarkCursor, cut_listed_conversation,
-    load_state,
+    Crawl, CrawlSource, CrawlSpec, Emitter, MAX_CLOCK_SKEW_US, Mark, WatermarkCursor, cut_conversation,
+    cut_listed_conversation, load_state,
 };
 use pipe_plugin_sdk::time::{EpochUnit, format_micros, now_micros, parse_timestamp_micros, vendor_time};
 use pipe_plugin_sdk::{DeadLetter, Metrics, PluginError, Result, SourceContext};
@@ -30,6 +31,8 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::config::Loaded;
+use crate::configured::Listing;
+use crate::conversation_watermark::{self, ConversationMark};
 use crate::mapping::{MapCtx, map_conversation};
 use crate::spec::ParamFormat;
 
@@ -44,12 +47,19 @@ pub struct RestState {
     pub cursor: WatermarkCursor<i64>,
     /// The unit the listing's numeric times were seen in (`s`, `ms`, `us`).
     pub unit: Option<String>,
+    /// With `conversation_watermarks`: the watermark of each conversation
+    /// ([`crate::conversation_watermark`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conversations: BTreeMap<String, ConversationMark>,
 }
 
 impl RestState {
     fn from_state(state: Option<&Value>, vendor: &str) -> Result<Self> {
-        Ok(load_state(state, vendor, |s: &RestState| s.cursor.version == STATE_VERSION)?
-            .unwrap_or_else(|| RestState { cursor: WatermarkCursor::new(STATE_VERSION), unit: None }))
+        Ok(load_state(state, vendor, |s: &RestState| s.cursor.version == STATE_VERSION)?.unwrap_or_else(|| RestState {
+            cursor: WatermarkCursor::new(STATE_VERSION),
+            unit: None,
+            conversations: BTreeMap::new(),
+        }))
     }
 
     fn to_state(&self) -> Value {
@@ -83,6 +93,16 @@ pub fn open(loaded: Loaded, ctx: SourceContext) -> Result<CrawlSource> {
         loaded,
     };
     Ok(CrawlSource::spawn(spec, crawl))
+}
+
+/// `dead_letter` with the spec's `messages.gone_reason` when it is a `conversation_gone` one.
+fn gone_reason(mut dead_letter: DeadLetter, reason: Option<&str>) -> DeadLetter {
+    if let Some(r) = reason
+        && dead_letter.reason == pipe_plugin_sdk::REASON_CONVERSATION_GONE
+    {
+        dead_letter.reason = r.to_string();
+    }
+    dead_letter
 }
 
 /// The crawl driver names the vendor with a `&'static str`: each distinct vendor name is kept
@@ -180,7 +200,9 @@ impl RestCrawl {
     async fn scan(&self, client: &Client, out: &mut Emitter, state: &mut RestState) -> Result<()> {
         let incremental = self.loaded.spec.file.incremental.is_some();
         let floor = if incremental { state.cursor.floor(self.lookback_us, self.start_us) } else { None };
-        let mut listing = client.listing(self.floor_param(floor, state.unit.as_deref()))?;
+        let mut listing = Listing::open(client, &self.loaded.spec, self.floor_param(floor, state.unit.as_deref()))?;
+        let configured = listing.is_configured();
+        let mut listed: Vec<String> = Vec::new();
         let mut newest: Option<i64> = None;
         let mut window_floor = i64::MIN;
         let mut pending: Vec<(String, Value, Option<i64>)> = Vec::new();
@@ -235,12 +257,13 @@ impl RestCrawl {
                         continue;
                     }
                 };
+                listed.push(id.clone());
                 if !incremental || state.cursor.needs_emit(&id, t.map(Mark::at)) {
                     pending.push((id, record, t));
                 }
             }
             if pending.len() >= self.concurrency * 8
-                && !self.emit(client, std::mem::take(&mut pending), state, out, window_floor).await?
+                && !self.emit(client, std::mem::take(&mut pending), state, out, window_floor, configured).await?
             {
                 complete = false;
                 break;
@@ -250,7 +273,7 @@ impl RestCrawl {
                 break;
             }
         }
-        if complete && !self.emit(client, std::mem::take(&mut pending), state, out, window_floor).await? {
+        if complete && !self.emit(client, std::mem::take(&mut pending), state, out, window_floor, configured).await? {
             complete = false;
         }
         if let Some(e) = cut {
@@ -258,6 +281,11 @@ impl RestCrawl {
         }
         if complete && incremental {
             state.cursor.complete_scan(newest, self.lookback_us);
+        }
+        if complete {
+            // Bounded by the listing: conversations no longer listed are forgotten.
+            let listed: std::collections::HashSet<String> = listed.into_iter().collect();
+            state.conversations.retain(|id, _| listed.contains(id));
         }
         out.checkpoint(state.to_state()).await
     }
@@ -271,6 +299,7 @@ impl RestCrawl {
         state: &mut RestState,
         out: &mut Emitter,
         window_floor: i64,
+        configured: bool,
     ) -> Result<bool> {
         if self.limit.is_some_and(|l| out.emitted() >= l) {
             return Ok(false);
@@ -283,8 +312,13 @@ impl RestCrawl {
                 let vendor = self.vendor;
                 async move {
                     let fetched = client.bundle(id.clone(), record).await;
-                    // Gone, forbidden, looping or too large: this conversation's dead letter.
-                    let bundle = cut_listed_conversation(fetched, vendor, &account_id, &id)?;
+                    // Gone, forbidden, looping or too large: this conversation's dead letter
+                    // (a configured one's 403 is refused credentials: the run stops).
+                    let bundle = if configured {
+                        cut_conversation(fetched, vendor, &account_id, &id)?
+                    } else {
+                        cut_listed_conversation(fetched, vendor, &account_id, &id)?
+                    };
                     Ok::<_, PluginError>((bundle, t))
                 }
             })
@@ -301,7 +335,7 @@ impl RestCrawl {
             let bundle = match fetched {
                 Ok(bundle) => bundle,
                 Err(cut) => {
-                    out.dead_letter(cut).await?;
+                    out.dead_letter(gone_reason(cut, spec.file.messages.gone_reason.as_deref())).await?;
                     continue;
                 }
             };
@@ -316,7 +350,11 @@ impl RestCrawl {
                 vars: &vars,
                 scrub: &scrub,
             };
-            let mapped = map_conversation(&ctx, &spec.programs, &bundle);
+            let mut mapped = map_conversation(&ctx, &spec.programs, &bundle);
+            if spec.file.conversation_watermarks {
+                mapped = conversation_watermark::select_new(state.conversations.get(&bundle.id), mapped);
+                conversation_watermark::record(&mut state.conversations, &bundle.id, &mapped.messages);
+            }
             for dl in mapped.dead_letters {
                 out.dead_letter(dl).await?;
             }

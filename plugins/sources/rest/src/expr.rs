@@ -38,8 +38,10 @@ pub mod globals {
     /// A message mapping: the record is the input; `$conversation` is the conversation object.
     pub const MESSAGE: &[&str] = &["$vars", "$conversation"];
     /// A conversation mapping: the conversation is the input; `$records` are its message
-    /// records, `$count` the completeness count (or null).
-    pub const CONVERSATION: &[&str] = &["$vars", "$records", "$count"];
+    /// records, `$count` the completeness count (or null), `$messages` its exported message
+    /// rows (`{message_id, seq, sent_at, sender_role}`, `sent_at` RFC 3339 UTC), `$account_id`
+    /// the `account_id` of the rows.
+    pub const CONVERSATION: &[&str] = &["$vars", "$records", "$count", "$messages", "$account_id"];
 }
 
 impl Program {

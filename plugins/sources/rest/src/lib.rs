@@ -13,10 +13,13 @@
 //!
 //! Layout: [`config`] (the `[source]` keys, spec loading), [`spec`] (the spec's keys and
 //! checks), [`expr`] (jq), [`client`] (auth, requests), [`pager`] (paging shapes),
-//! [`mapping`] (jq output → canonical rows) and [`crawl`].
+//! [`mapping`] (jq output → canonical rows) and [`crawl`]; [`configured`] (conversations given
+//! by the pipeline, not listed) and [`conversation_watermark`] (a watermark per conversation).
 
 pub mod client;
 pub mod config;
+pub mod configured;
+pub mod conversation_watermark;
 pub mod crawl;
 pub mod expr;
 pub mod mapping;

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
-use pipe_plugin_sdk::time::{EpochUnit, Zone, vendor_time};
+use pipe_plugin_sdk::time::{EpochUnit, Zone, format_micros, vendor_time};
 use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
 use serde_json::{Map, Value, json};
 
@@ -203,15 +203,29 @@ pub fn map_conversation(ctx: &MapCtx<'_>, programs: &Programs, b: &Bundle) -> Ma
                 continue;
             }
         };
+        // A record with a refused row is reported for that alone: what the mapping reported
+        // of it (its drift) would name rows that are not exported.
+        let mut refused = false;
+        let mut reported = Vec::new();
         for object in objects {
+            if let Some(dl) = reported_dead_letter(ctx, conv_id, record, &object) {
+                reported.push(dl);
+                continue;
+            }
             match message_row(ctx, conv_id, record, &object) {
                 Ok(row) => {
                     if ids.insert(row.message_id.clone()) {
                         rows.push(row);
                     }
                 }
-                Err(dl) => out.dead_letters.push(dl),
+                Err(dl) => {
+                    refused = true;
+                    out.dead_letters.push(dl);
+                }
             }
+        }
+        if !refused {
+            out.dead_letters.extend(reported);
         }
     }
     rows.sort_by_key(|r| r.sent_at);
@@ -233,7 +247,11 @@ pub fn map_conversation(ctx: &MapCtx<'_>, programs: &Programs, b: &Bundle) -> Ma
     }
 
     let count = b.count.map_or(Value::Null, Value::from);
-    let mapped = programs.map_conversation.first(&b.conversation, &[ctx.vars, &Value::Array(records), &count]);
+    let messages = message_summaries(&rows);
+    let account_id = Value::String(ctx.account_id.to_string());
+    let mapped = programs
+        .map_conversation
+        .first(&b.conversation, &[ctx.vars, &Value::Array(records), &count, &messages, &account_id]);
     match mapped.and_then(|o| conversation_row(ctx, conv_id, &b.conversation, &o, &rows)) {
         Ok((row, bad)) => {
             out.conversation = Some(row);
@@ -251,6 +269,46 @@ pub fn map_conversation(ctx: &MapCtx<'_>, programs: &Programs, b: &Bundle) -> Ma
     }
     out.messages = rows;
     out
+}
+
+/// `$messages` of the conversation mapping: per exported message row, in `seq` order,
+/// `{message_id, seq, sent_at (RFC 3339 UTC, µs), sender_role}`.
+fn message_summaries(rows: &[MessageRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({"message_id": r.message_id, "seq": r.seq, "sent_at": format_micros(r.sent_at),
+                       "sender_role": r.sender_role.as_str()})
+            })
+            .collect(),
+    )
+}
+
+/// A dead letter the message mapping reports: an object `{"dead_letter": {"reason", "message",
+/// "message_id"}}` among its outputs (shape drift of a record whose rows are exported with a
+/// fallback, `unexpected_shape`; a record that cannot become a row for a vendor-specific reason,
+/// `missing_question_id`). Its key is the conversation's, with `message_id` when the object has
+/// that key (null kept); its raw the record. `None` for a row object.
+fn reported_dead_letter(ctx: &MapCtx<'_>, conv_id: &str, record: &Value, v: &Value) -> Option<DeadLetter> {
+    let Value::Object(o) = v else { return None };
+    let inner = o.get("dead_letter").filter(|_| o.len() == 1)?;
+    let mut key = ctx.key(conv_id, None);
+    let (reason, message) = match inner {
+        Value::Object(d) => {
+            if let Some(id) = d.get("message_id") {
+                key["message_id"] = match id {
+                    Value::Null => Value::Null,
+                    other => Value::String(text(other).unwrap_or_default()),
+                };
+            }
+            match d.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+                Some(r) => (r.to_string(), text(d.get("message").unwrap_or(&Value::Null)).unwrap_or_default()),
+                None => ("unparsable_message".into(), "the message mapping gave a dead_letter without a reason".into()),
+            }
+        }
+        _ => ("unparsable_message".into(), "the message mapping gave a dead_letter that is not an object".into()),
+    };
+    Some(ctx.dead_letter(MESSAGES, key, &reason, message, record))
 }
 
 fn object<'a>(v: &'a Value, what: &str, keys: &[&str]) -> Result<&'a Map<String, Value>, String> {

@@ -12,7 +12,7 @@ use pipe_plugin_sdk::paging::{PageGuard, with_param};
 use pipe_plugin_sdk::{PluginError, Result};
 use serde_json::Value;
 
-use crate::spec::{PagedPrograms, PagingSpec};
+use crate::spec::{OffsetEnd, PagedPrograms, PagingSpec};
 
 /// One page: its records and the body they came from.
 #[derive(Debug)]
@@ -96,7 +96,9 @@ impl Pager {
                 (with_param(&self.first, param, &n.to_string())?, "page number")
             }
             Next::Offset(o) => {
-                let PagingSpec::Offset { param, limit_param, limit } = &self.paging else { unreachable!("offsets") };
+                let PagingSpec::Offset { param, limit_param, limit, .. } = &self.paging else {
+                    unreachable!("offsets")
+                };
                 let url = with_param(&self.first, limit_param, &limit.to_string())?;
                 (with_param(&url, param, &o.to_string())?, "offset")
             }
@@ -146,12 +148,12 @@ impl Pager {
                     Next::Page(n + 1)
                 }
             }
-            PagingSpec::Offset { limit, .. } => {
-                if records.len() as u64 != *limit {
-                    Next::Done
-                } else {
-                    Next::Offset(self.records_so_far)
-                }
+            PagingSpec::Offset { limit, end, .. } => {
+                let last = match end {
+                    OffsetEnd::ShortPage => records.len() as u64 != *limit,
+                    OffsetEnd::EmptyPage => records.is_empty(),
+                };
+                if last { Next::Done } else { Next::Offset(self.records_so_far) }
             }
         };
         self.next = next;

@@ -5,7 +5,7 @@
 //!
 //! Errors name the spec file, line and column, and the key (`specs/acme.toml:12:1:
 //! conversations.records: not a jq program: ...`); for an inline spec, the key under `spec`.
-//! Strings may hold `${VAR}`; they are resolved when the source opens ([`crate::config::resolve_env`]), so
+//! Strings may hold `${VAR}`; they are resolved when the source opens ([`crate::config::Loaded::vars`]), so
 //! a spec file holds references, never secrets.
 
 use std::collections::BTreeMap;
@@ -61,6 +61,13 @@ pub struct SpecFile {
     /// Completeness: a per-conversation count compared with the message records that arrived.
     #[serde(default)]
     pub completeness: Option<CompletenessSpec>,
+    /// A watermark per conversation over its messages' `sent_at` (the newest exported, and the
+    /// `message_id`s at that instant), for APIs whose conversations are not listed newest first
+    /// (configured ids): every run reads each conversation whole, maps it as a first run does,
+    /// and emits only the messages newer than the conversation's watermark, and the
+    /// conversation row only with them. Not with `[incremental]`. Default false.
+    #[serde(default)]
+    pub conversation_watermarks: bool,
     /// The mapping onto the canonical columns.
     pub map: MapSpec,
 }
@@ -136,6 +143,13 @@ pub enum AuthSpec {
         /// Parameter value (the secret).
         value: String,
     },
+    /// A secret that is part of every request path (a channel token in the URL, as
+    /// Aimylogic's Chat API has it): each path's `{auth}` is replaced by it, percent-encoded.
+    /// It is removed from every message, dead letter and `raw` in both spellings.
+    Path {
+        /// The secret (`${AIMYLOGIC_TOKEN}`).
+        value: String,
+    },
     /// A login request (POST of a JSON body) whose answer holds a token, then sent in a header.
     Login {
         /// Path of the login request, below `base_url`.
@@ -203,7 +217,23 @@ pub enum PagingSpec {
         limit_param: String,
         /// Records asked for per page.
         limit: u64,
+        /// When the listing ends. Default `short_page`.
+        #[serde(default)]
+        end: OffsetEnd,
     },
+}
+
+/// When an offset listing ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetEnd {
+    /// At a page shorter than `limit`.
+    #[default]
+    ShortPage,
+    /// At an empty page: a server that caps its pages below `limit` (or ignores it) still
+    /// gives everything, for one more request per listing. The offset always advances by the
+    /// records that arrived.
+    EmptyPage,
 }
 
 fn one() -> u64 {
@@ -220,12 +250,18 @@ fn limit_param() -> String {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListingSpec {
-    /// Path below `base_url` (`/v2/conversations`).
-    pub path: String,
+    /// Path below `base_url` (`/v2/conversations`). Without it the conversations are not
+    /// fetched but configured: `records` runs once on `$vars` (the pipeline's `vars`, e.g.
+    /// `.clients | map({clientId: .})`), for APIs with no listing endpoint; a conversation
+    /// given twice is read once, and an HTTP 403 on its endpoints stops the run (refused
+    /// credentials, not a conversation of its own).
+    #[serde(default)]
+    pub path: Option<String>,
     /// Query parameters of the first request (values may be `${VAR}`).
     #[serde(default)]
     pub query: BTreeMap<String, String>,
-    /// jq over a page's body giving its records (`.conversations`; an array is spread).
+    /// jq over a page's body giving its records (`.conversations`; an array is spread); without
+    /// `path`, over `$vars`.
     pub records: String,
     /// How it pages. Default: one request.
     #[serde(default)]
@@ -260,6 +296,11 @@ pub struct MessagesSpec {
     /// number sessions); runs before `map.message`.
     #[serde(default)]
     pub prepare: Option<String>,
+    /// The dead-letter reason of a conversation whose endpoints answer HTTP 404/410, where the
+    /// vendor gives it a meaning of its own (`unknown_client`: an id the channel does not
+    /// know). Default `conversation_gone`.
+    #[serde(default)]
+    pub gone_reason: Option<String>,
 }
 
 /// A per-conversation extra.
@@ -343,13 +384,18 @@ pub struct MapSpec {
     /// jq over the conversation record (extras merged in) giving an object of `conversations`
     /// columns (`conversation_id` is the listing's `id`; `vendor`, `account_id`,
     /// `extracted_at` are the source's). `$records` are the message records, `$count` the
-    /// completeness count. Times are converted by type (epoch in `time_unit`, or RFC 3339);
-    /// `raw` defaults to the record.
+    /// completeness count, `$messages` the exported message rows (`{message_id, seq,
+    /// sent_at, sender_role}`, `sent_at` RFC 3339 UTC: `$messages | length` is a message
+    /// count, `[$messages[].sent_at] | min` the first time), `$account_id` the rows'
+    /// `account_id`. Times are converted by type
+    /// (epoch in `time_unit`, or RFC 3339); `raw` defaults to the record.
     pub conversation: String,
     /// jq over one message record (`$conversation`: the conversation record) giving zero or
     /// more objects of `messages` columns; `message_id` and `sent_at` are required, `seq` is
     /// numbered by the source (by `sent_at`, ties in record order), `raw` defaults to the
-    /// record.
+    /// record. An output `{dead_letter: {reason, message, message_id}}` is a dead letter of the
+    /// messages stream instead (shape drift: `unexpected_shape` beside the row exported with a
+    /// fallback), reported unless a row of the same record is refused.
     pub message: String,
     /// Vendor sender kinds → `visitor`, `agent`, `bot` or `system`, applied to the
     /// `sender_role` the message mapping gives (`USER = "visitor"`).
@@ -480,7 +526,13 @@ impl Spec {
         {
             fail("timezone", e);
         }
-        let mut paths: Vec<(String, &String)> = vec![("conversations.path".into(), &file.conversations.path)];
+        let mut paths: Vec<(String, &String)> = Vec::new();
+        if let Some(p) = &file.conversations.path {
+            paths.push(("conversations.path".into(), p));
+        }
+        for (key, m) in crate::configured::spec_problems(&file) {
+            fail(&key, m);
+        }
         if let Some(p) = &file.messages.path {
             paths.push(("messages.path".into(), p));
         }
@@ -652,6 +704,12 @@ message = "{message_id: .id, sent_at: .ts, sender_role: .author.type, text: .bod
         let spec = Spec::parse(&shipped).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(spec.file.vendor, "alli");
         assert!(spec.programs.time.is_some() && spec.programs.count.is_some() && spec.programs.unique.is_some());
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../pipelines/specs/aimylogic.toml"))
+                .expect("the shipped Aimylogic spec");
+        let spec = Spec::parse(&shipped).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(spec.file.conversations.path.is_none() && spec.file.conversation_watermarks);
+        assert!(matches!(spec.file.auth, AuthSpec::Path { .. }));
         let spec = Spec::parse(MINIMAL).unwrap();
         assert!(matches!(spec.file.messages.paging, PagingSpec::LinkHeader));
         assert!(matches!(spec.file.auth, AuthSpec::None));
