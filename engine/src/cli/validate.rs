@@ -50,6 +50,7 @@ fn builtin_contract(name: &str) -> Option<ContractProbe> {
         "giosg" => std::sync::Arc::new(pipe_plugin_giosg::contract::probe),
         "alli" => std::sync::Arc::new(pipe_plugin_alli::contract::probe),
         "aimylogic" => std::sync::Arc::new(pipe_plugin_aimylogic::contract::probe),
+        "rest" => std::sync::Arc::new(pipe_plugin_rest::contract::probe),
         _ => return None,
     };
     Some(probe)

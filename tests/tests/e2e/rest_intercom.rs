@@ -195,7 +195,10 @@ async fn the_intercom_spec_exports_the_workspace_exactly_then_only_what_changed(
         run(dir.path(), "check.toml", &pipeline("check", &sim, "out/check"), &d0, &["validate", "--check"]).await;
     assert_eq!(check.status.code(), Some(0), "validate --check: {}", stderr(&check));
     let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), stderr(&check));
-    assert!(said.contains("read a first batch"), "the probe read from the simulator: {said}");
+    assert!(said.contains("source `rest (intercom)`") && said.contains("every required check passed"), "{said}");
+    for check in ["rest.conversations.records", "rest.incremental.order", "rest.messages.records", "rest.map.message"] {
+        assert!(said.lines().any(|l| l.starts_with("✓ confirmed") && l.contains(check)), "{check}: {said}");
+    }
 
     let before = sim.request_log().len();
     let first = run(dir.path(), "p.toml", &pipeline("ic", &sim, "out/run1"), &d0, &["run"]).await;

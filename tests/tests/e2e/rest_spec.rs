@@ -341,11 +341,42 @@ async fn validate_check_probes_the_spec_against_the_api() {
     std::fs::write(dir.path().join("p.toml"), spec_pipeline("probe", &sim, spec.to_str().unwrap(), "out", "")).unwrap();
     let ok = run_pipe(dir.path(), &["validate", "p.toml", "--check"], &[("ALLI_API_KEY", d.api_key.as_str())]).await;
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
-    assert!(
-        String::from_utf8_lossy(&ok.stdout).contains("source `rest`: ok"),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    // A contract report like the native sources': every assumption of the spec, each line
+    // `status name required|optional seen`.
+    let report = String::from_utf8_lossy(&ok.stdout).into_owned();
+    let status = |name: &str| -> &str {
+        let line = report.lines().find(|l| l.split_whitespace().any(|w| w == name));
+        let line = line.unwrap_or_else(|| panic!("no check {name}:\n{report}"));
+        if line.starts_with("✓ confirmed") { "confirmed" } else { line }
+    };
+    for name in [
+        "rest.conversations.records",
+        "rest.conversations.id",
+        "rest.incremental.time",
+        "rest.incremental.order",
+        "rest.messages.records",
+        "rest.completeness.count",
+        "rest.map.conversation",
+        "rest.map.message",
+        "rest.map.dead_letters",
+    ] {
+        assert_eq!(status(name), "confirmed", "{name}:\n{report}");
+    }
+    assert!(report.contains("source `rest (alli)`") && report.contains("every required check passed"), "{report}");
+    assert!(!report.contains(&d.api_key), "the key leaked");
+
+    // A spec whose incremental time names a field the vendor does not send: that required
+    // check fails, named on stderr (exit 1), and the others still report.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let wrong_time = text.replace("time = \".lastChatTime // .createdAt\"", "time = \".updatedAt\"");
+    assert_ne!(wrong_time, text);
+    std::fs::write(dir.path().join("wrong.toml"), wrong_time).unwrap();
+    std::fs::write(dir.path().join("w.toml"), spec_pipeline("probe", &sim, "wrong.toml", "out", "")).unwrap();
+    let wrong = run_pipe(dir.path(), &["validate", "w.toml", "--check"], &[("ALLI_API_KEY", d.api_key.as_str())]).await;
+    assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("required check `rest.incremental.time` ≠ different"), "{}", stderr(&wrong));
+    assert!(String::from_utf8_lossy(&wrong.stdout).contains("rest.map.message"), "the other checks still run");
+
     let wrong = "wrong-key-5e6f";
     let bad = run_pipe(dir.path(), &["validate", "p.toml", "--check"], &[("ALLI_API_KEY", wrong)]).await;
     sim.shutdown().await;

@@ -19,6 +19,7 @@
 pub mod client;
 pub mod config;
 pub mod configured;
+pub mod contract;
 pub mod conversation_watermark;
 pub mod crawl;
 pub mod expr;
