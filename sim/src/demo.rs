@@ -77,8 +77,9 @@ fn temp_file(prefix: &str, text: &str) -> std::io::Result<tempfile::NamedTempFil
 /// temporary file, as a real key would be. Without encrypted chats (a tiny account) any key
 /// will do: it is never used.
 async fn giosg(chats: usize) -> std::io::Result<DemoAccount> {
-    let dataset =
-        Arc::new(crate::giosg::generate(&crate::giosg::SimConfig { chats, ..crate::giosg::SimConfig::demo() }));
+    // A large account's chats are closer together, so they still lie in the past.
+    let config = crate::giosg::SimConfig { chats, ..crate::giosg::SimConfig::demo() }.spread_within_days(270);
+    let dataset = Arc::new(crate::giosg::generate(&config));
     let sim = GiosgSim::start(dataset.clone(), SimOptions::default()).await?;
     let pem = match dataset.private_key_pkcs8_pem.as_str() {
         "" => crate::giosg::crypto::unrelated_private_key_pem(),

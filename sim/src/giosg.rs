@@ -63,6 +63,9 @@ pub struct SimConfig {
     pub organization_id: String,
     /// The API token the server requires as `Authorization: Token <token>`.
     pub token: String,
+    /// Most milliseconds between the creation of two consecutive chats (the gap is drawn
+    /// uniformly from one minute to this); 6 hours in [`SimConfig::demo`].
+    pub max_chat_gap_ms: i64,
 }
 
 impl SimConfig {
@@ -76,7 +79,20 @@ impl SimConfig {
             encrypted_every: 5,
             organization_id: "ff6e7834-9d89-11e9-a62f-0242ac110003".to_owned(),
             token: "giosg-demo-token-0123456789abcdef".to_owned(),
+            max_chat_gap_ms: 6 * 3_600_000,
         }
+    }
+
+    /// This config with the gap between chats narrowed (never widened) so that its chats span
+    /// about `days` days from [`EPOCH`] on average: a large dataset then still lies in the
+    /// past (a pipeline dead-letters times after now as `time_in_future`). Datasets that fit
+    /// already are unchanged.
+    pub fn spread_within_days(mut self, days: i64) -> Self {
+        const MINUTE: i64 = 60_000;
+        // The mean gap is (MINUTE + max) / 2; `chats` gaps must fit in `days`.
+        let fitting = 2 * days * 86_400_000 / self.chats.max(1) as i64 - MINUTE;
+        self.max_chat_gap_ms = self.max_chat_gap_ms.min(fitting).max(2 * MINUTE);
+        self
     }
 
     /// A small dataset for tests: `chats` chats of at most 12 messages, every 3rd encrypted,

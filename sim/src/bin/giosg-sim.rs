@@ -17,6 +17,15 @@ use pipe_sim::giosg::{GiosgSim, HttpFaults, QuotaHeaders, SimConfig, SimOptions,
 /// `giosg-sim 1000 30 --rate-limit 50` also answers 429 past 50 requests a second (a token
 /// bucket that states nothing); `giosg-sim 1000 30 --window-limit 50 --quota-headers ietf`
 /// allows 50 requests per one-second window and states the quota in `RateLimit-*` headers.
+///
+/// Chats are created minutes to hours apart from `pipe_sim::giosg::EPOCH` on; a large
+/// account has them closer together so that all of them lie within 270 days of it, in the past
+/// (`SimConfig::spread_within_days`).
+/// Days from `pipe_sim::giosg::EPOCH` (2026-01-05) that a dataset's chats span at most, on
+/// average; a chat may be updated up to 40 days after it ended (a purge), so its last update
+/// still lies before December 2026.
+const SPAN_DAYS: i64 = 270;
+
 #[derive(Parser)]
 #[command(name = "giosg-sim", version)]
 struct Args {
@@ -59,7 +68,8 @@ async fn main() -> ExitCode {
             max_messages_per_chat: args.max_messages,
             encrypted_every: 0,
             ..SimConfig::demo()
-        };
+        }
+        .spread_within_days(SPAN_DAYS);
         if i > 0 {
             cfg.seed += i;
             cfg.organization_id = format!("00000000-0000-4000-8000-{i:012}");

@@ -38,7 +38,7 @@ pub fn generate(cfg: &SimConfig) -> Dataset {
     let mut chats = Vec::with_capacity(cfg.chats);
     for index in 0..cfg.chats {
         if index > 0 {
-            created += rng.random_range(MINUTE..6 * HOUR);
+            created += rng.random_range(MINUTE..cfg.max_chat_gap_ms.max(MINUTE + 1));
         }
         let key = if is_encrypted(index) { customer.as_ref() } else { None };
         let draft = Draft::draw(&mut rng, &org, cfg, index, created, key.is_some());

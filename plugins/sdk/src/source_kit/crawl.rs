@@ -21,7 +21,8 @@
 //!   (docs/design.md §3.1).
 //! * A checkpoint is emitted every `checkpoint_every` units of work (conversations, or clients
 //!   for a vendor that exports per client), and a batch is cut before it grows past
-//!   [`BATCH_MESSAGES`] messages or [`BATCH_CONVERSATIONS`] conversations.
+//!   [`BATCH_MESSAGES`] messages, [`BATCH_CONVERSATIONS`] conversations or [`BATCH_BYTES`]
+//!   bytes of text and raw payloads.
 //! * When the vendor keeps failing and the run's retry budget is spent
 //!   ([`PluginError::RetryBudgetExhausted`]), what is complete is committed and the run ends
 //!   `partial` (exit 3): the driver flushes, checkpoints [`Crawl::state`], records a dead letter
@@ -51,6 +52,11 @@ use crate::{
 pub const BATCH_MESSAGES: usize = 8192;
 /// Conversations per emitted batch, at most.
 pub const BATCH_CONVERSATIONS: usize = 1024;
+/// A batch is cut once its rows hold this many bytes of text and raw payload (the bulk of a
+/// row), whatever their number: with long messages a batch of [`BATCH_MESSAGES`] rows would
+/// otherwise grow with the vendor's payloads, and each batch is held in several places at once
+/// (the builder, the channels, the coordinator's hold-back).
+pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Events buffered between the crawl task and the engine.
 const CHANNEL_EVENTS: usize = 4;
 
@@ -160,6 +166,8 @@ pub struct Emitter {
     units: u64,
     /// `units` at the last periodic checkpoint.
     checkpointed: u64,
+    /// Bytes of text and raw payload in the rows being built (compared with [`BATCH_BYTES`]).
+    pending_bytes: usize,
 }
 
 impl Emitter {
@@ -172,6 +180,7 @@ impl Emitter {
             emitted: 0,
             units: 0,
             checkpointed: 0,
+            pending_bytes: 0,
         }
     }
 
@@ -195,9 +204,11 @@ impl Emitter {
     pub fn append(&mut self, messages: &[MessageRow], conversation: Option<&ConversationRow>) {
         Metrics::add(&self.spec.metrics.messages, messages.len() as u64);
         for m in messages {
+            self.pending_bytes += m.raw.len() + m.text.as_ref().map_or(0, String::len);
             self.messages.append(m);
         }
         if let Some(c) = conversation {
+            self.pending_bytes += c.raw.len();
             self.conversations.append(c);
             self.emitted += 1;
             Metrics::add(&self.spec.metrics.conversations, 1);
@@ -216,7 +227,10 @@ impl Emitter {
         if self.units >= self.checkpointed + self.spec.checkpoint_every.max(1) {
             self.checkpointed = self.units;
             self.checkpoint(state()).await
-        } else if self.messages.len() >= BATCH_MESSAGES || self.conversations.len() >= BATCH_CONVERSATIONS {
+        } else if self.messages.len() >= BATCH_MESSAGES
+            || self.conversations.len() >= BATCH_CONVERSATIONS
+            || self.pending_bytes >= BATCH_BYTES
+        {
             self.flush().await
         } else {
             Ok(())
@@ -225,6 +239,7 @@ impl Emitter {
 
     /// Sends the rows built so far: messages first, then the conversations they belong to.
     pub async fn flush(&mut self) -> Result<()> {
+        self.pending_bytes = 0;
         if !self.messages.is_empty() {
             let batch = self.messages.finish();
             self.send(Event::Batch { stream: MESSAGES.into(), batch }).await?;
@@ -450,6 +465,46 @@ mod tests {
             ]
         );
         assert_eq!((Metrics::get(&metrics.conversations), Metrics::get(&metrics.messages)), (5, 10));
+    }
+
+    /// Conversations of one 1 MiB message each: however few rows, a batch is cut once it holds
+    /// `BATCH_BYTES` of payload.
+    struct Large;
+
+    #[async_trait::async_trait]
+    impl Crawl for Large {
+        async fn run(&mut self, out: &mut Emitter) -> Result<()> {
+            for i in 0..10 {
+                let id = format!("c{i}");
+                let big = MessageRow { raw: "x".repeat(1024 * 1024), ..message(&id, 0) };
+                out.append(&[big], Some(&conversation(&id)));
+                out.advance(1, || json!({"done": i + 1})).await?;
+            }
+            out.checkpoint(json!({"done": 10})).await
+        }
+
+        fn state(&self) -> Value {
+            Value::Null
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_cut_at_the_byte_budget_whatever_its_rows() {
+        let events = drain(CrawlSource::spawn(spec(1000), Large)).await;
+        // 1 MiB of raw plus a little per message: the fourth passes 4 MiB.
+        assert_eq!(
+            events,
+            [
+                "messages:4",
+                "conversations:4",
+                "messages:4",
+                "conversations:4",
+                "messages:2",
+                "conversations:2",
+                "checkpoint:10",
+                "end"
+            ]
+        );
     }
 
     #[tokio::test]

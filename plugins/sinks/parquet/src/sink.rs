@@ -53,6 +53,10 @@ fn row_group_bytes(cfg: &ParquetConfig) -> usize {
     usize::try_from(cfg.row_group_bytes).unwrap_or(usize::MAX).max(1)
 }
 
+/// Rows written at a time: the row group's memory is checked against `row_group_bytes` after
+/// each slice, so it passes the budget by at most one slice (about 1 MiB of giosg messages).
+const SLICE_ROWS: usize = 1024;
+
 /// Parquet files with fixed writer properties.
 pub struct Parquet {
     props: WriterProperties,
@@ -85,11 +89,18 @@ impl FileFormat for Parquet {
 impl FileWriter for ParquetFile {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let error = |e: ParquetError| PluginError::other(format!("writing {}: {e}", self.path));
-        self.writer.write(batch).map_err(error)?;
         // The writer splits at the encoded size (`max_row_group_bytes`); what it holds in
-        // memory (unencoded dictionary keys, page buffers) can be larger: bound that too.
-        if self.writer.memory_size() >= self.row_group_bytes {
-            self.writer.flush().map_err(error)?;
+        // memory (unencoded dictionary keys, page buffers) can be larger: bound that too, and
+        // check it every `SLICE_ROWS` rows, so a large batch does not carry the row group far
+        // past the budget before the check.
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = SLICE_ROWS.min(batch.num_rows() - offset);
+            self.writer.write(&batch.slice(offset, len)).map_err(error)?;
+            offset += len;
+            if self.writer.memory_size() >= self.row_group_bytes {
+                self.writer.flush().map_err(error)?;
+            }
         }
         Ok(())
     }
