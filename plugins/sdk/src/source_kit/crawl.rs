@@ -20,7 +20,8 @@
 //!   conversation's messages reach the transforms no later than the conversation row
 //!   (docs/design.md §3.1).
 //! * A checkpoint is emitted every `checkpoint_every` units of work (conversations, or clients
-//!   for a vendor that exports per client), and a batch is cut before it grows past
+//!   for a vendor that exports per client) or once [`CHECKPOINT_BYTES`] of rows were appended
+//!   since the last one, whichever comes first, and a batch is cut before it grows past
 //!   [`BATCH_MESSAGES`] messages, [`BATCH_CONVERSATIONS`] conversations or [`BATCH_BYTES`]
 //!   bytes of text and raw payloads.
 //! * When the vendor keeps failing and the run's retry budget is spent
@@ -57,6 +58,11 @@ pub const BATCH_CONVERSATIONS: usize = 1024;
 /// otherwise grow with the vendor's payloads, and each batch is held in several places at once
 /// (the builder, the channels, the coordinator's hold-back).
 pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// A checkpoint follows at the next unit boundary once the rows appended since the last one
+/// hold this many bytes of text and raw payload. The engine holds back what no checkpoint
+/// covers yet (engine/src/runtime/coordinator.rs), so without this the hold-back would grow
+/// with the conversations' size times `checkpoint_every`, not with a budget.
+pub const CHECKPOINT_BYTES: usize = 1024 * 1024;
 /// Events buffered between the crawl task and the engine.
 const CHANNEL_EVENTS: usize = 4;
 
@@ -168,6 +174,8 @@ pub struct Emitter {
     checkpointed: u64,
     /// Bytes of text and raw payload in the rows being built (compared with [`BATCH_BYTES`]).
     pending_bytes: usize,
+    /// The same since the last checkpoint (compared with [`CHECKPOINT_BYTES`]).
+    unchecked_bytes: usize,
 }
 
 impl Emitter {
@@ -181,6 +189,7 @@ impl Emitter {
             units: 0,
             checkpointed: 0,
             pending_bytes: 0,
+            unchecked_bytes: 0,
         }
     }
 
@@ -203,6 +212,7 @@ impl Emitter {
     /// counts them in the run's metrics.
     pub fn append(&mut self, messages: &[MessageRow], conversation: Option<&ConversationRow>) {
         Metrics::add(&self.spec.metrics.messages, messages.len() as u64);
+        let before = self.pending_bytes;
         for m in messages {
             self.pending_bytes += m.raw.len() + m.text.as_ref().map_or(0, String::len);
             self.messages.append(m);
@@ -213,6 +223,7 @@ impl Emitter {
             self.emitted += 1;
             Metrics::add(&self.spec.metrics.conversations, 1);
         }
+        self.unchecked_bytes += self.pending_bytes - before;
     }
 
     /// Conversation rows appended by this run (what `pipe run --limit N` counts).
@@ -220,11 +231,14 @@ impl Emitter {
         self.emitted
     }
 
-    /// Records `units` more units of work done. Every `checkpoint_every` units this flushes
-    /// and checkpoints `state()`; otherwise it cuts a batch when one is full.
+    /// Records `units` more units of work done. Every `checkpoint_every` units, or once
+    /// [`CHECKPOINT_BYTES`] were appended since the last checkpoint, this flushes and
+    /// checkpoints `state()`; otherwise it cuts a batch when one is full.
     pub async fn advance(&mut self, units: u64, state: impl FnOnce() -> Value) -> Result<()> {
         self.units += units;
-        if self.units >= self.checkpointed + self.spec.checkpoint_every.max(1) {
+        if self.units >= self.checkpointed + self.spec.checkpoint_every.max(1)
+            || (units > 0 && self.unchecked_bytes >= CHECKPOINT_BYTES)
+        {
             self.checkpointed = self.units;
             self.checkpoint(state()).await
         } else if self.messages.len() >= BATCH_MESSAGES
@@ -253,6 +267,7 @@ impl Emitter {
 
     /// Flushes, then checkpoints `state` (it must cover every row appended so far).
     pub async fn checkpoint(&mut self, state: Value) -> Result<()> {
+        self.unchecked_bytes = 0;
         self.flush().await?;
         self.send(Event::Checkpoint(Checkpoint { state })).await
     }
@@ -467,8 +482,9 @@ mod tests {
         assert_eq!((Metrics::get(&metrics.conversations), Metrics::get(&metrics.messages)), (5, 10));
     }
 
-    /// Conversations of one 1 MiB message each: however few rows, a batch is cut once it holds
-    /// `BATCH_BYTES` of payload.
+    /// Conversations of one 256 KiB message each: however few rows and conversations, a batch
+    /// is cut and a checkpoint follows once they hold `CHECKPOINT_BYTES` of payload, so the
+    /// engine never holds back much more than that.
     struct Large;
 
     #[async_trait::async_trait]
@@ -476,7 +492,7 @@ mod tests {
         async fn run(&mut self, out: &mut Emitter) -> Result<()> {
             for i in 0..10 {
                 let id = format!("c{i}");
-                let big = MessageRow { raw: "x".repeat(1024 * 1024), ..message(&id, 0) };
+                let big = MessageRow { raw: "x".repeat(256 * 1024), ..message(&id, 0) };
                 out.append(&[big], Some(&conversation(&id)));
                 out.advance(1, || json!({"done": i + 1})).await?;
             }
@@ -489,16 +505,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_is_cut_at_the_byte_budget_whatever_its_rows() {
+    async fn a_batch_is_cut_and_checkpointed_at_the_byte_budget_whatever_its_rows() {
+        // checkpoint_every = 1000 conversations: only the byte budget cuts here.
         let events = drain(CrawlSource::spawn(spec(1000), Large)).await;
-        // 1 MiB of raw plus a little per message: the fourth passes 4 MiB.
+        // 256 KiB of raw plus a little per message: the fourth passes 1 MiB.
         assert_eq!(
             events,
             [
                 "messages:4",
                 "conversations:4",
+                "checkpoint:4",
                 "messages:4",
                 "conversations:4",
+                "checkpoint:8",
                 "messages:2",
                 "conversations:2",
                 "checkpoint:10",

@@ -10,6 +10,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use pipe_plugin_sdk::file_sink::publish::Destination;
 use pipe_plugin_sdk::file_sink::{FileFormat, FileSink, FileSinkOptions, FileWriter, roll::RollPolicy};
 use pipe_plugin_sdk::{PluginError, Result, SinkContext};
@@ -33,7 +34,11 @@ pub fn open(cfg: ParquetConfig, ctx: SinkContext) -> Result<ParquetSink> {
         Compression::None => Codec::UNCOMPRESSED,
     };
     let budget = row_group_bytes(&cfg);
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder();
+    for column in UNIQUE_PER_ROW {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    let props = props
         .set_compression(codec)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
@@ -47,6 +52,11 @@ pub fn open(cfg: ParquetConfig, ctx: SinkContext) -> Result<ParquetSink> {
     };
     FileSink::open(Parquet { props, row_group_bytes: budget }, destination, options, &ctx)
 }
+
+/// Columns of the canonical streams whose values are (nearly) all distinct: dictionary encoding
+/// cannot pay off there, and until it gives up (at the dictionary page limit, 1 MiB, in every
+/// row group anew) it keeps each value twice in memory (docs/running.md, Memory).
+const UNIQUE_PER_ROW: &[&str] = &["raw", "text", "ciphertext", "message_id"];
 
 /// `row_group_bytes` as the writer takes it (at least 1).
 fn row_group_bytes(cfg: &ParquetConfig) -> usize {
