@@ -6,6 +6,7 @@
 //! Exit codes are in `exit`; the binary in `main.rs` only parses arguments and calls
 //! `cli::dispatch`.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod exit;

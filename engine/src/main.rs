@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         // Before any thread exists: the memory check needs an allocator without thread caches.
         cli::plugin::without_thread_caches();
     }
+    pipe_engine::allocator::return_large_blocks_to_the_system();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
