@@ -6,7 +6,7 @@
 //!
 //! * **increases** the limit when the window used the whole limit (there was demand for more)
 //!   and its mean RTT stayed flat (at most [`AimdSettings::rtt_tolerance`] above the baseline
-//!   RTT): by one (additive), or doubled while in *slow start* (before the first decrease), so
+//!   RTT, or [`AimdSettings::rtt_noise_floor`] where that is more): by one (additive), or doubled while in *slow start* (before the first decrease), so
 //!   a latency-bound export reaches its useful concurrency in a few RTTs instead of dozens;
 //! * **decreases** it multiplicatively ([`AimdSettings::decrease_ratio`]) on back-pressure, or
 //!   when the window's mean RTT rose: past the long-run mean by
@@ -53,6 +53,11 @@ pub struct AimdSettings {
     /// Relative RTT change that is noise, not a trend: a window up to this much slower than the
     /// long-run mean still counts as flat (and a rise must exceed it to count).
     pub rtt_tolerance: f64,
+    /// The smallest RTT change (seconds) that counts as a trend, whatever `rtt_tolerance` says:
+    /// with a vendor answering in well under a millisecond (on the same machine), the RTT
+    /// swings by more than any share of itself with our own CPU scheduling, and a relative
+    /// test alone drove the limit down to 1, where each request waits for the one before it.
+    pub rtt_noise_floor: f64,
 }
 
 impl AimdSettings {
@@ -66,6 +71,7 @@ impl AimdSettings {
             ewma_alpha: 0.4,
             rtt_deviation_scale: 2.5,
             rtt_tolerance: 0.1,
+            rtt_noise_floor: 0.002,
         }
     }
 }
@@ -200,12 +206,12 @@ impl Aimd {
             return None;
         }
         let s = self.settings;
-        let tolerance = past.mean * s.rtt_tolerance;
+        let tolerance = |rtt: f64| (rtt * s.rtt_tolerance).max(s.rtt_noise_floor);
         let rising = current.is_some_and(|c| {
-            (c > past.mean + tolerance && c >= past.mean + s.rtt_deviation_scale * past.variance.sqrt())
-                || c > self.baseline * (1.0 + 3.0 * s.rtt_tolerance)
+            (c > past.mean + tolerance(past.mean) && c >= past.mean + s.rtt_deviation_scale * past.variance.sqrt())
+                || c > self.baseline + 3.0 * tolerance(self.baseline)
         });
-        let flat = current.is_some_and(|c| c <= self.baseline * (1.0 + s.rtt_tolerance));
+        let flat = current.is_some_and(|c| c <= self.baseline + tolerance(self.baseline));
         let new_limit = if self.back_pressure || rising {
             self.slow_start = false;
             self.decreased()
@@ -461,6 +467,24 @@ mod tests {
         // with the queueing it causes. Far from 64, but not at 8.
         assert!((4.0..=40.0).contains(&mean), "settles well below the ceiling of 64: {mean}");
         assert!(late.iter().all(|l| *l < 64));
+    }
+
+    #[test]
+    fn a_sub_millisecond_vendor_whose_rtt_swings_with_our_load_is_not_backed_off_to_one() {
+        // A vendor on the same machine: 0.3 ms, up to twice that with scheduling noise, and a
+        // little slower per request in flight (the two processes share the cores). Changes
+        // this small are not a vendor queueing our requests.
+        let mut seed = 3;
+        let mut server = |t: Duration, n: usize| {
+            // Every few milliseconds the other process runs for a while and everything waits.
+            let stall = if (t.as_micros() / 1500) % 4 == 0 { 0.0015 * jitter(&mut seed) } else { 0.0 };
+            (Duration::from_secs_f64(0.0003 + stall + 0.00002 * n as f64), false)
+        };
+        let (limits, _) = drive(AimdSettings::new(64), &mut server, Duration::from_secs(2));
+        let late: Vec<usize> = limits.iter().filter(|(t, _)| *t > Duration::from_secs(1)).map(|(_, l)| *l).collect();
+        let mean = late.iter().sum::<usize>() as f64 / late.len() as f64;
+        // Without the noise floor the stalls drive it down to about 9.
+        assert!(mean >= 16.0, "a sub-millisecond vendor keeps many requests in flight: {mean}");
     }
 
     #[test]
