@@ -71,7 +71,7 @@ impl AimdSettings {
             ewma_alpha: 0.4,
             rtt_deviation_scale: 2.5,
             rtt_tolerance: 0.1,
-            rtt_noise_floor: 0.002,
+            rtt_noise_floor: 0.001,
         }
     }
 }
