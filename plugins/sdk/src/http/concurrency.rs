@@ -477,7 +477,7 @@ mod tests {
         let mut seed = 3;
         let mut server = |t: Duration, n: usize| {
             // Every few milliseconds the other process runs for a while and everything waits.
-            let stall = if (t.as_micros() / 1500) % 4 == 0 { 0.0015 * jitter(&mut seed) } else { 0.0 };
+            let stall = if (t.as_micros() / 1500).is_multiple_of(4) { 0.0015 * jitter(&mut seed) } else { 0.0 };
             (Duration::from_secs_f64(0.0003 + stall + 0.00002 * n as f64), false)
         };
         let (limits, _) = drive(AimdSettings::new(64), &mut server, Duration::from_secs(2));
