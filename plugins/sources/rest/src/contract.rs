@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipe_plugin_sdk::contract::{Check, ContractFuture, ContractReport, Status, keys_of};
-use pipe_plugin_sdk::time::{now_micros, vendor_time};
+use pipe_plugin_sdk::time::vendor_time;
 use pipe_plugin_sdk::{Metrics, PluginError};
 use serde_json::Value;
 
@@ -159,17 +159,7 @@ pub fn probe(config: Value) -> ContractFuture {
         }
         let http = client.http().clone();
         let scrub = move |s: &str| http.scrub(s);
-        let ctx = MapCtx {
-            vendor: &vendor,
-            account_id: "contract-check",
-            unit: spec.file.time_unit.epoch_unit(),
-            zone: spec.file.zone(),
-            now: now_micros(),
-            roles: &spec.file.map.roles,
-            role_default: spec.file.map.role_default.as_deref(),
-            vars: &vars,
-            scrub: &scrub,
-        };
+        let ctx = MapCtx::of_spec(&spec.file, &vendor, "contract-check", &vars, &scrub);
         let mapped = map_conversation(&ctx, &spec.programs, &bundle);
         r.push(Check::required("rest.map.conversation", "`map.conversation` gives the conversation row").confirmed_if(
             mapped.conversation.is_some(),

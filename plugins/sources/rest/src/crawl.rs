@@ -339,17 +339,7 @@ impl RestCrawl {
                     continue;
                 }
             };
-            let ctx = MapCtx {
-                vendor: self.vendor,
-                account_id: &self.account_id,
-                unit: spec.file.time_unit.epoch_unit(),
-                zone: spec.file.zone(),
-                now: now_micros(),
-                roles: &spec.file.map.roles,
-                role_default: spec.file.map.role_default.as_deref(),
-                vars: &vars,
-                scrub: &scrub,
-            };
+            let ctx = MapCtx::of_spec(&spec.file, self.vendor, &self.account_id, &vars, &scrub);
             let mut mapped = map_conversation(&ctx, &spec.programs, &bundle);
             if spec.file.conversation_watermarks {
                 mapped = conversation_watermark::select_new(state.conversations.get(&bundle.id), mapped);

@@ -22,11 +22,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use pipe_plugin_sdk::schema::{CONVERSATIONS, ConversationRow, MESSAGES, MessageRow, SenderRole};
-use pipe_plugin_sdk::time::{EpochUnit, Zone, format_micros, vendor_time};
+use pipe_plugin_sdk::time::{EpochUnit, Zone, format_micros, now_micros, vendor_time};
 use pipe_plugin_sdk::{DeadLetter, REASON_INCOMPLETE};
 use serde_json::{Map, Value, json};
 
-use crate::spec::Programs;
+use crate::spec::{Programs, SpecFile};
 
 /// What every row of a run shares, and how values are read.
 pub struct MapCtx<'a> {
@@ -48,6 +48,29 @@ pub struct MapCtx<'a> {
     pub vars: &'a Value,
     /// Removes credentials from text (the HTTP client's scrub).
     pub scrub: &'a (dyn Fn(&str) -> String + Sync),
+}
+
+impl<'a> MapCtx<'a> {
+    /// The context `spec` maps with, for `vendor`'s account `account_id`, fetched now.
+    pub fn of_spec(
+        spec: &'a SpecFile,
+        vendor: &'a str,
+        account_id: &'a str,
+        vars: &'a Value,
+        scrub: &'a (dyn Fn(&str) -> String + Sync),
+    ) -> Self {
+        MapCtx {
+            vendor,
+            account_id,
+            unit: spec.time_unit.epoch_unit(),
+            zone: spec.zone(),
+            now: now_micros(),
+            roles: &spec.map.roles,
+            role_default: spec.map.role_default.as_deref(),
+            vars,
+            scrub,
+        }
+    }
 }
 
 /// Everything fetched for one conversation.
