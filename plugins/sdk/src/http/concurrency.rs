@@ -6,8 +6,9 @@
 //!
 //! * **increases** the limit when the window used the whole limit (there was demand for more)
 //!   and its mean RTT stayed flat (at most [`AimdSettings::rtt_tolerance`] above the baseline
-//!   RTT, or [`AimdSettings::rtt_noise_floor`] where that is more): by one (additive), or doubled while in *slow start* (before the first decrease), so
-//!   a latency-bound export reaches its useful concurrency in a few RTTs instead of dozens;
+//!   RTT, or [`AimdSettings::rtt_noise_floor`] where that is more): by one (additive), or
+//!   doubled while in *slow start* (before the first decrease), so a latency-bound export
+//!   reaches its useful concurrency in a few RTTs instead of dozens;
 //! * **decreases** it multiplicatively ([`AimdSettings::decrease_ratio`]) on back-pressure, or
 //!   when the window's mean RTT rose: past the long-run mean by
 //!   [`AimdSettings::rtt_deviation_scale`] standard deviations (Vector's test, a sudden rise),

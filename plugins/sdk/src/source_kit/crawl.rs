@@ -237,6 +237,8 @@ impl Emitter {
     pub async fn advance(&mut self, units: u64, state: impl FnOnce() -> Value) -> Result<()> {
         self.units += units;
         if self.units >= self.checkpointed + self.spec.checkpoint_every.max(1)
+            // By bytes only when a unit was finished here: a conversation skipped (0 units)
+            // leaves the cadence where `checkpoint_every` alone would have it.
             || (units > 0 && self.unchecked_bytes >= CHECKPOINT_BYTES)
         {
             self.checkpointed = self.units;

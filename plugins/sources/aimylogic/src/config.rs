@@ -71,7 +71,8 @@ pub struct AimylogicConfig {
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// History mode: a checkpoint (and so, at most every `commit_interval_seconds`, a commit)
-    /// after this many clients; it carries the per-client watermarks and the clients this run
+    /// after this many clients (or sooner, once 1 MiB of message text and raw payloads came
+    /// since the last one); it carries the per-client watermarks and the clients this run
     /// has done, so an interrupted run resumes after them. Default 100.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,

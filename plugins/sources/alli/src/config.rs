@@ -76,7 +76,8 @@ pub struct AlliConfig {
     /// Conversations per listing page. Default and maximum: 50 for REST, 100 for GraphQL.
     #[serde(default)]
     pub page_size: Option<u32>,
-    /// Emit a checkpoint after this many conversations. Default 200.
+    /// Emit a checkpoint after this many conversations, or sooner once 1 MiB of message text
+    /// and raw payloads came since the last one. Default 200.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,
     /// First run only: skip conversations whose last chat is before this time (RFC 3339).

@@ -34,7 +34,8 @@ pub struct GiosgConfig {
     /// Items asked per page (giosg may return fewer; max 100). Default 100.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
-    /// Emit a checkpoint after this many conversations. The engine commits at checkpoints
+    /// Emit a checkpoint after this many conversations, or sooner once 1 MiB of message text
+    /// and raw payloads came since the last one. The engine commits at checkpoints
     /// (Parquet files get their final names, the state is saved), at most once per
     /// `commit_interval_seconds` of the pipeline. Default 200.
     #[serde(default = "default_checkpoint_every")]

@@ -71,7 +71,8 @@ pub struct RestConfig {
     /// is a setting of the account (an Aimylogic bot's) rather than of the API.
     #[serde(default)]
     pub timezone: Option<String>,
-    /// Emit a checkpoint after this many conversations. Default 200.
+    /// Emit a checkpoint after this many conversations, or sooner once 1 MiB of message text
+    /// and raw payloads came since the last one. Default 200.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,
     /// First run only, with `[incremental]`: skip conversations whose listing time is before
