@@ -269,7 +269,7 @@ impl Pacer {
         // few times a minute, and the next window started up to a second late.
         let same_window = self.window.is_some_and(|w| {
             let rose = quota.remaining > w.remaining;
-            let new = quota.remaining > w.remaining + sent_since as u64 || (rose && now >= w.earliest_end);
+            let new = quota.remaining > w.remaining + sent_since || (rose && now >= w.earliest_end);
             w.end > now && !new
         });
         let remaining = match self.window {
