@@ -145,15 +145,29 @@ pub enum Paging {
     },
 }
 
-/// The items array at `pointer`, or a protocol error naming the URL.
+/// A copy of the items array at `pointer`, or a protocol error naming the URL.
 pub fn items_at(body: &Value, pointer: &str, vendor: &str, url: &str) -> Result<Vec<Value>> {
     match body.pointer(pointer) {
         Some(Value::Array(items)) => Ok(items.clone()),
         Some(Value::Null) => Ok(Vec::new()),
-        _ => Err(PluginError::Protocol {
-            vendor: vendor.into(),
-            message: format!("no array at `{pointer}` in the response of {}", path_only(url)),
-        }),
+        _ => Err(no_array(pointer, vendor, url)),
+    }
+}
+
+/// The items array at `pointer`, moved out of `body` (left as an empty array there): what
+/// [`items_at`] returns, without a second copy of the page in memory while it is read.
+pub fn take_items_at(body: &mut Value, pointer: &str, vendor: &str, url: &str) -> Result<Vec<Value>> {
+    match body.pointer_mut(pointer) {
+        Some(Value::Array(items)) => Ok(std::mem::take(items)),
+        Some(Value::Null) => Ok(Vec::new()),
+        _ => Err(no_array(pointer, vendor, url)),
+    }
+}
+
+fn no_array(pointer: &str, vendor: &str, url: &str) -> PluginError {
+    PluginError::Protocol {
+        vendor: vendor.into(),
+        message: format!("no array at `{pointer}` in the response of {}", path_only(url)),
     }
 }
 
@@ -203,14 +217,14 @@ impl HttpClient {
                     }
                 };
                 guard.position(if page_no > 0 { "page number" } else { "next page URL" }, &url)?;
-                let body = client.get_json(&url).await?;
+                let mut body = client.get_json(&url).await?;
                 let vendor = client.vendor();
                 let (items, next) = match paging {
                     Paging::NextUrl { items, next } => {
                         if let Value::Array(all) = body {
                             (all, Next::Done)
                         } else {
-                            let page = items_at(&body, items, vendor, &url)?;
+                            let page = take_items_at(&mut body, items, vendor, &url)?;
                             let next = match body.pointer(next) {
                                 Some(Value::String(s)) if !s.is_empty() => Next::Url(s.clone()),
                                 _ => Next::Done,
@@ -219,7 +233,7 @@ impl HttpClient {
                         }
                     }
                     Paging::Cursor { items, cursor, param } => {
-                        let page = items_at(&body, items, vendor, &url)?;
+                        let page = take_items_at(&mut body, items, vendor, &url)?;
                         let next = match body.pointer(cursor) {
                             Some(Value::String(c)) if !c.is_empty() && !page.is_empty() => {
                                 Next::Url(with_param(&first_url, param, c)?)
@@ -232,7 +246,7 @@ impl HttpClient {
                         (page, next)
                     }
                     Paging::PageNumber { items, total, .. } => {
-                        let page = items_at(&body, items, vendor, &url)?;
+                        let page = take_items_at(&mut body, items, vendor, &url)?;
                         let seen = seen + page.len() as u64;
                         let total = body.pointer(total).and_then(Value::as_u64);
                         let next = if page.is_empty() || total.is_some_and(|t| seen >= t) {
@@ -277,7 +291,7 @@ impl HttpClient {
         let mut guard = PageGuard::new(self.vendor(), format!("the connection `{connection}` of {}", path_only(url)));
         loop {
             guard.position("endCursor", after.as_deref().unwrap_or(""))?;
-            let body = self.post_json(url, &request(after.as_deref())).await?;
+            let mut body = self.post_json(url, &request(after.as_deref())).await?;
             if let Some(Value::Array(errors)) = body.get("errors")
                 && !errors.is_empty()
             {
@@ -287,15 +301,15 @@ impl HttpClient {
                     message: format!("GraphQL errors: {}", msgs.join("; ")),
                 });
             }
-            let conn = body.pointer(connection).ok_or_else(|| PluginError::Protocol {
+            let conn = body.pointer_mut(connection).ok_or_else(|| PluginError::Protocol {
                 vendor: self.vendor().into(),
                 message: format!("no connection at `{connection}` in the GraphQL response"),
             })?;
-            let edges = items_at(conn, "/edges", self.vendor(), url)?;
+            let edges = take_items_at(conn, "/edges", self.vendor(), url)?;
             guard.page(&edges)?;
-            for edge in edges {
-                if let Some(node) = edge.get("node") {
-                    nodes.push(node.clone());
+            for mut edge in edges {
+                if let Some(node) = edge.get_mut("node") {
+                    nodes.push(node.take());
                 }
             }
             let info = conn.get("pageInfo");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use pipe_plugin_sdk::http::HttpClient;
-use pipe_plugin_sdk::paging::{PageGuard, Paging, items_at, with_param};
+use pipe_plugin_sdk::paging::{PageGuard, Paging, take_items_at, with_param};
 use pipe_plugin_sdk::{Metrics, Result};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
@@ -107,8 +107,8 @@ impl RestClient {
         loop {
             let url = with_param(&first, "pageNo", &page_no.to_string())?;
             guard.position("page number", &page_no.to_string())?;
-            let body = self.http.get_json(&url).await?;
-            let page = items_at(&body, "/chats", VENDOR, &url)?;
+            let mut body = self.http.get_json(&url).await?;
+            let page = take_items_at(&mut body, "/chats", VENDOR, &url)?;
             // A page equal to an earlier one: the server ignores pageNo.
             guard.page(&page)?;
             total = body.get("totalCount").and_then(Value::as_u64).or(total);
