@@ -314,6 +314,17 @@ impl HttpClient {
         out
     }
 
+    /// `e` with this client's secrets scrubbed from its message (a protocol error built from a
+    /// URL whose path carries a credential).
+    pub fn scrub_error(&self, e: PluginError) -> PluginError {
+        match e {
+            PluginError::Protocol { vendor, message } => {
+                PluginError::Protocol { vendor, message: self.scrub(&message) }
+            }
+            other => other,
+        }
+    }
+
     /// The origin requests are bound to, once known (`http://127.0.0.1:8080`).
     pub fn origin(&self) -> Option<String> {
         self.origin.get().map(url::Origin::ascii_serialization)
@@ -703,6 +714,11 @@ mod tests {
     fn scrub_removes_secrets() {
         let c = HttpClient::new(HttpSettings::new("v"), HeaderMap::new(), Arc::default()).unwrap().redact("tok123");
         assert_eq!(c.scrub("/chatapi/tok123/client"), "/chatapi/***/client");
+        let e = PluginError::Protocol { vendor: "v".into(), message: "no array in /chatapi/tok123/x".into() };
+        match c.scrub_error(e) {
+            PluginError::Protocol { message, .. } => assert_eq!(message, "no array in /chatapi/***/x"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

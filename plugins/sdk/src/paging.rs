@@ -171,8 +171,10 @@ fn no_array(pointer: &str, vendor: &str, url: &str) -> PluginError {
     }
 }
 
+/// The path of `url`, without scheme, host or query: a query may carry a credential.
 fn path_only(url: &str) -> &str {
-    url.find("://").and_then(|i| url[i + 3..].find('/').map(|j| &url[i + 3 + j..])).unwrap_or(url)
+    let path = url.find("://").and_then(|i| url[i + 3..].find('/').map(|j| &url[i + 3 + j..])).unwrap_or(url);
+    path.split(['?', '#']).next().unwrap_or(path)
 }
 
 /// `url` with query parameter `name` set to `value` (replacing an existing one).
@@ -224,7 +226,8 @@ impl HttpClient {
                         if let Value::Array(all) = body {
                             (all, Next::Done)
                         } else {
-                            let page = take_items_at(&mut body, items, vendor, &url)?;
+                            let page =
+                                take_items_at(&mut body, items, vendor, &url).map_err(|e| client.scrub_error(e))?;
                             let next = match body.pointer(next) {
                                 Some(Value::String(s)) if !s.is_empty() => Next::Url(s.clone()),
                                 _ => Next::Done,
@@ -233,7 +236,7 @@ impl HttpClient {
                         }
                     }
                     Paging::Cursor { items, cursor, param } => {
-                        let page = take_items_at(&mut body, items, vendor, &url)?;
+                        let page = take_items_at(&mut body, items, vendor, &url).map_err(|e| client.scrub_error(e))?;
                         let next = match body.pointer(cursor) {
                             Some(Value::String(c)) if !c.is_empty() && !page.is_empty() => {
                                 Next::Url(with_param(&first_url, param, c)?)
@@ -246,7 +249,7 @@ impl HttpClient {
                         (page, next)
                     }
                     Paging::PageNumber { items, total, .. } => {
-                        let page = take_items_at(&mut body, items, vendor, &url)?;
+                        let page = take_items_at(&mut body, items, vendor, &url).map_err(|e| client.scrub_error(e))?;
                         let seen = seen + page.len() as u64;
                         let total = body.pointer(total).and_then(Value::as_u64);
                         let next = if page.is_empty() || total.is_some_and(|t| seen >= t) {
@@ -288,7 +291,8 @@ impl HttpClient {
     ) -> Result<Vec<Value>> {
         let mut nodes = Vec::new();
         let mut after: Option<String> = None;
-        let mut guard = PageGuard::new(self.vendor(), format!("the connection `{connection}` of {}", path_only(url)));
+        let mut guard =
+            PageGuard::new(self.vendor(), format!("the connection `{connection}` of {}", self.scrub(path_only(url))));
         loop {
             guard.position("endCursor", after.as_deref().unwrap_or(""))?;
             let mut body = self.post_json(url, &request(after.as_deref())).await?;
@@ -305,7 +309,7 @@ impl HttpClient {
                 vendor: self.vendor().into(),
                 message: format!("no connection at `{connection}` in the GraphQL response"),
             })?;
-            let edges = take_items_at(conn, "/edges", self.vendor(), url)?;
+            let edges = take_items_at(conn, "/edges", self.vendor(), url).map_err(|e| self.scrub_error(e))?;
             guard.page(&edges)?;
             for mut edge in edges {
                 if let Some(node) = edge.get_mut("node") {
@@ -364,6 +368,27 @@ mod tests {
         g.pages = MAX_PAGES - 1;
         g.position("cursor", "last").unwrap();
         assert!(loop_message(g.position("cursor", "one more")).contains(&MAX_PAGES.to_string()));
+    }
+
+    #[test]
+    fn items_are_moved_out_of_the_page_and_a_missing_array_names_the_path() {
+        let mut body = serde_json::json!({"data": {"items": [{"id": 1}, {"id": 2}]}, "next": "n"});
+        let url = "https://vendor.example/api/items?token=secret";
+        assert_eq!(items_at(&body, "/data/items", "v", url).unwrap().len(), 2, "a copy leaves the page whole");
+        let items = take_items_at(&mut body, "/data/items", "v", url).unwrap();
+        assert_eq!(items, [serde_json::json!({"id": 1}), serde_json::json!({"id": 2})]);
+        assert_eq!(body, serde_json::json!({"data": {"items": []}, "next": "n"}), "the rest of the page stays");
+        let mut null = serde_json::json!({"items": null});
+        assert!(take_items_at(&mut null, "/items", "v", url).unwrap().is_empty(), "null: an empty page");
+        for mut bad in [serde_json::json!({"items": {"id": 1}}), serde_json::json!({})] {
+            match take_items_at(&mut bad, "/items", "v", url) {
+                Err(PluginError::Protocol { message, .. }) => {
+                    assert!(message.contains("`/items`") && message.contains("/api/items"), "{message}");
+                    assert!(!message.contains("secret"), "the query (and any credential in it) is left out: {message}");
+                }
+                other => panic!("expected a protocol error, got {other:?}"),
+            }
+        }
     }
 
     #[test]
