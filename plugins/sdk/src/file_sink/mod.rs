@@ -71,6 +71,14 @@ pub trait FileFormat: Send + 'static {
     ///
     /// Errors: the encoder refusing the schema.
     fn create(&self, file: File, path: &Path, schema: &SchemaRef) -> Result<Self::Writer>;
+
+    /// Bytes the sink's open files may hold in memory together, not yet written
+    /// ([`FileWriter::buffered_bytes`]); past it, the file holding the most writes its buffer
+    /// out ([`FileWriter::flush_buffered`]), so the sink's memory does not grow with the number
+    /// of streams or partitions it writes at once. `None` (the default): no shared bound.
+    fn buffer_budget(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One open file of a [`FileFormat`].
@@ -86,6 +94,18 @@ pub trait FileWriter: Send {
 
     /// Completes the file (footer, buffers flushed) and hands the file back; the core fsyncs it.
     fn finish(self) -> Result<File>;
+
+    /// Bytes this file holds in memory, not yet written (a Parquet row group being filled);
+    /// 0 for a format that streams what it is given.
+    fn buffered_bytes(&self) -> usize {
+        0
+    }
+
+    /// Writes out what [`FileWriter::buffered_bytes`] counts (a Parquet row group is ended
+    /// early). Does nothing for a format that streams.
+    fn flush_buffered(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a [`FileSink`] is opened with besides its format and destination: the file-sink keys
@@ -224,6 +244,25 @@ impl<F: FileFormat> FileSink<F> {
             if self.roll.is_full(file.rows, file.writer.size()) {
                 self.close(&key)?;
             }
+            self.bound_buffers()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the open files' buffers within [`FileFormat::buffer_budget`] together: the file
+    /// holding the most writes its buffer out until they fit.
+    fn bound_buffers(&mut self) -> Result<()> {
+        let Some(budget) = self.format.buffer_budget() else {
+            return Ok(());
+        };
+        while self.open.sum_by(|f| f.writer.buffered_bytes()) > budget {
+            let Some((key, held)) = self.open.largest_by(|f| f.writer.buffered_bytes()) else {
+                break;
+            };
+            if held == 0 {
+                break;
+            }
+            self.open.get_mut(&key).expect("the largest is open").writer.flush_buffered()?;
         }
         Ok(())
     }

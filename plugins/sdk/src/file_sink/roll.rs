@@ -87,6 +87,21 @@ impl<K: Hash + Eq + Clone, F> OpenFiles<K, F> {
         self.files.iter().min_by_key(|(_, (_, stamp))| *stamp).map(|(k, _)| k.clone())
     }
 
+    /// The key of the open file for which `measure` is largest, with that measure.
+    pub fn largest_by(&self, measure: impl Fn(&F) -> usize) -> Option<(K, usize)> {
+        self.files.iter().map(|(k, (f, _))| (k, measure(f))).max_by_key(|(_, m)| *m).map(|(k, m)| (k.clone(), m))
+    }
+
+    /// The sum of `measure` over the open files.
+    pub fn sum_by(&self, measure: impl Fn(&F) -> usize) -> usize {
+        self.files.values().map(|(f, _)| measure(f)).sum()
+    }
+
+    /// The open file of `key`, leaving the order of writes as it is.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut F> {
+        self.files.get_mut(key).map(|(f, _)| f)
+    }
+
     /// Every open key, in no particular order.
     pub fn keys(&self) -> Vec<K> {
         self.files.keys().cloned().collect()

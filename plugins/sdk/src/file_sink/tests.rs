@@ -60,6 +60,74 @@ impl FileFormat for LooseLines {
     }
 }
 
+/// Like [`Lines`], but holding what it is given in memory until `flush_buffered` or `finish`
+/// (as a Parquet row group is), under a shared `budget`; `held[i]` is what the `i`-th file
+/// created holds now, and `flushes` counts the early writes.
+struct Held {
+    budget: Option<usize>,
+    held: Arc<std::sync::Mutex<Vec<usize>>>,
+    flushes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct HeldWriter {
+    file: File,
+    buffer: Vec<u8>,
+    written: u64,
+    slot: usize,
+    held: Arc<std::sync::Mutex<Vec<usize>>>,
+    flushes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FileFormat for Held {
+    type Writer = HeldWriter;
+    const NAME: &'static str = "held";
+    const EXTENSION: &'static str = "jsonl";
+    const STRICT_SCHEMA: bool = true;
+
+    fn create(&self, file: File, _path: &Path, _schema: &SchemaRef) -> Result<HeldWriter> {
+        let mut held = self.held.lock().unwrap();
+        held.push(0);
+        let (held_all, flushes) = (self.held.clone(), self.flushes.clone());
+        Ok(HeldWriter { file, buffer: Vec::new(), written: 0, slot: held.len() - 1, held: held_all, flushes })
+    }
+
+    fn buffer_budget(&self) -> Option<usize> {
+        self.budget
+    }
+}
+
+impl HeldWriter {
+    fn write_out(&mut self) -> Result<()> {
+        self.file.write_all(&self.buffer).map_err(|e| PluginError::io("writing", e))?;
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.held.lock().unwrap()[self.slot] = 0;
+        Ok(())
+    }
+}
+
+impl FileWriter for HeldWriter {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        crate::json_rows::encode_rows(batch, &mut self.buffer)?;
+        self.held.lock().unwrap()[self.slot] = self.buffer.len();
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.written + self.buffer.len() as u64
+    }
+    fn buffered_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+    fn flush_buffered(&mut self) -> Result<()> {
+        self.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.write_out()
+    }
+    fn finish(mut self) -> Result<File> {
+        self.write_out()?;
+        Ok(self.file)
+    }
+}
+
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
@@ -221,6 +289,39 @@ async fn bounded_open_files_close_the_least_recent_early() {
     sink.commit(&checkpoint()).await.unwrap();
     assert_eq!(ids(dir.path()).concat().len(), 4);
     assert_eq!(sink.stats().files, 4, "every switch of vendor closed the other vendor's file");
+}
+
+#[tokio::test]
+async fn open_files_hold_at_most_the_budget_together_and_lose_nothing() {
+    // Two partitions written in turn, each batch ~5 rows (~400 bytes) to each: per file the
+    // buffers would pass the budget only after several batches, together after two.
+    for budget in [None, Some(1_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = options(dir.path().to_str().unwrap());
+        o.partition_by = vec!["vendor".into()];
+        let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let flushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut sink = open(Held { budget, held: held.clone(), flushes: flushes.clone() }, o);
+        let mut most = 0;
+        for i in 0..40 {
+            sink.write("messages", &rows(i * 10..i * 10 + 10)).await.unwrap();
+            most = most.max(held.lock().unwrap().iter().sum::<usize>());
+        }
+        sink.commit(&checkpoint()).await.unwrap();
+        let mut got = ids(dir.path()).concat();
+        got.sort();
+        let mut want: Vec<String> = (0..400).map(|i| format!("m{i}")).collect();
+        want.sort();
+        assert_eq!(got, want, "every row once, in whichever row group");
+        let flushed = flushes.load(std::sync::atomic::Ordering::Relaxed);
+        match budget {
+            None => assert!(most > 20_000 && flushed == 0, "unbounded: {most} bytes held, {flushed} early writes"),
+            Some(b) => {
+                assert!(most <= b, "{most} bytes held together, budget {b}");
+                assert!(flushed >= 20, "the largest buffer was written out early: {flushed} times");
+            }
+        }
+    }
 }
 
 #[tokio::test]

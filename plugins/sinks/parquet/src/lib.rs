@@ -13,8 +13,9 @@
 //! * Runs only add files: names carry the run id, and an existing name is never replaced.
 //! * Memory stays flat whatever the size of the export: the writer flushes a row group every
 //!   `row_group_rows` rows or once it holds `row_group_bytes` bytes (encoded, or in memory,
-//!   whichever is larger), and at most `max_open_files` files are open at once: the row groups
-//!   being filled take at most about `max_open_files × row_group_bytes`.
+//!   whichever is larger), and the row groups being filled in all open files together hold at
+//!   most about `row_group_bytes`: past it, the largest is written out early. At most
+//!   `max_open_files` files are open at once.
 //!
 //! Partitioning, rolling, staging, publishing (locally or to object storage) and abort are the
 //! SDK's file-sink core (`pipe_plugin_sdk::file_sink`); this crate is its Parquet encoder
@@ -60,10 +61,12 @@ pub struct ParquetConfig {
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
     /// A row group is flushed once it holds this many bytes, encoded or in the writer's
-    /// memory, whichever is larger (checked after each batch, so one batch can pass it): the
-    /// memory of one open file does not grow with the export. Default 4194304 (4 MiB: about
-    /// 9,000 giosg messages per row group, 1 MiB of them on disk, and the same file size as at
-    /// 8 MiB; docs/running.md, Memory).
+    /// memory, whichever is larger (checked every 1,024 rows), and the row groups being
+    /// filled in all open files (streams, partitions) hold this much together at most: past
+    /// it, the largest is written out early. The sink's memory grows neither with the export
+    /// nor with the number of open files. Default 4194304 (4 MiB: about 9,000 giosg messages
+    /// per row group, 1 MiB of them on disk, and the same file size as at 8 MiB;
+    /// docs/running.md, Memory).
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: u64,
     /// Hive partition columns, outermost first: each file lands in

@@ -94,6 +94,11 @@ impl FileFormat for Parquet {
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(self.props.clone())).map_err(parquet_error)?;
         Ok(ParquetFile { writer, row_group_bytes: self.row_group_bytes, path: path.display().to_string() })
     }
+
+    /// `row_group_bytes` bounds the row groups being filled in all open files together.
+    fn buffer_budget(&self) -> Option<usize> {
+        Some(self.row_group_bytes)
+    }
 }
 
 impl FileWriter for ParquetFile {
@@ -118,6 +123,16 @@ impl FileWriter for ParquetFile {
     /// Bytes written plus the encoded size of the row group in memory.
     fn size(&self) -> u64 {
         (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
+    /// The row group being filled, in the writer's memory.
+    fn buffered_bytes(&self) -> usize {
+        self.writer.memory_size()
+    }
+
+    /// Ends the row group being filled.
+    fn flush_buffered(&mut self) -> Result<()> {
+        self.writer.flush().map_err(|e| PluginError::other(format!("writing {}: {e}", self.path)))
     }
 
     fn finish(self) -> Result<File> {
