@@ -136,7 +136,7 @@ struct Window {
     /// The earliest this window may end: before it, a `remaining` that rose is an answer out
     /// of order, not a new window.
     earliest_end: Instant,
-    /// `remaining` of the last answer applied (for telling a new window).
+    /// The lowest `remaining` stated in this window (for telling a new window).
     remaining: u64,
     /// Requests that may still be sent before `end` (`remaining` less those sent since).
     budget: f64,
@@ -292,7 +292,7 @@ impl Pacer {
             _ => stated,
         };
         self.end_bounds = Some(bounds);
-        // The latest the window can end: never spend a budget faster than it allows.
+        // The budget is spread up to the latest the window can end: never faster than it allows.
         let (earliest_end, end) = bounds;
         self.window = Some(Window { end, earliest_end, remaining, budget });
         self.most_remaining = self.most_remaining.max(quota.remaining);
