@@ -63,9 +63,11 @@ async fn an_unannounced_rate_limit_is_learned_with_few_429s_and_nothing_lost() {
     assert_exact_output(&d, dir.path());
     let throttled = statuses.iter().filter(|s| **s == 429).count();
     assert!(throttled > 0, "the limit was reached (else this test tests nothing)");
+    // The first 429s are the requests in flight when the limit is first reached (slow start
+    // stops doubling at 16): 15-18 of ~620 measured, 55-61 of ~665 when it doubled to 64.
     assert!(
-        throttled * 100 <= statuses.len() * 15,
-        "{throttled} of {} requests answered 429: the limit was not learned",
+        throttled * 100 <= statuses.len() * 6,
+        "{throttled} of {} requests answered 429: the limit was not learned, or met with too many in flight",
         statuses.len()
     );
     assert_eq!(report["throttled_responses"].as_u64(), Some(throttled as u64), "{report}");
