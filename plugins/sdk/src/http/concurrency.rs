@@ -224,8 +224,12 @@ impl Aimd {
             self.slow_start = false;
             self.decreased()
         } else if self.reached_limit && flat && self.limit < s.max {
-            let doubled = (self.limit * 2).min(s.slow_start_until);
-            if self.slow_start && doubled > self.limit { doubled.min(s.max) } else { self.limit + 1 }
+            let next = if self.slow_start && self.limit < s.slow_start_until {
+                (self.limit * 2).min(s.slow_start_until)
+            } else {
+                self.limit + 1
+            };
+            next.min(s.max)
         } else {
             self.limit
         };
